@@ -1,0 +1,68 @@
+"""Words for an action: the short label (EPIC narration), the Ego4D narration, and the exact description."""
+
+from __future__ import annotations
+
+from .vocab import KINDS, VERBS
+from .world import Action, Scene, side_word
+
+
+def noun_phrase(scene: Scene, index: int, with_side: bool = True) -> str:
+    """"the red cup on the left"; the side is omitted for fixed furniture that is unique."""
+    o = scene.objects[index]
+    words = f"the {o.color} {KINDS[o.kind].phrase}"
+    return f"{words} {side_word(o.x)}" if with_side else words
+
+
+def label(scene: Scene, action: Action) -> str:
+    """The EPIC-style narration: "take cup", "put cup on chopping board", "pour bottle into pan"."""
+    v = VERBS[action.verb]
+    noun = KINDS[scene.objects[action.target].kind].phrase
+    if action.verb == "turn-on":
+        base = f"turn on {noun}"
+    elif action.verb == "turn-off":
+        base = f"turn off {noun}"
+    else:
+        base = f"{action.verb} {noun}"
+    if action.second is not None:
+        base += f" {v.second_role} {KINDS[scene.objects[action.second].kind].phrase}"
+    return base
+
+
+def ego4d_narration(scene: Scene, action: Action) -> str:
+    """Ego4D's narration style: "#C C takes the cup", "#C C turns on the hob"."""
+    v = VERBS[action.verb]
+    noun = KINDS[scene.objects[action.target].kind].phrase
+    text = f"#C C {v.third_person} the {noun}"
+    if action.second is not None:
+        text += f" {v.second_role} the {KINDS[scene.objects[action.second].kind].phrase}"
+    return text
+
+
+def description(scene: Scene, action: Action) -> str:
+    """The exact enriched description, e.g. "The person takes the red cup on the left with the left hand."."""
+    v = VERBS[action.verb]
+    target = noun_phrase(scene, action.target)
+    hand = f"the {action.hand} hand"
+    if action.second is None:
+        return f"The person {v.third_person} {target} with {hand}."
+    if v.second_role == "with":  # the tool ends up held, so where it lay does not matter
+        return f"The person {v.third_person} {target} with {noun_phrase(scene, action.second, False)} held in {hand}."
+    second = noun_phrase(scene, action.second)
+    return f"The person {v.third_person} {target} {v.second_role} {second} with {hand}."
+
+
+def state_words(action: Action) -> tuple[str, str]:
+    """(before, after) state of the target object in words."""
+    return {
+        "take": ("on the counter", "lifted in the hand"),
+        "put": ("held in the hand", "placed on the second object"),
+        "open": ("closed", "open"),
+        "close": ("open", "closed"),
+        "cut": ("whole", "cut in two"),
+        "pour": ("upright on the counter", "tilted, pouring into the second object"),
+        "wipe": ("stained", "clean"),
+        "push": ("in place", "pushed away"),
+        "turn-on": ("off", "on"),
+        "turn-off": ("on", "off"),
+        "stir": ("unmixed", "stirred"),
+    }[action.verb]
