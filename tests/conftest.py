@@ -1,0 +1,35 @@
+"""Shared fixtures: small EgoSynth datasets generated once per test session (64 px, CPU)."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from egolego.synth.dataset import SynthArgs, generate, load_truth  # noqa: E402
+
+REAL_EPIC = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "epic-kitchens-100-annotations"
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """40 actions, both formats, seed 3."""
+    out = tmp_path_factory.mktemp("egosynth_small")
+    generate(SynthArgs(out, actions=40, size=64, seed=3, workers=1), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_truth(small_dataset) -> list[dict]:
+    return load_truth(small_dataset)
+
+
+@pytest.fixture(scope="session")
+def judge_dataset(tmp_path_factory) -> Path:
+    """220 actions in the EPIC format (the judge's sanity figures need >= 200)."""
+    out = tmp_path_factory.mktemp("egosynth_judge")
+    generate(SynthArgs(out, actions=220, size=64, seed=11, formats=("epic",), workers=2), progress=False)
+    return out

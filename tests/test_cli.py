@@ -1,0 +1,57 @@
+"""The command line: --help everywhere, one-line errors naming the flag, no tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from egolego.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "egolego.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("cmd", [[], ["synth"], ["tokenizer"], ["config"], ["demo"]])
+def test_help(cmd):
+    r = run(*cmd, "--help")
+    assert r.returncode == 0 and "usage: egolego" in r.stdout
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--actions", "-3"], "--actions"), (["--actions", "abc"], "--actions"), (["--size", "60"], "--size"),
+    (["--size", "-8"], "--size"), (["--format", "epic,youtube"], "--format"), (["--workers", "0"], "--workers"),
+])
+def test_synth_bad_values(tmp_path, args, flag):
+    r = run("synth", "--out", str(tmp_path / "d"), *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in r.stderr
+
+
+def test_unwritable_out(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("synth", "--out", str(blocker / "sub"), "--actions", "2")
+    assert r.returncode == 2 and "--out" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_existing_dataset_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["synth", "--out", str(out), "--actions", "3", "--size", "32", "--format", "epic", "--quiet"]) == 0
+    first = (out / "truth.jsonl").read_bytes()
+    assert main(["synth", "--out", str(out), "--actions", "3", "--size", "32", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and (out / "truth.jsonl").read_bytes() == first  # nothing lost
+    assert main(["synth", "--out", str(out), "--actions", "4", "--size", "32", "--format", "epic", "--quiet",
+                 "--overwrite"]) == 0
+    assert len((out / "truth.jsonl").read_text().splitlines()) == 4
+
+
+def test_config_command(tmp_path, capsys):
+    assert main(["config", "--preset", "paper"]) == 0
+    assert "image_size: 256" in capsys.readouterr().out
+    bad = tmp_path / "c.yaml"
+    bad.write_text("preset: tiny\nsynth:\n  actoins: 3\n")
+    assert main(["config", "--file", str(bad)]) == 2
+    assert "actoins" in capsys.readouterr().err
