@@ -1,0 +1,103 @@
+"""The LDM's parts: an 8-channel UNet, the autoencoder, the frozen text encoder ψ and its tokenizer.
+
+``paper``: loads a local diffusers folder — InstructPix2Pix (UNet already has 8 input channels) or SD-1.5
+(4 channels: ``conv_in`` is expanded to 8 with the pretrained weights in the first 4 input channels, zeros in
+the new 4, and the bias kept, as InstructPix2Pix does).
+``tiny``: the same classes built small for 64 px images, with the project's tokenizer and a VAE the project
+trained (``egolego vae train``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
+
+
+@dataclass
+class TinyShapes:
+    """Sizes of the tiny preset (64 px images, f4 autoencoder -> 16 x 16 latents)."""
+
+    image_size: int = 64
+    latent_channels: int = 4
+    vae_channels: tuple[int, ...] = (32, 64, 64)
+    unet_channels: tuple[int, ...] = (32, 64, 64)
+    unet_layers_per_block: int = 1
+    text_dim: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+
+
+def tiny_vae(s: TinyShapes = TinyShapes()) -> AutoencoderKL:
+    n = len(s.vae_channels)
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
+                         up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=s.vae_channels,
+                         layers_per_block=1, latent_channels=s.latent_channels, norm_num_groups=16,
+                         sample_size=s.image_size)
+
+
+def tiny_unet(s: TinyShapes = TinyShapes(), cross_attention_dim: int | None = None) -> UNet2DConditionModel:
+    n = len(s.unet_channels)
+    down = ("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",)
+    up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1)
+    factor = 2 ** (len(s.vae_channels) - 1)
+    return UNet2DConditionModel(sample_size=s.image_size // factor, in_channels=2 * s.latent_channels,
+                                out_channels=s.latent_channels, down_block_types=down, up_block_types=up,
+                                block_out_channels=s.unet_channels, layers_per_block=s.unet_layers_per_block,
+                                cross_attention_dim=cross_attention_dim or s.text_dim, attention_head_dim=8,
+                                norm_num_groups=16)
+
+
+def tiny_text_encoder(tokenizer, s: TinyShapes = TinyShapes()) -> CLIPTextModel:
+    """A small random CLIP text encoder. Frozen and untrained: distinct texts still give distinct states."""
+    cfg = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=s.text_dim, intermediate_size=2 * s.text_dim,
+                         num_hidden_layers=s.text_layers, num_attention_heads=s.text_heads,
+                         max_position_embeddings=tokenizer.model_max_length, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)  # the frozen random encoder is part of the recipe: make it reproducible
+    return CLIPTextModel(cfg)
+
+
+def expand_conv_in(unet4: UNet2DConditionModel) -> UNet2DConditionModel:
+    """A 4-input-channel UNet -> 8 channels: old weights in channels 0-3, zeros in 4-7, bias kept."""
+    cfg = dict(unet4.config)
+    if cfg["in_channels"] != 4:
+        raise ValueError(f"expected a 4-channel UNet to expand, got in_channels={cfg['in_channels']}")
+    cfg["in_channels"] = 8
+    unet8 = UNet2DConditionModel.from_config(cfg)
+    state = unet4.state_dict()
+    w = state["conv_in.weight"]  # (C, 4, k, k)
+    state["conv_in.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)  # (C, 8, k, k)
+    unet8.load_state_dict(state)
+    return unet8
+
+
+def load_unet(folder: str | Path) -> UNet2DConditionModel:
+    """The UNet of a local SD-1.5 or InstructPix2Pix folder, as an 8-channel UNet."""
+    unet = UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet", local_files_only=True)
+    if unet.config.in_channels == 8:
+        return unet
+    return expand_conv_in(unet)
+
+
+def load_paper_components(folder: str | Path) -> dict:
+    """UNet (8 ch), VAE, CLIP text encoder and tokenizer from a local diffusers folder."""
+    folder = Path(folder)
+    if not (folder / "unet").is_dir():
+        raise FileNotFoundError(f"{folder} is not a diffusers folder (no unet/); point --base at a local "
+                                "stable-diffusion-v1-5 or instruct-pix2pix download")
+    return {"unet": load_unet(folder),
+            "vae": AutoencoderKL.from_pretrained(str(folder), subfolder="vae", local_files_only=True),
+            "text_encoder": CLIPTextModel.from_pretrained(str(folder), subfolder="text_encoder", local_files_only=True),
+            "tokenizer": AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)}
+
+
+@torch.no_grad()
+def encode_text(tokenizer, text_encoder, texts: list[str]) -> torch.Tensor:
+    """ψ: (B, N, D) last hidden states, padded to the tokenizer's max length (as InstructPix2Pix)."""
+    ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(text_encoder.device)
+    return text_encoder(ids)[0]

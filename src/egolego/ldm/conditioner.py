@@ -1,0 +1,87 @@
+"""LEGO's conditioning (paper §3.2): C = [ψ(R), σ(H_i), π(μ(H_t))].
+
+- ψ(R): the frozen text encoder's states of the description R (or of the raw label), N x D.
+- σ(H_i): a linear map of each projected image token of the VLLM, M x D_vllm -> M x D.
+- π(μ(H_t)): μ maps the VLLM's last-layer text states N x D_vllm -> N x D, then π, a stack of pre-LN
+  self-attention layers (2 layers, 8 heads, as the official code), mixes them. Unlike the official code,
+  π gets a key-padding mask from the true length of H_t, and rows past that length are zeroed.
+
+σ, μ and π are Xavier-initialised (paper §3.3) and are **trained** (the official optimiser leaves them out;
+see ``reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
+with the pipeline (config + safetensors).
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+MODES = ("label", "desc", "desc+img", "desc+txt", "lego")
+
+
+def mode_uses(mode: str) -> tuple[bool, bool]:
+    """(uses H_i, uses H_t) for a conditioning mode."""
+    if mode not in MODES:
+        raise ValueError(f"unknown conditioning mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode in ("desc+img", "lego"), mode in ("desc+txt", "lego")
+
+
+class LegoConditioner(ModelMixin, ConfigMixin):
+    """Builds the cross-attention context from text states and VLLM embeddings."""
+
+    @register_to_config
+    def __init__(self, vllm_dim: int = 4096, cross_attention_dim: int = 768, num_layers: int = 2,
+                 num_heads: int = 8, ffn_dim: int = 2048, dropout: float = 0.1, mode: str = "lego",
+                 image_tokens: int = 576, text_tokens: int = 77):
+        super().__init__()
+        mode_uses(mode)
+        self.sigma = nn.Linear(vllm_dim, cross_attention_dim)  # per image token
+        self.mu = nn.Linear(vllm_dim, cross_attention_dim)
+        layer = nn.TransformerEncoderLayer(cross_attention_dim, num_heads, ffn_dim, dropout, batch_first=True,
+                                           norm_first=True)
+        self.pi = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        for m in (self.sigma, self.mu):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+        for name, p in self.pi.named_parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+            elif "norm" not in name:
+                nn.init.zeros_(p)
+
+    def context_length(self, text_len: int = 77) -> int:
+        use_img, use_txt = mode_uses(self.config.mode)
+        return text_len + use_img * self.config.image_tokens + use_txt * self.config.text_tokens
+
+    def encode_text_tokens(self, h_txt: torch.Tensor, h_len: torch.Tensor) -> torch.Tensor:
+        """π(μ(H_t)) with padding masked: (B, N, D_vllm), (B,) -> (B, N, D)."""
+        n = h_txt.shape[1]
+        valid = torch.arange(n, device=h_txt.device)[None, :] < h_len.clamp(min=1)[:, None]  # (B, N)
+        x = self.pi(self.mu(h_txt), src_key_padding_mask=~valid)  # (B, N, D)
+        return x * valid[..., None].to(x.dtype)
+
+    def forward(self, text_states: torch.Tensor, h_img: torch.Tensor | None = None,
+                h_txt: torch.Tensor | None = None, h_len: torch.Tensor | None = None,
+                drop_vllm: torch.Tensor | None = None, mode: str | None = None) -> torch.Tensor:
+        """C for a batch.
+
+        text_states: (B, N, D) from ψ; h_img: (B, M, D_vllm); h_txt: (B, N, D_vllm); h_len: (B,);
+        drop_vllm: (B,) bool — zero the VLLM tokens (classifier-free guidance's "no condition").
+        Returns (B, N [+ M] [+ N], D).
+        """
+        use_img, use_txt = mode_uses(mode or self.config.mode)
+        parts = [text_states]
+        keep = None if drop_vllm is None else (~drop_vllm).to(text_states.dtype)[:, None, None]  # (B, 1, 1)
+        if use_img:
+            if h_img is None:
+                raise ValueError(f"mode {mode or self.config.mode!r} needs the VLLM image embedding H_i")
+            x = self.sigma(h_img.to(self.sigma.weight.dtype))  # (B, M, D)
+            parts.append(x if keep is None else x * keep)
+        if use_txt:
+            if h_txt is None or h_len is None:
+                raise ValueError(f"mode {mode or self.config.mode!r} needs the VLLM text embedding H_t and its length")
+            x = self.encode_text_tokens(h_txt.to(self.mu.weight.dtype), h_len)
+            parts.append(x if keep is None else x * keep)
+        return torch.cat([p.to(text_states.dtype) for p in parts], dim=1)

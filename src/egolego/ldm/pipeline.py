@@ -1,0 +1,123 @@
+"""``LegoPipeline``: generate the action frame for an egocentric image, with dual guidance.
+
+ε̃ = ε(∅,∅) + s_x·(ε(X,∅) − ε(∅,∅)) + s_c·(ε(X,C) − ε(X,∅)), the three branches in one UNet call, in the
+order [ (X, C), (X, ∅), (∅, ∅) ] as diffusers' InstructPix2Pix pipeline. "∅" for C is ψ("") with the VLLM
+tokens zeroed; "∅" for X is a zero image latent. The image latent is the VAE posterior's mode, unscaled,
+as InstructPix2Pix trains it.
+
+Guidance defaults follow the official code (s_c = 7.5 on the condition, s_x = 1.5 on the image). The
+paper's text says the reverse (s_x = 7.5, s_c = 1.5, "as in InstructPix2Pix"), but InstructPix2Pix itself and
+the released LEGO code use 7.5 for the text/condition and 1.5 for the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.schedulers import DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .components import encode_text
+from .conditioner import mode_uses
+
+SCHEDULERS = {"euler_a": EulerAncestralDiscreteScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
+
+
+def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float) -> torch.Tensor:
+    """(3B, C, h, w) ordered [(X,C), (X,∅), (∅,∅)] -> (B, C, h, w)."""
+    e_xc, e_x, e_0 = eps.chunk(3)
+    return e_0 + s_x * (e_x - e_0) + s_c * (e_xc - e_x)
+
+
+@dataclass
+class LegoPipelineOutput(BaseOutput):
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+
+
+class LegoPipeline(DiffusionPipeline):
+    """vae + text_encoder (ψ) + tokenizer + 8-channel unet + scheduler + LegoConditioner."""
+
+    model_cpu_offload_seq = "text_encoder->conditioner->unet->vae"
+
+    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, conditioner):
+        super().__init__()
+        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                              scheduler=scheduler, conditioner=conditioner)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+
+    def use_scheduler(self, name: str) -> None:
+        """Swap the sampler: ``euler_a`` (official, default), ``ddim`` or ``dpm++``."""
+        if name not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+        self.scheduler = SCHEDULERS[name].from_config(self.scheduler.config)
+
+    @torch.no_grad()
+    def encode_condition(self, prompts: list[str], h_img=None, h_txt=None, h_len=None, mode: str | None = None):
+        """(C, C_∅): the condition and the "no condition" context, each (B, L, D)."""
+        mode = mode or self.conditioner.config.mode
+        use_img, use_txt = mode_uses(mode)
+        dev = self._execution_device
+        b = len(prompts)
+        psi = encode_text(self.tokenizer, self.text_encoder, prompts)  # (B, N, D)
+        psi0 = encode_text(self.tokenizer, self.text_encoder, [""] * b)
+        args = {}
+        if use_img and h_img is None:
+            raise ValueError(f"mode {mode!r} needs the VLLM image embedding H_i (h_img)")
+        if use_txt and (h_txt is None or h_len is None):
+            raise ValueError(f"mode {mode!r} needs the VLLM text embedding H_t and its length (h_txt, h_len)")
+        if use_img:
+            args["h_img"] = torch.as_tensor(h_img, device=dev)
+        if use_txt:
+            args["h_txt"] = torch.as_tensor(h_txt, device=dev)
+            args["h_len"] = torch.as_tensor(h_len, device=dev)
+        cond = self.conditioner(psi, mode=mode, **args)
+        uncond = self.conditioner(psi0, drop_vllm=torch.ones(b, dtype=torch.bool, device=dev), mode=mode, **args)
+        return cond, uncond
+
+    @torch.no_grad()
+    def __call__(self, image, prompt: str | list[str], h_img=None, h_txt=None, h_len=None, mode: str | None = None,
+                 num_inference_steps: int = 100, condition_guidance_scale: float = 7.5,
+                 image_guidance_scale: float = 1.5, generator: torch.Generator | list[torch.Generator] | None = None,
+                 output_type: str = "pil", original_size: tuple[int, int] | None = None,
+                 progress: bool = True) -> LegoPipelineOutput:
+        """Generate action frames.
+
+        image: PIL image(s), arrays or a (B, 3, H, W) tensor in [-1, 1]; prompt: the description (or the label
+        in ``label`` mode), one per image; h_img (B, M, D_vllm), h_txt (B, N, D_vllm), h_len (B,) when the mode
+        uses them; generator: one per image for results independent of batching. ``original_size`` = (W, H)
+        resizes PIL outputs back to the input's aspect ratio. Outputs are clamped to [0, 1].
+        """
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        images = image if isinstance(image, (list, torch.Tensor)) else [image]
+        b = len(prompts)
+        if len(images) != b:
+            raise ValueError(f"{len(images)} images for {b} prompts")
+        dev = self._execution_device
+        cond, uncond = self.encode_condition(prompts, h_img, h_txt, h_len, mode)
+        context = torch.cat([cond, uncond, uncond])  # (3B, L, D)
+
+        pixels = self.image_processor.preprocess(images).to(dev, self.vae.dtype)  # (B, 3, H, W) in [-1, 1]
+        x_lat = self.vae.encode(pixels).latent_dist.mode()  # (B, c, h, w), unscaled
+        image_lat = torch.cat([x_lat, x_lat, torch.zeros_like(x_lat)])  # (3B, c, h, w)
+
+        self.scheduler.set_timesteps(num_inference_steps, device=dev)
+        shape = (b, self.vae.config.latent_channels, *x_lat.shape[-2:])
+        latents = randn_tensor(shape, generator=generator, device=dev, dtype=cond.dtype) * self.scheduler.init_noise_sigma
+        step_kwargs = {"generator": generator} if "generator" in self.scheduler.step.__code__.co_varnames else {}
+        for t in self.progress_bar(self.scheduler.timesteps) if progress else self.scheduler.timesteps:
+            z = self.scheduler.scale_model_input(torch.cat([latents] * 3), t)  # (3B, c, h, w)
+            eps = self.unet(torch.cat([z, image_lat], dim=1), t, encoder_hidden_states=context, return_dict=False)[0]
+            latents = self.scheduler.step(combine_guidance(eps, condition_guidance_scale, image_guidance_scale), t,
+                                          latents, **step_kwargs, return_dict=False)[0]
+        out = self.vae.decode(latents / self.vae.config.scaling_factor, return_dict=False)[0]
+        result = self.image_processor.postprocess(out, output_type=output_type)  # clamps to [0, 1]
+        if output_type == "pil" and original_size is not None:
+            result = [im.resize(original_size, PIL.Image.BICUBIC) for im in result]
+        return LegoPipelineOutput(images=result)
