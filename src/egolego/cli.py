@@ -108,6 +108,93 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _load_cfg(a: argparse.Namespace):
+    from . import config
+
+    try:
+        cfg = config.load(a.config) if getattr(a, "config", None) else config.preset(getattr(a, "preset", None) or "tiny")
+    except (ValueError, FileNotFoundError) as e:
+        raise CliError(str(e)) from None
+    if getattr(a, "config", None) and getattr(a, "preset", None) and a.preset != cfg.preset:
+        raise CliError(f"--preset {a.preset} contradicts the config file's preset {cfg.preset}")
+    return cfg
+
+
+def _positive(value: int | None, flag: str) -> None:
+    if value is not None and value <= 0:
+        raise CliError(f"{flag} must be a positive integer, got {value}")
+
+
+def cmd_vae_train(a: argparse.Namespace) -> int:
+    from .ldm.vae_train import train_vae
+
+    cfg = _load_cfg(a)
+    _positive(a.steps, "--steps")
+    if a.steps:
+        cfg.vae.steps = a.steps
+    try:
+        q = train_vae(cfg, a.images, _writable_dir(Path(a.out), "--out"))
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    print(f"vae: held-out reconstruction PSNR {q['psnr_heldout_db']} dB ({q['heldout_images']} images), "
+          f"{q['steps']} steps in {q['seconds']}s -> {a.out}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .ldm.conditioner import MODES
+
+    cfg = _load_cfg(a)
+    c = cfg.ldm
+    for flag, value in (("--max-steps", a.max_steps), ("--batch-size", a.batch_size)):
+        _positive(value, flag)
+    if a.conditioning and a.conditioning not in MODES:
+        raise CliError(f"--conditioning must be one of {', '.join(MODES)}, got {a.conditioning!r}")
+    for key, value in (("conditioning", a.conditioning), ("max_steps", a.max_steps), ("batch_size", a.batch_size),
+                       ("vae", a.vae), ("base", a.base), ("tokenizer", a.tokenizer), ("seed", a.seed)):
+        if value is not None:
+            setattr(c, key, value)
+    from .ldm.train import Trainer
+
+    try:
+        trainer = Trainer(cfg, a.pairs, a.embeddings, _writable_dir(Path(a.out), "--out"))
+        r = trainer.run(resume=a.resume)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    last = r["losses"][-1] if r["losses"] else float("nan")
+    print(f"train: {c.conditioning}, steps {r['start']}->{r['end']}, last loss {last:.4f} -> {Path(a.out) / 'model'}")
+    return 0
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from .ldm.generate import generate_one
+
+    _positive(a.steps, "--steps")
+    out = Path(a.out)
+    _writable_dir(out.parent if str(out.parent) else Path("."), "--out")
+    try:
+        img, prompt = generate_one(a.model, a.image, a.action, a.description, a.steps, a.seed, scheduler=a.scheduler)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    img.save(out)
+    print(f"generate: \"{prompt}\" -> {out}")
+    return 0
+
+
+def cmd_pairs_egosynth(a: argparse.Namespace) -> int:
+    from .data.manifest import pairs_from_egosynth
+
+    if not (Path(a.egosynth) / "truth.jsonl").is_file():
+        raise CliError(f"--egosynth: {a.egosynth} is not an EgoSynth folder (no truth.jsonl)")
+    _positive(a.size, "--size")
+    try:
+        f = pairs_from_egosynth(a.egosynth, _writable_dir(Path(a.out), "--out"), a.size, not a.no_description, True)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    print(f"pairs: {f}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -144,6 +231,57 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
     c.add_argument("--file", help="a YAML config file (its preset is the base)")
     c.set_defaults(func=cmd_config)
+
+    v = sub.add_parser("vae", help="the tiny preset's autoencoder", description="Autoencoder commands.")
+    vsub = v.add_subparsers(dest="vae_command", required=True, parser_class=OneLineParser)
+    vt = vsub.add_parser("train", help="train the tiny AutoencoderKL on frames; reports held-out PSNR",
+                         description="Train the tiny preset's AutoencoderKL (a random one cannot reconstruct images).")
+    vt.add_argument("--images", required=True, help="a folder of JPEG/PNG frames or a pairs manifest folder")
+    vt.add_argument("--out", required=True, help="output folder (diffusers AutoencoderKL + quality.json)")
+    vt.add_argument("--steps", type=int, help="training steps (default from the config: 600)")
+    vt.add_argument("--config", help="a YAML config file")
+    vt.set_defaults(func=cmd_vae_train)
+
+    tr = sub.add_parser("train", help="train the LEGO diffusion model (accelerate: CPU, GPUs, nodes)",
+                        description="Train the UNet and the conditioner (σ, μ, π) on a pairs manifest + embedding "
+                        "store. Multi-GPU: accelerate launch -m egolego.cli train ...")
+    tr.add_argument("--pairs", required=True, help="pairs manifest folder")
+    tr.add_argument("--embeddings", help="embedding store (needed by desc+img, desc+txt, lego)")
+    tr.add_argument("--preset", choices=["tiny", "paper"], help="default tiny (or the config file's)")
+    tr.add_argument("--conditioning", help="label | desc | desc+img | desc+txt | lego (default lego)")
+    tr.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.jsonl, model/")
+    tr.add_argument("--max-steps", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    tr.add_argument("--config", help="a YAML config file")
+    tr.add_argument("--vae", help="tiny: autoencoder folder from `egolego vae train`")
+    tr.add_argument("--base", help="paper: local SD-1.5 or InstructPix2Pix diffusers folder")
+    tr.add_argument("--tokenizer", help="tiny: tokenizer folder (default: trained on the manifest's texts)")
+    tr.add_argument("--seed", type=int)
+    tr.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="generate the action frame for one image",
+                       description="Generate the egocentric action frame for an image and an action.")
+    g.add_argument("--model", required=True, help="a LEGO model folder (<train out>/model)")
+    g.add_argument("--image", required=True)
+    g.add_argument("--action", required=True, help='the action, e.g. "open drawer"')
+    g.add_argument("--out", required=True, help="output PNG")
+    g.add_argument("--description", help="the detailed description (modes without a VLLM)")
+    g.add_argument("--steps", type=int, default=100)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--scheduler", default="euler_a", choices=["euler_a", "ddim", "dpm++"])
+    g.set_defaults(func=cmd_generate)
+
+    pr = sub.add_parser("pairs", help="pairs manifests", description="Pairs-manifest helpers.")
+    psub = pr.add_subparsers(dest="pairs_command", required=True, parser_class=OneLineParser)
+    pe = psub.add_parser("from-egosynth", help="oracle pairs straight from EgoSynth's truth",
+                         description="Write a pairs manifest from EgoSynth's truth (its EPIC frames as they are, the "
+                         "exact descriptions). `egolego data build` is the real path.")
+    pe.add_argument("--egosynth", required=True)
+    pe.add_argument("--out", required=True)
+    pe.add_argument("--size", type=int, default=64)
+    pe.add_argument("--no-description", action="store_true", help="leave the description column empty")
+    pe.set_defaults(func=cmd_pairs_egosynth)
 
     d = sub.add_parser("demo", help="run the whole pipeline on the embedded default (EgoSynth, tiny, CPU)",
                        description="Run every stage that exists on EgoSynth with the tiny preset; reruns reuse "

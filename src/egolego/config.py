@@ -44,11 +44,56 @@ class TokenizerConfig:
 
 
 @dataclass
+class LdmConfig:
+    """The LEGO diffusion model and its training (``egolego train``; paper §3.2, D.4)."""
+
+    base: str | None = None  # paper: a local SD-1.5 or InstructPix2Pix diffusers folder
+    vae: str | None = None  # tiny: the folder written by `egolego vae train`
+    tokenizer: str | None = None  # tiny: the folder written by `egolego tokenizer`
+    conditioning: str = "lego"  # label | desc | desc+img | desc+txt | lego
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 1e-4  # constant, as the official recipe
+    max_steps: int = 1500
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 2
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    flip: str = "auto"  # auto: flip + swap left/right words for text-only modes; none; swap
+    latent_cache: bool = True
+    gradient_checkpointing: bool = False
+    mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
+    seed: int = 0
+    conditioner_layers: int = 2
+    conditioner_heads: int = 8
+    conditioner_ffn: int = 128  # paper: 2048 (PyTorch's default, as the official code)
+    conditioner_dropout: float = 0.1
+    steps: int = 100  # sampling steps (official: 100 Euler-ancestral)
+    condition_guidance: float = 7.5  # s_c (see LegoPipeline's docstring on the paper's swapped values)
+    image_guidance: float = 1.5  # s_x
+    scheduler: str = "euler_a"
+
+
+@dataclass
+class VaeConfig:
+    """The tiny preset's own autoencoder (``egolego vae train``)."""
+
+    steps: int = 800
+    batch_size: int = 16
+    lr: float = 5e-4
+    kl_weight: float = 1e-6
+    holdout: float = 0.1
+    seed: int = 0
+
+
+@dataclass
 class Config:
     preset: str = "tiny"
     image_size: int = 64  # square training / generation resolution
     synth: SynthConfig = field(default_factory=SynthConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    ldm: LdmConfig = field(default_factory=LdmConfig)
 
 
 def preset(name: str) -> Config:
@@ -56,7 +101,9 @@ def preset(name: str) -> Config:
     if name == "tiny":
         return Config()
     if name == "paper":
-        return Config(preset="paper", image_size=256, synth=SynthConfig(actions=5000, size=256, workers=8))
+        return Config(preset="paper", image_size=256, synth=SynthConfig(actions=5000, size=256, workers=8),
+                      ldm=LdmConfig(batch_size=32, grad_accum=4, max_steps=20000, checkpoint_every=1000,
+                                    ema_decay=0.9999, conditioner_ffn=2048, mixed_precision="bf16"))
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 

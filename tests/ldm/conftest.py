@@ -31,3 +31,50 @@ def make_components(tokenizer, mode="lego", vllm_dim=48, image_tokens=16, seed=0
 @pytest.fixture
 def components(tokenizer):
     return make_components(tokenizer)
+
+
+def fill_store(manifest, store_dir, tokenizer, shard_size=8):
+    """Embeddings of every pair from a tiny random LLaVA (until a tuned one is used)."""
+    from PIL import Image
+
+    from egolego.data.manifest import read_manifest, resolve
+    from egolego.vllm.embed import teacher_forced_states
+    from egolego.vllm.model import build_tiny_llava, fingerprint, image_tokens
+    from egolego.vllm.store import StoreWriter
+
+    model, proc = build_tiny_llava(tokenizer)
+    model.eval()
+    rows = read_manifest(manifest)
+    w = StoreWriter(store_dir, "0", (image_tokens(model), model.config.text_config.hidden_size),
+                    (77, model.config.text_config.hidden_size), fingerprint(model), shard_size=shard_size)
+    for i in range(0, len(rows), 8):
+        chunk = rows[i:i + 8]
+        imgs = [Image.open(resolve(manifest, r["input_path"])).convert("RGB") for r in chunk]
+        h_img, h_txt, lens = teacher_forced_states(model, proc, imgs, [f"How do I {r['label']}?" for r in chunk],
+                                                   [r["description"] for r in chunk])
+        for r, a, b, n in zip(chunk, h_img, h_txt, lens):
+            w.add(r["pair_id"], a, b[:n], int(n))
+    w.close()
+    return store_dir
+
+
+@pytest.fixture(scope="session")
+def pairs8(small_dataset, tmp_path_factory):
+    """A manifest of EgoSynth pairs (8 train) and an embedding store for them."""
+    from egolego.data.manifest import pairs_from_egosynth, read_manifest, write_manifest
+
+    d = tmp_path_factory.mktemp("pairs8")
+    pairs_from_egosynth(small_dataset, d)
+    rows = read_manifest(d)
+    train = [r for r in rows if r["split"] == "train"][:8]
+    write_manifest(train, d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def store8(pairs8, tmp_path_factory):
+    from egolego.tokenizer import train_tokenizer
+    from egolego.data.manifest import read_manifest
+    texts = [t for r in read_manifest(pairs8) for t in (r["label"], r["description"], f"How do I {r['label']}?")]
+    tok = train_tokenizer(texts * 3, tmp_path_factory.mktemp("vtok"), vocab_size=400, model_max_length=256)
+    return fill_store(pairs8, tmp_path_factory.mktemp("store8"), tok)

@@ -23,7 +23,7 @@ class TinyShapes:
 
     image_size: int = 64
     latent_channels: int = 4
-    vae_channels: tuple[int, ...] = (32, 64, 64)
+    vae_channels: tuple[int, ...] = (16, 32, 64)
     unet_channels: tuple[int, ...] = (32, 64, 64)
     unet_layers_per_block: int = 1
     text_dim: int = 64

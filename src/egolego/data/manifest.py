@@ -1,0 +1,113 @@
+"""The pairs manifest: one row per action, the interface between data building, the VLLM and the LDM.
+
+A manifest is a folder: ``pairs.parquet`` plus the images it points to (paths relative to the folder)::
+
+    pair_id          str    unique, stable ("P01_11_12", an Ego4D narration uid, an EgoSynth action id)
+    source           str    "epic" | "ego4d" | "egosynth"
+    split            str    "train" | "test"
+    video_id         str    the split is by video: no video in both splits
+    label            str    the action label / narration ("take cup")
+    description      str    the detailed description R ("" until curation or the VLLM writes it)
+    input_path       str    square input frame (the model's resolution)
+    target_path      str    square target frame
+    target_full_path str    target at the original aspect ratio (metrics)
+    boxes            str    JSON: {"input": {entity: [x1, y1, x2, y2]}, "target": {...}}, normalised, top-left
+    delta            float  seconds between the input and the target frame (transition time)
+
+Writes are atomic (temp file, rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+from tqdm import tqdm
+
+COLUMNS = {"pair_id": pa.string(), "source": pa.string(), "split": pa.string(), "video_id": pa.string(),
+           "label": pa.string(), "description": pa.string(), "input_path": pa.string(), "target_path": pa.string(),
+           "target_full_path": pa.string(), "boxes": pa.string(), "delta": pa.float64()}
+SCHEMA = pa.schema(list(COLUMNS.items()))
+FILE = "pairs.parquet"
+
+
+def manifest_file(path: str | Path) -> Path:
+    p = Path(path)
+    return p / FILE if p.is_dir() or p.suffix != ".parquet" else p
+
+
+def read_manifest(path: str | Path) -> list[dict]:
+    """Rows as dicts; raises a clear error for a missing file or a wrong schema."""
+    f = manifest_file(path)
+    if not f.is_file():
+        raise FileNotFoundError(f"no pairs manifest at {f}")
+    table = pq.read_table(f)
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{f}: not a pairs manifest, missing columns {missing}")
+    return table.to_pylist()
+
+
+def write_manifest(rows: list[dict], path: str | Path) -> Path:
+    f = manifest_file(path)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    ids = [r["pair_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError("pair_id values are not unique")
+    table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
+    tmp = f.with_name(f.name + ".part")
+    pq.write_table(table, tmp)
+    os.replace(tmp, f)
+    return f
+
+
+def update_column(path: str | Path, column: str, values: dict[str, str]) -> None:
+    """Set ``column`` for the given pair ids (e.g. descriptions written by curation or the VLLM)."""
+    rows = read_manifest(path)
+    for r in rows:
+        if r["pair_id"] in values:
+            r[column] = values[r["pair_id"]]
+    write_manifest(rows, path)
+
+
+def resolve(root: str | Path, rel: str) -> Path:
+    return Path(root) / rel
+
+
+def pairs_from_egosynth(egosynth: str | Path, out: str | Path, size: int = 64, with_description: bool = True,
+                        progress: bool = False) -> Path:
+    """Oracle pairs straight from EgoSynth's truth (its EPIC frames): for tests and the LDM's own demo.
+
+    ``egolego data build`` is the real path (parsers, frame choice, quality pick, filters); this shortcut
+    takes the truth's frames as they are. The description column holds the exact truth description when
+    ``with_description`` (what a perfect curation would write).
+    """
+    from ..synth.dataset import load_truth
+
+    egosynth, out = Path(egosynth), Path(out)
+    img_dir = out / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for t in tqdm(load_truth(egosynth), desc="pairs", disable=not progress):
+        if "epic" not in t:
+            raise ValueError(f"{egosynth} has no EPIC-format frames (generate it with --format epic)")
+        e = t["epic"]
+        d = egosynth / "epic" / "rgb_frames" / e["participant_id"] / e["video_id"]
+        inp = Image.open(d / f"frame_{e['input_frame']:010d}.jpg").convert("RGB")
+        tgt = Image.open(d / f"frame_{e['target_frame']:010d}.jpg").convert("RGB")
+        pid = t["action_id"]
+        paths = {"input_path": f"images/{pid}_input.jpg", "target_path": f"images/{pid}_target.jpg",
+                 "target_full_path": f"images/{pid}_target_full.jpg"}
+        inp.resize((size, size), Image.LANCZOS).save(out / paths["input_path"], quality=95)
+        tgt.resize((size, size), Image.LANCZOS).save(out / paths["target_path"], quality=95)
+        tgt.save(out / paths["target_full_path"], quality=95)
+        ct = e["content_time"]
+        rows.append({"pair_id": pid, "source": "egosynth", "split": "test" if t["split"] == "validation" else "train",
+                     "video_id": e["video_id"], "label": t["label"],
+                     "description": t["description"] if with_description else "",
+                     "boxes": json.dumps(t["boxes"]), "delta": round(ct["target"] - ct["input"], 4), **paths})
+    return write_manifest(rows, out)

@@ -1,0 +1,104 @@
+"""Training data for the LDM: a pairs manifest + (for modes that use them) an embedding store.
+
+``LegoPairs[i]`` yields the input and target images (3, S, S) in [-1, 1], the label, the description, H_i
+(M, D), H_t (N, D), the true length of H_t and the pair id.
+
+Horizontal flips must keep image and condition consistent. A flipped "left hand" is a right hand, so the
+words are swapped in the label and description ("left" <-> "right"). VLLM embeddings of the unflipped frame
+cannot be swapped, so with ``flip="auto"`` (the default) only the text-only modes (``label``, ``desc``) flip;
+modes that use H_i / H_t never pair a flipped image with unflipped embeddings.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.manifest import read_manifest, resolve
+from ..vllm.store import EmbeddingStore
+from .conditioner import mode_uses
+
+_SIDE = re.compile(r"\b(left|right|Left|Right|LEFT|RIGHT)\b")
+_SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "LEFT": "RIGHT", "RIGHT": "LEFT"}
+
+
+def swap_sides(text: str) -> str:
+    """"the left hand ... on the right" -> "the right hand ... on the left"."""
+    return _SIDE.sub(lambda m: _SWAP[m.group(0)], text)
+
+
+def flip_allowed(mode: str, policy: str) -> bool:
+    if policy not in ("auto", "none", "swap"):
+        raise ValueError(f"flip must be auto, none or swap; got {policy!r}")
+    use_img, use_txt = mode_uses(mode)
+    if policy == "swap" and (use_img or use_txt):
+        raise ValueError(f"flip=swap cannot be used with mode {mode!r}: its VLLM embeddings describe the unflipped "
+                         "frame; use flip=auto (no flip for embedding modes) or flip=none")
+    return policy != "none" and not (use_img or use_txt)
+
+
+def load_image(path: Path, size: int) -> torch.Tensor:
+    """(3, size, size) in [-1, 1]; a clear error names a missing or corrupt file."""
+    try:
+        im = Image.open(path).convert("RGB")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read image {path}: {e}") from None
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.LANCZOS)
+    arr = np.asarray(im, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+class LegoPairs(torch.utils.data.Dataset):
+    def __init__(self, manifest: str | Path, split: str = "train", embeddings: str | Path | None = None,
+                 mode: str = "lego", size: int = 64):
+        self.root = Path(manifest)
+        self.rows = [r for r in read_manifest(manifest) if r["split"] == split]
+        if not self.rows:
+            raise ValueError(f"{manifest}: no pairs in split {split!r}")
+        self.mode, self.size = mode, size
+        use_img, use_txt = mode_uses(mode)
+        self.store = None
+        if use_img or use_txt:
+            if embeddings is None:
+                raise ValueError(f"mode {mode!r} needs --embeddings (the store written by `egolego vllm enrich`)")
+            self.store = EmbeddingStore(embeddings)
+            missing = [r["pair_id"] for r in self.rows if r["pair_id"] not in self.store]
+            if missing:
+                raise ValueError(f"{len(missing)} of {len(self.rows)} pairs have no embeddings in {embeddings} "
+                                 f"(first: {missing[0]}); rerun `egolego vllm enrich` on this manifest")
+        if mode != "label":
+            empty = [r["pair_id"] for r in self.rows if not r["description"]]
+            if empty:
+                raise ValueError(f"{len(empty)} pairs have no description (first: {empty[0]}); mode {mode!r} needs "
+                                 "them: run `egolego curate` or `egolego vllm enrich` first, or use --conditioning label")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def prompt(self, i: int) -> str:
+        r = self.rows[i]
+        return r["label"] if self.mode == "label" else r["description"]
+
+    def __getitem__(self, i: int) -> dict:
+        r = self.rows[i]
+        item = {"pair_id": r["pair_id"], "label": r["label"], "description": r["description"],
+                "prompt": self.prompt(i),
+                "input": load_image(resolve(self.root, r["input_path"]), self.size),
+                "target": load_image(resolve(self.root, r["target_path"]), self.size)}
+        if self.store is not None:
+            e = self.store.get(r["pair_id"])
+            item.update(h_img=e.h_img.float(), h_txt=e.h_txt.float(), h_len=e.length)
+        return item
+
+
+def collate(items: list[dict]) -> dict:
+    out = {}
+    for k in items[0]:
+        v = [it[k] for it in items]
+        out[k] = torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v) if isinstance(v[0], int) else v
+    return out

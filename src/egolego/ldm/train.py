@@ -1,0 +1,259 @@
+"""``egolego train``: train the LEGO LDM under accelerate (CPU, one or many GPUs).
+
+Trained: the UNet and the conditioner (σ, μ, π — the official optimiser omits the latter). Frozen: VAE and
+text encoder. AdamW, constant lr, L2 on the noise, EMA of UNet *and* conditioner, gradient clipping.
+Classifier-free-guidance dropout as InstructPix2Pix and the official code: one uniform draw r per sample;
+r < 0.05 drops C, 0.05 <= r < 0.10 drops C and the image, 0.10 <= r < 0.15 drops the image.
+
+Every random number of micro-step m comes from generators seeded by (seed, m, process): the data order is a
+seeded permutation per epoch, so a resumed run replays exactly the steps a straight run would have taken.
+Checkpoints (model, EMA, optimizer, schedule, RNG, step) are written to a temp folder and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from torch import nn
+from tqdm import tqdm
+
+from ..config import Config, save
+from ..data.manifest import read_manifest
+from .build import build_components
+from .conditioner import mode_uses
+from .data import LegoPairs, collate, flip_allowed, swap_sides
+from .pipeline import LegoPipeline
+
+
+class LegoDenoiser(nn.Module):
+    """UNet + conditioner as one module (one DDP wrapper, one optimizer)."""
+
+    def __init__(self, unet, conditioner):
+        super().__init__()
+        self.unet, self.conditioner = unet, conditioner
+
+    def forward(self, z_t, image_lat, t, text_states, h_img, h_txt, h_len, drop_c):
+        context = self.conditioner(text_states, h_img, h_txt, h_len, drop_vllm=drop_c)  # (B, L, D)
+        return self.unet(torch.cat([z_t, image_lat], dim=1), t, encoder_hidden_states=context).sample
+
+
+def cfg_dropout(r: torch.Tensor, p: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """(drop condition, drop image) from one uniform draw per sample: p / p / p bands."""
+    return r < 2 * p, (r >= p) & (r < 3 * p)
+
+
+def _gen(seed: int, micro: int, proc: int, salt: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + micro * 7_919 + proc * 104_729 + salt) % 2**63)
+
+
+def epoch_indices(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=_gen(seed, epoch, 0, salt=17))
+
+
+class Trainer:
+    def __init__(self, cfg: Config, pairs: str | Path, embeddings: str | Path | None, out: str | Path):
+        self.cfg, self.out = cfg, Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        c = cfg.ldm
+        self.acc = Accelerator(mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.grad_accum)
+        self.ds = LegoPairs(pairs, "train", embeddings, c.conditioning, cfg.image_size)
+        use_img, use_txt = mode_uses(c.conditioning)
+        store = self.ds.store
+        m, dv = store.image_shape if store else (1, 1)
+        n = store.text_shape[0] if store else 77
+        if store and store.text_shape[1] != dv:
+            raise ValueError("H_i and H_t widths differ in the embedding store")
+        self.parts = build_components(cfg, dv, m, n, manifest=pairs, work=self.out)
+        self.flip = flip_allowed(c.conditioning, c.flip)
+        if c.gradient_checkpointing:
+            self.parts["unet"].enable_gradient_checkpointing()
+        self.model = LegoDenoiser(self.parts["unet"], self.parts["conditioner"]).train()
+        self.ema = EMAModel(list(self.model.parameters()), decay=c.ema_decay)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr)
+        self.sched = get_scheduler("constant", self.opt)
+        self.model, self.opt, self.sched = self.acc.prepare(self.model, self.opt, self.sched)
+        self.dev = self.acc.device
+        self._cache_text()
+        self._cache_latents()
+
+    # ------------------------------------------------------------------ caches (frozen parts run once)
+
+    @torch.no_grad()
+    def _cache_text(self) -> None:
+        from .components import encode_text
+        prompts = {self.ds.prompt(i) for i in range(len(self.ds))} | {""}
+        if self.flip:
+            prompts |= {swap_sides(p) for p in prompts}
+        prompts = sorted(prompts)
+        te = self.parts["text_encoder"].to(self.dev)
+        states = torch.cat([encode_text(self.parts["tokenizer"], te, prompts[i:i + 64]) for i in range(0, len(prompts), 64)])
+        self.text = {p: states[i] for i, p in enumerate(prompts)}
+
+    @torch.no_grad()
+    def _cache_latents(self) -> None:
+        """Posterior mean and std of every input / target (and of their mirror images when flipping)."""
+        vae = self.parts["vae"].to(self.dev)
+        self.lat: dict[str, torch.Tensor] = {}
+        keys = ("in", "tg") + (("in_f", "tg_f") if self.flip else ())
+        chunks = {k: [] for k in keys}
+        for i in range(0, len(self.ds), 32):
+            items = [self.ds[j] for j in range(i, min(i + 32, len(self.ds)))]
+            for name, field in (("in", "input"), ("tg", "target")):
+                x = torch.stack([it[field] for it in items]).to(self.dev, vae.dtype)
+                variants = [(name, x)] + ([(name + "_f", x.flip(-1))] if self.flip else [])
+                for key, xx in variants:
+                    d = vae.encode(xx).latent_dist
+                    chunks[key].append(torch.stack([d.mean, d.std], 1).cpu())  # (b, 2, c, h, w)
+        self.lat = {k: torch.cat(v) for k, v in chunks.items()}
+        self.emb = None
+        if self.ds.store is not None:
+            items = [self.ds.store.get(r["pair_id"]) for r in self.ds.rows]
+            self.emb = (torch.stack([e.h_img.float() for e in items]), torch.stack([e.h_txt.float() for e in items]),
+                        torch.tensor([e.length for e in items]))
+
+    # ------------------------------------------------------------------ one micro-step
+
+    def batch_indices(self, micro: int) -> torch.Tensor:
+        c, n = self.cfg.ldm, len(self.ds)
+        gb = c.batch_size * self.acc.num_processes
+        start = micro * gb + self.acc.process_index * c.batch_size
+        pos = torch.arange(start, start + c.batch_size)
+        epochs = pos // n
+        out = torch.empty_like(pos)
+        for e in epochs.unique().tolist():
+            perm = epoch_indices(n, c.seed, e)
+            sel = epochs == e
+            out[sel] = perm[pos[sel] % n]
+        return out
+
+    def micro_step(self, micro: int) -> torch.Tensor:
+        c = self.cfg.ldm
+        g = _gen(c.seed, micro, self.acc.process_index)
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))  # dropout inside π
+        idx = self.batch_indices(micro)
+        b = len(idx)
+        flipped = (torch.rand(b, generator=g) < 0.5) if self.flip else torch.zeros(b, dtype=torch.bool)
+        src_in = torch.where(flipped[:, None, None, None, None], self.lat["in_f"][idx], self.lat["in"][idx]) \
+            if self.flip else self.lat["in"][idx]
+        src_tg = torch.where(flipped[:, None, None, None, None], self.lat["tg_f"][idx], self.lat["tg"][idx]) \
+            if self.flip else self.lat["tg"][idx]
+        sf = self.parts["vae"].config.scaling_factor
+        x_lat = src_in[:, 0]  # (B, c, h, w): posterior mode, unscaled (InstructPix2Pix)
+        z0 = (src_tg[:, 0] + src_tg[:, 1] * torch.randn(src_tg[:, 0].shape, generator=g)) * sf
+        noise = torch.randn(z0.shape, generator=g)
+        t = torch.randint(0, self.parts["noise_scheduler"].config.num_train_timesteps, (b,), generator=g)
+        drop_c, drop_x = cfg_dropout(torch.rand(b, generator=g))
+        prompts = [self.ds.prompt(int(i)) for i in idx]
+        prompts = [("" if dc else swap_sides(p) if f else p) for p, f, dc in zip(prompts, flipped.tolist(), drop_c.tolist())]
+        text_states = torch.stack([self.text[p] for p in prompts])  # (B, N, D)
+        x_lat = x_lat * (~drop_x).float()[:, None, None, None]
+        z_t = self.parts["noise_scheduler"].add_noise(z0, noise, t)
+        h_img = h_txt = h_len = None
+        if self.emb is not None:
+            h_img, h_txt, h_len = (e[idx].to(self.dev) for e in self.emb)
+        eps = self.model(z_t.to(self.dev), x_lat.to(self.dev), t.to(self.dev), text_states.to(self.dev),
+                         h_img, h_txt, h_len, drop_c.to(self.dev))
+        return F.mse_loss(eps.float(), noise.to(self.dev).float())
+
+    # ------------------------------------------------------------------ loop, checkpoints, export
+
+    def checkpoints(self) -> list[Path]:
+        d = self.out / "checkpoints"
+        return sorted(d.glob("step-*")) if d.exists() else []
+
+    def save_checkpoint(self, step: int) -> None:
+        self.acc.wait_for_everyone()
+        d = self.out / "checkpoints"
+        tmp = d / f".tmp-step-{step:07d}"
+        if self.acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.acc.save_state(str(tmp))
+        if self.acc.is_main_process:
+            torch.save(self.ema.state_dict(), tmp / "ema.pt")
+            (tmp / "trainer.json").write_text(json.dumps({"step": step}))
+            os.replace(tmp, d / f"step-{step:07d}")
+            for old in self.checkpoints()[:-self.cfg.ldm.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.acc.wait_for_everyone()
+
+    def load_checkpoint(self) -> int:
+        cks = self.checkpoints()
+        if not cks:
+            return 0
+        self.acc.load_state(str(cks[-1]))
+        self.ema.load_state_dict(torch.load(cks[-1] / "ema.pt", weights_only=False))
+        return json.loads((cks[-1] / "trainer.json").read_text())["step"]
+
+    def run(self, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
+        """Train to ``max_steps`` (or stop after ``stop_after`` steps: for tests that simulate a kill)."""
+        c = self.cfg.ldm
+        start = self.load_checkpoint() if resume else 0
+        log_path = self.out / "train_log.jsonl"
+        if self.acc.is_main_process:
+            kept = [ln for ln in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
+                    if json.loads(ln)["step"] <= start]
+            log_path.write_text("".join(ln + "\n" for ln in kept))
+            save(self.cfg, self.out / "config.yaml")
+        end = c.max_steps if stop_after is None else min(c.max_steps, start + stop_after)
+        bar = tqdm(range(start, end), initial=start, total=c.max_steps, desc=f"train {c.conditioning}",
+                   disable=not (progress and self.acc.is_main_process))
+        params = list(self.acc.unwrap_model(self.model).parameters())
+        losses = []
+        t0 = time.perf_counter()
+        for step in bar:
+            total = 0.0
+            for a in range(c.grad_accum):
+                loss = self.micro_step(step * c.grad_accum + a) / c.grad_accum
+                self.acc.backward(loss)
+                total += loss.item()
+            if c.grad_clip:
+                self.acc.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            self.opt.step()
+            self.sched.step()
+            self.opt.zero_grad(set_to_none=True)
+            self.ema.step(params)
+            losses.append(total)
+            rate = c.batch_size * c.grad_accum * self.acc.num_processes * (step + 1 - start) / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{total:.4f}")
+            if self.acc.is_main_process:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"step": step + 1, "loss": round(total, 6), "lr": self.sched.get_last_lr()[0],
+                                        "samples_per_s": round(rate, 2)}) + "\n")
+            if (step + 1) % c.checkpoint_every == 0 or step + 1 == c.max_steps:
+                self.save_checkpoint(step + 1)
+        if stop_after is None or end == c.max_steps:
+            self.export()
+        return {"start": start, "end": end, "losses": losses}
+
+    def export(self) -> Path:
+        """The EMA weights as a ``LegoPipeline`` folder: ``<out>/model``."""
+        model = self.acc.unwrap_model(self.model)
+        self.ema.store(list(model.parameters()))
+        self.ema.copy_to(list(model.parameters()))
+        p = self.parts
+        pipe = LegoPipeline(vae=p["vae"], text_encoder=p["text_encoder"], tokenizer=p["tokenizer"], unet=model.unet,
+                            scheduler=p["scheduler"], conditioner=model.conditioner)
+        dest = self.out / "model"
+        if self.acc.is_main_process:
+            pipe.save_pretrained(str(dest))
+            save(self.cfg, dest / "lego_config.yaml")
+        self.ema.restore(list(model.parameters()))
+        return dest
+
+
+def count_pairs(manifest: str | Path, split: str = "train") -> int:
+    return sum(r["split"] == split for r in read_manifest(manifest))
+
+
+def steps_for_epochs(n_pairs: int, batch: int, epochs: float) -> int:
+    return max(1, math.ceil(n_pairs * epochs / batch))

@@ -1,0 +1,78 @@
+"""The visual LLM: transformers' ``LlavaForConditionalGeneration`` + ``LlavaProcessor``.
+
+``paper`` loads any local HF-format LLaVA folder (LLaVA-1.5-7B/13B: 576 x 4096 image tokens; the official
+release's Llama-2-13B with a 224 px CLIP: 256 x 5120). ``tiny`` builds a small CLIP vision tower and a small
+Llama with the project's tokenizer (which has an ``<image>`` token).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (AutoProcessor, CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                          LlavaForConditionalGeneration, LlavaProcessor)
+
+from ..tokenizer import IMAGE_TOKEN
+
+
+@dataclass
+class TinyLlavaShapes:
+    image_size: int = 64
+    patch_size: int = 16  # 4 x 4 = 16 image tokens
+    vision_dim: int = 64
+    vision_layers: int = 2
+    text_dim: int = 96
+    text_layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+
+
+def build_tiny_llava(tokenizer, s: TinyLlavaShapes = TinyLlavaShapes(), seed: int = 0):
+    """(model, processor) with random weights; the tokenizer must hold ``<image>`` and a pad token."""
+    image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    if image_id is None or image_id == tokenizer.unk_token_id:
+        raise ValueError(f"the tokenizer has no {IMAGE_TOKEN} token")
+    vc = CLIPVisionConfig(hidden_size=s.vision_dim, intermediate_size=2 * s.vision_dim, num_hidden_layers=s.vision_layers,
+                          num_attention_heads=s.heads, image_size=s.image_size, patch_size=s.patch_size)
+    tc = LlamaConfig(vocab_size=len(tokenizer), hidden_size=s.text_dim, intermediate_size=2 * s.text_dim,
+                     num_hidden_layers=s.text_layers, num_attention_heads=s.heads, num_key_value_heads=s.kv_heads,
+                     max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
+    cfg = LlavaConfig(vision_config=vc, text_config=tc, image_token_id=image_id, vision_feature_layer=-2,
+                      vision_feature_select_strategy="default")
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(cfg)
+    ip = CLIPImageProcessor(size={"shortest_edge": s.image_size}, crop_size={"height": s.image_size, "width": s.image_size})
+    proc = LlavaProcessor(image_processor=ip, tokenizer=tokenizer, patch_size=s.patch_size,
+                          vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    return model, proc
+
+
+def load_llava(folder: str | Path, dtype: torch.dtype = torch.float32):
+    """(model, processor) from a local HF-format LLaVA folder."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a HF-format LLaVA folder (no config.json)")
+    model = LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
+    proc = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+    return model, proc
+
+
+def image_tokens(model) -> int:
+    """M: projected image tokens per image."""
+    v = model.config.vision_config
+    n = (v.image_size // v.patch_size) ** 2
+    return n if model.config.vision_feature_select_strategy == "default" else n + 1
+
+
+def fingerprint(model) -> str:
+    """A short id of the model's config and a sample of its weights, stored with every embedding."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+    for name, p in sorted(model.named_parameters())[:8]:
+        h.update(name.encode())
+        h.update(p.detach().float().flatten()[:64].numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,52 @@
+"""Loading paper-style folders: SD-1.5 (4-channel UNet, expanded to 8) and InstructPix2Pix (already 8)."""
+
+import pytest
+import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel
+
+from egolego.ldm.components import TinyShapes, load_paper_components, tiny_text_encoder, tiny_unet, tiny_vae
+
+
+def _write_folder(root, tokenizer, in_channels):
+    torch.manual_seed(0)
+    s = TinyShapes()
+    cfg = dict(tiny_unet(s).config)
+    cfg["in_channels"] = in_channels
+    unet = UNet2DConditionModel.from_config(cfg)
+    with torch.no_grad():
+        unet.conv_in.bias.normal_()
+    unet.save_pretrained(root / "unet")
+    tiny_vae(s).save_pretrained(root / "vae")
+    tiny_text_encoder(tokenizer, s).save_pretrained(root / "text_encoder")
+    tokenizer.save_pretrained(root / "tokenizer")
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(root / "scheduler")
+    return unet
+
+
+def test_sd15_layout_expands_conv_in(tokenizer, tmp_path):
+    src = _write_folder(tmp_path, tokenizer, 4)
+    parts = load_paper_components(tmp_path)
+    unet = parts["unet"]
+    assert unet.config.in_channels == 8
+    w_old, w_new = src.conv_in.weight, unet.conv_in.weight
+    torch.testing.assert_close(w_new[:, :4], w_old)
+    assert torch.count_nonzero(w_new[:, 4:]) == 0
+    torch.testing.assert_close(unet.conv_in.bias, src.conv_in.bias)  # bias kept
+    other_old, other_new = src.state_dict(), unet.state_dict()
+    assert all(torch.equal(other_old[k], other_new[k]) for k in other_old if not k.startswith("conv_in"))
+    # zero extra channels: the 8-channel UNet with any image latent = the 4-channel UNet on the noisy latent
+    z, x = torch.randn(1, 4, 16, 16), torch.randn(1, 4, 16, 16)
+    ctx = torch.randn(1, 77, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(unet(torch.cat([z, x], 1), 10, ctx).sample, src(z, 10, ctx).sample)
+
+
+def test_instruct_pix2pix_layout_loads_as_is(tokenizer, tmp_path):
+    src = _write_folder(tmp_path, tokenizer, 8)
+    unet = load_paper_components(tmp_path)["unet"]
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), unet.state_dict().values()))
+
+
+def test_not_a_diffusers_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="diffusers folder"):
+        load_paper_components(tmp_path)

@@ -1,0 +1,89 @@
+"""LDM training: CFG dropout bands, σ/μ/π really trained, resume = straight run, data errors."""
+
+import json
+
+import pytest
+import torch
+
+from egolego import config
+from egolego.ldm.data import LegoPairs, flip_allowed, swap_sides
+from egolego.ldm.train import Trainer, cfg_dropout
+
+
+def _cfg(mode="lego", steps=6, every=3):
+    cfg = config.preset("tiny")
+    cfg.ldm.vae = "random"  # training mechanics only
+    cfg.ldm.conditioning, cfg.ldm.max_steps, cfg.ldm.checkpoint_every, cfg.ldm.batch_size = mode, steps, every, 4
+    return cfg
+
+
+def test_dropout_bands():
+    r = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
+    drop_c, drop_x = cfg_dropout(r)
+    only_c = (drop_c & ~drop_x).float().mean().item()
+    both = (drop_c & drop_x).float().mean().item()
+    only_x = (~drop_c & drop_x).float().mean().item()
+    for v in (only_c, both, only_x):
+        assert abs(v - 0.05) <= 0.01
+    assert abs((~drop_c & ~drop_x).float().mean().item() - 0.85) <= 0.01
+
+
+def test_sigma_mu_pi_get_gradients_and_change(pairs8, store8, tmp_path):
+    """Regression test for the official code, whose optimizer never sees the projections."""
+    tr = Trainer(_cfg(steps=1), pairs8, store8, tmp_path)
+    cond = tr.acc.unwrap_model(tr.model).conditioner
+    before = {k: v.detach().clone() for k, v in cond.named_parameters()}
+    loss = tr.micro_step(0)
+    tr.acc.backward(loss)
+    for name in ("sigma.weight", "mu.weight", "pi.layers.0.self_attn.in_proj_weight", "pi.layers.1.linear2.weight"):
+        g = dict(cond.named_parameters())[name].grad
+        assert g is not None and g.abs().sum() > 0, name
+    tr.opt.step()
+    after = dict(cond.named_parameters())
+    for prefix in ("sigma.", "mu.", "pi."):
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
+
+
+def test_resume_equals_straight_run(pairs8, store8, tmp_path):
+    straight = Trainer(_cfg(), pairs8, store8, tmp_path / "a").run(progress=False)
+    first = Trainer(_cfg(), pairs8, store8, tmp_path / "b").run(stop_after=3, progress=False)  # then "killed"
+    assert (tmp_path / "b" / "checkpoints" / "step-0000003").is_dir() and not (tmp_path / "b" / "model").exists()
+    second = Trainer(_cfg(), pairs8, store8, tmp_path / "b").run(resume=True, progress=False)
+    assert second["start"] == 3
+    assert first["losses"] + second["losses"] == straight["losses"]
+    log = [json.loads(x)["loss"] for x in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 6
+    from safetensors.torch import load_file
+    for part in ("unet", "conditioner"):
+        a = load_file(next((tmp_path / "a" / "model" / part).glob("*.safetensors")))
+        b = load_file(next((tmp_path / "b" / "model" / part).glob("*.safetensors")))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+
+
+def test_keep_last_k_checkpoints(pairs8, store8, tmp_path):
+    cfg = _cfg(mode="label", steps=4, every=1)
+    cfg.ldm.keep_checkpoints = 2
+    Trainer(cfg, pairs8, None, tmp_path).run(progress=False)
+    assert [p.name for p in sorted((tmp_path / "checkpoints").glob("step-*"))] == ["step-0000003", "step-0000004"]
+    assert not list((tmp_path / "checkpoints").glob(".tmp*"))
+
+
+def test_flip_keeps_text_consistent():
+    assert swap_sides("The person takes the cup on the left with the Right hand.") == \
+        "The person takes the cup on the right with the Left hand."
+    assert swap_sides("leftover bright") == "leftover bright"
+    assert flip_allowed("desc", "auto") and flip_allowed("label", "auto")
+    assert not flip_allowed("lego", "auto") and not flip_allowed("desc+img", "auto")  # embeddings can't flip
+    with pytest.raises(ValueError, match="unflipped"):
+        flip_allowed("lego", "swap")
+
+
+def test_clear_data_errors(pairs8, tmp_path):
+    with pytest.raises(ValueError, match="--embeddings"):
+        LegoPairs(pairs8, "train", None, "lego")
+    with pytest.raises(ValueError, match="no embeddings"):
+        (tmp_path / "index-0.json").write_text(json.dumps({"fingerprint": "x", "dtype": "float16", "image_shape": [16, 8],
+                                                           "text_shape": [77, 8], "entries": {}}))
+        LegoPairs(pairs8, "train", tmp_path, "desc+img")
+    with pytest.raises(ValueError, match="split"):
+        LegoPairs(pairs8, "nonexistent", None, "label")
