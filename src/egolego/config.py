@@ -87,6 +87,31 @@ class VaeConfig:
 
 
 @dataclass
+class VllmConfig:
+    """Visual instruction tuning and enrichment (``egolego vllm tune|enrich``; paper §3.1, D.3)."""
+
+    model: str | None = None  # paper: a local HF-format LLaVA folder
+    tokenizer: str | None = None  # tiny: a folder from `egolego tokenizer` (with <image>)
+    lr: float = 2e-5
+    epochs: int = 3
+    batch_size: int = 16
+    grad_accum: int = 8  # 16 x 8 = 128, the paper's effective batch
+    warmup_ratio: float = 0.03
+    train_vision_tower: bool = False  # tiny may train it (no pretrained CLIP exists at that scale)
+    lora: bool = False
+    lora_rank: int = 64
+    resample_templates: bool = True  # draw the question template anew per sample and epoch (needs "label")
+    bf16: bool = False
+    checkpoint_every: int = 150
+    keep_checkpoints: int = 2
+    seed: int = 0
+    max_new_tokens: int = 64
+    text_rows: int = 77  # N: H_t is truncated / zero-padded to this many rows
+    store_dtype: str = "float16"
+    inference_template: str = "How does the person properly {action} that is displayed in the video frame?"
+
+
+@dataclass
 class Config:
     preset: str = "tiny"
     image_size: int = 64  # square training / generation resolution
@@ -94,6 +119,8 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     ldm: LdmConfig = field(default_factory=LdmConfig)
+    vllm: VllmConfig = field(default_factory=lambda: VllmConfig(lr=2e-3, epochs=30, batch_size=16, grad_accum=1,
+                                                                train_vision_tower=True, checkpoint_every=100))
 
 
 def preset(name: str) -> Config:
@@ -103,7 +130,8 @@ def preset(name: str) -> Config:
     if name == "paper":
         return Config(preset="paper", image_size=256, synth=SynthConfig(actions=5000, size=256, workers=8),
                       ldm=LdmConfig(batch_size=32, grad_accum=4, max_steps=20000, checkpoint_every=1000,
-                                    ema_decay=0.9999, conditioner_ffn=2048, mixed_precision="bf16"))
+                                    ema_decay=0.9999, conditioner_ffn=2048, mixed_precision="bf16"),
+                      vllm=VllmConfig(bf16=True, max_new_tokens=256))
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 
 

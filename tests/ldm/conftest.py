@@ -50,8 +50,9 @@ def fill_store(manifest, store_dir, tokenizer, shard_size=8):
     for i in range(0, len(rows), 8):
         chunk = rows[i:i + 8]
         imgs = [Image.open(resolve(manifest, r["input_path"])).convert("RGB") for r in chunk]
-        h_img, h_txt, lens = teacher_forced_states(model, proc, imgs, [f"How do I {r['label']}?" for r in chunk],
-                                                   [r["description"] for r in chunk])
+        from egolego.vllm.templates import answer_text, prompt_text
+        h_img, h_txt, lens = teacher_forced_states(model, proc, imgs, [prompt_text(f"How do I {r['label']}?") for r in chunk],
+                                                   [answer_text(r["description"]) for r in chunk])
         for r, a, b, n in zip(chunk, h_img, h_txt, lens):
             w.add(r["pair_id"], a, b[:n], int(n))
     w.close()
@@ -73,8 +74,8 @@ def pairs8(small_dataset, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def store8(pairs8, tmp_path_factory):
-    from egolego.tokenizer import train_tokenizer
     from egolego.data.manifest import read_manifest
+    from egolego.tokenizer import train_tokenizer
     texts = [t for r in read_manifest(pairs8) for t in (r["label"], r["description"], f"How do I {r['label']}?")]
     tok = train_tokenizer(texts * 3, tmp_path_factory.mktemp("vtok"), vocab_size=400, model_max_length=256)
     return fill_store(pairs8, tmp_path_factory.mktemp("store8"), tok)

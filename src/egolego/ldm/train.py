@@ -31,7 +31,7 @@ from ..config import Config, save
 from ..data.manifest import read_manifest
 from .build import build_components
 from .conditioner import mode_uses
-from .data import LegoPairs, collate, flip_allowed, swap_sides
+from .data import LegoPairs, flip_allowed, swap_sides
 from .pipeline import LegoPipeline
 
 
@@ -181,6 +181,7 @@ class Trainer:
         if self.acc.is_main_process:
             torch.save(self.ema.state_dict(), tmp / "ema.pt")
             (tmp / "trainer.json").write_text(json.dumps({"step": step}))
+            shutil.rmtree(d / f"step-{step:07d}", ignore_errors=True)
             os.replace(tmp, d / f"step-{step:07d}")
             for old in self.checkpoints()[:-self.cfg.ldm.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -197,6 +198,9 @@ class Trainer:
     def run(self, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
         """Train to ``max_steps`` (or stop after ``stop_after`` steps: for tests that simulate a kill)."""
         c = self.cfg.ldm
+        if not resume and self.checkpoints():
+            raise ValueError(f"{self.out} holds checkpoints of an earlier run: pass --resume to continue it, "
+                             "or choose another --out")
         start = self.load_checkpoint() if resume else 0
         log_path = self.out / "train_log.jsonl"
         if self.acc.is_main_process:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import torch
 
-
-def prompt_text(question: str) -> str:
-    """The user turn with the image placeholder, as LLaVA's conversation format puts it."""
-    return f"<image>\n{question}"
+from .conversation import IGNORE, build_ids
 
 
 @torch.no_grad()
@@ -25,37 +22,54 @@ def image_embeddings(model, pixel_values: torch.Tensor) -> torch.Tensor:
     return torch.stack(list(tokens)) if isinstance(tokens, (list, tuple)) else tokens
 
 
-@torch.no_grad()
-def teacher_forced_states(model, processor, images, questions: list[str], answers: list[str],
-                          max_rows: int = 77) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(H_i (B, M, D), H_t (B, max_rows, D) zero-padded, lengths (B,)) for prompt + answer pairs."""
+def encode_samples(processor, images, prompts: list[str], answers: list[str], padding_side: str = "right"):
+    """Batch of prompt + answer sequences: (input_ids, attention_mask, labels, pixel_values, prompt_lengths).
+
+    Each sample's prompt ids come from the processor (``<image>`` expanded), its answer ids are appended, and the
+    labels mask everything but the answer and EOS (see ``conversation.build_ids``).
+    """
     tok = processor.tokenizer
+    seqs, labs, p_lens, pix = [], [], [], []
+    for im, p, a in zip(images, prompts, answers):
+        enc = processor(images=[im], text=[p], return_tensors="pt")
+        ids, labels = build_ids(tok, enc["input_ids"][0].tolist(), p, a)
+        seqs.append(ids)
+        labs.append(labels)
+        p_lens.append(enc["input_ids"].shape[1])
+        pix.append(enc["pixel_values"][0])
+    n = max(len(s) for s in seqs)
+    b = len(seqs)
+    input_ids = torch.full((b, n), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full((b, n), IGNORE, dtype=torch.long)
+    mask = torch.zeros((b, n), dtype=torch.long)
+    for i, (s, lab) in enumerate(zip(seqs, labs)):
+        sl = slice(0, len(s)) if padding_side == "right" else slice(n - len(s), n)
+        input_ids[i, sl] = torch.tensor(s)
+        labels[i, sl] = torch.tensor(lab)
+        mask[i, sl] = 1
+    return input_ids, mask, labels, torch.stack(pix), torch.tensor(p_lens)
+
+
+@torch.no_grad()
+def teacher_forced_states(model, processor, images, prompts: list[str], answers: list[str],
+                          max_rows: int = 77) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(H_i (B, M, D), H_t (B, max_rows, D) zero-padded, lengths (B,)) for prompt + answer pairs.
+
+    ``prompts`` / ``answers`` are full texts (``templates.prompt_text`` / ``templates.answer_text``).
+    """
     dev = model.device
-    prompts = [prompt_text(q) for q in questions]
-    p_batch = processor(images=images, text=prompts, return_tensors="pt", padding=True)
-    p_lens = p_batch["attention_mask"].sum(1)  # (B,) prompt lengths after <image> expansion
-    ans_ids = [tok(a, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for a in answers]
-    b = len(prompts)
-    total = [int(p_lens[i]) + len(ans_ids[i]) for i in range(b)]
-    ids = torch.full((b, max(total)), tok.pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i in range(b):  # right padding: [prompt][answer][pad]
-        p = p_batch["input_ids"][i][p_batch["attention_mask"][i].bool()]
-        seq = torch.cat([p, torch.tensor(ans_ids[i])])
-        ids[i, :len(seq)] = seq
-        mask[i, :len(seq)] = 1
-    pixel_values = p_batch["pixel_values"].to(dev, model.dtype)
+    ids, mask, labels, pixel_values, p_lens = encode_samples(processor, images, prompts, answers)
+    pixel_values = pixel_values.to(dev, model.dtype)
     out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), pixel_values=pixel_values,
                 output_hidden_states=True)
     last = out.hidden_states[-1]  # (B, T, D): after the final norm
-    d = last.shape[-1]
+    b, d = last.shape[0], last.shape[-1]
     h_txt = torch.zeros(b, max_rows, d, dtype=last.dtype, device=last.device)
     lengths = torch.zeros(b, dtype=torch.long)
     for i in range(b):
-        start = int(p_lens[i]) - 1
-        n = len(ans_ids[i])  # rows: last prompt position + every answer token but the last
-        rows = last[i, start:start + n]
+        n = int((labels[i] != IGNORE).sum())  # answer tokens + EOS
+        start = int(p_lens[i]) - 1  # rows: last prompt position + every answer token (EOS is never processed)
         k = min(n, max_rows)
-        h_txt[i, :k] = rows[:k]
+        h_txt[i, :k] = last[i, start:start + k]
         lengths[i] = k
     return image_embeddings(model, pixel_values), h_txt, lengths

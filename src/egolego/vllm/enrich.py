@@ -1,0 +1,140 @@
+"""``egolego vllm enrich``: a description R and the embeddings H_i, H_t for every pair.
+
+R comes from batched generation (left padding, attention masks; greedy by default, sampling with a seed as an
+option); H_i / H_t from one teacher-forced pass over prompt + R (``embed.py``). Everything lands in an
+embedding store (``store.py``); the descriptions also go into the pairs manifest. Pairs already in the store
+are skipped, so an interrupted run resumes; ``--num-shards/--shard-index`` (or ``accelerate launch``, which
+sets them from the process rank) split the pairs between writers that never share a file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..data.manifest import manifest_file, read_manifest, resolve, update_column
+from .embed import teacher_forced_states
+from .model import fingerprint, image_tokens, load_llava
+from .store import EmbeddingStore, StoreWriter
+from .templates import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
+
+
+@torch.no_grad()
+def generate_descriptions(model, processor, images, actions: list[str], template: str = INFERENCE_TEMPLATE,
+                          max_new_tokens: int = 64, sample: bool = False, seed: int = 0) -> list[str]:
+    """Batched generation with left padding; returns the decoded answers."""
+    tok = processor.tokenizer
+    side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        prompts = [prompt_text(question(template, normalise_label(a))) for a in actions]
+        enc = processor(images=images, text=prompts, return_tensors="pt", padding=True).to(model.device)
+        if "pixel_values" in enc:
+            enc["pixel_values"] = enc["pixel_values"].to(model.dtype)
+        if sample:
+            torch.manual_seed(seed)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=sample,
+                             temperature=0.2 if sample else None, top_p=None, top_k=None,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    finally:
+        tok.padding_side = side
+    new = out[:, enc["input_ids"].shape[1]:]
+    return [tok.decode(row, skip_special_tokens=True).strip() for row in new]
+
+
+def _read_image(path: Path):
+    try:
+        im = Image.open(path)
+        im.load()
+        return im.convert("RGB"), None
+    except (OSError, ValueError) as e:
+        return None, f"{path}: {e}"
+
+
+def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size: int = 16, num_shards: int = 1,
+           shard_index: int = 0, template: str = INFERENCE_TEMPLATE, max_new_tokens: int = 64, text_rows: int = 77,
+           sample: bool = False, seed: int = 0, dtype: str = "float16", shard_size: int = 256,
+           progress: bool = True, stop_after_batches: int | None = None) -> dict:
+    """Enrich this shard's pairs; returns a summary (done, skipped, bytes per pair)."""
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
+    model, proc = load_llava(model_dir)
+    model.eval()
+    rows = sorted(read_manifest(pairs), key=lambda r: r["pair_id"])
+    mine = [r for i, r in enumerate(rows) if i % num_shards == shard_index]
+    out = Path(out)
+    done = EmbeddingStore(out) if out.exists() else None
+    todo = [r for r in mine if done is None or r["pair_id"] not in done]
+    d = model.config.text_config.hidden_size
+    writer_id = f"{shard_index:03d}of{num_shards:03d}"
+    writer = StoreWriter(out, writer_id, (image_tokens(model), d), (text_rows, d), fingerprint(model), dtype, shard_size)
+    desc_file = out / f"descriptions-{writer_id}.json"
+    descriptions = json.loads(desc_file.read_text()) if desc_file.exists() else {}
+    skipped: list[str] = []
+    t0, n_tokens, n_done = time.perf_counter(), 0, 0
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    for b_i, chunk in enumerate(tqdm(batches, desc="vllm enrich", disable=not progress)):
+        if stop_after_batches is not None and b_i >= stop_after_batches:
+            break
+        loaded = [(r, *_read_image(resolve(pairs, r["input_path"]))) for r in chunk]
+        skipped += [f"{r['pair_id']}\t{err}" for r, im, err in loaded if im is None]
+        ok = [(r, im) for r, im, err in loaded if im is not None]
+        if not ok:
+            continue
+        imgs, labels = [im for _, im in ok], [r["label"] for r, _ in ok]
+        descs = generate_descriptions(model, proc, imgs, labels, template, max_new_tokens, sample, seed + b_i)
+        prompts = [prompt_text(question(template, normalise_label(a))) for a in labels]
+        h_img, h_txt, lens = teacher_forced_states(model, proc, imgs, prompts, [answer_text(x) for x in descs], text_rows)
+        for (r, _), desc, hi, ht, n in zip(ok, descs, h_img, h_txt, lens):
+            descriptions[r["pair_id"]] = desc
+            writer.add(r["pair_id"], hi, ht[:n], int(n))
+            n_tokens += int(n)
+            n_done += 1
+        if len(writer._rows) == 0:  # a shard was just flushed: keep the descriptions in step with it
+            _atomic_json(desc_file, descriptions)
+    writer.close()
+    stored = EmbeddingStore(out)
+    _atomic_json(desc_file, {k: v for k, v in descriptions.items() if k in stored})
+    if skipped:
+        (out / f"enrich_report-{writer_id}.txt").write_text("\n".join(skipped) + "\n")
+    merge_descriptions(out, pairs)
+    dt = time.perf_counter() - t0
+    return {"done": n_done, "skipped": len(skipped), "stored": len(stored), "seconds": round(dt, 2),
+            "pairs_per_s": round(n_done / dt, 2) if dt else None, "tokens_per_s": round(n_tokens / dt, 1) if dt else None,
+            "bytes_per_pair": round(stored.bytes_per_pair()), "report": str(out / f"enrich_report-{writer_id}.txt") if skipped else None}
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def merge_descriptions(store: str | Path, pairs: str | Path) -> int:
+    """Write every writer's descriptions into the manifest (under a file lock: writers may finish together)."""
+    merged = {}
+    for f in sorted(Path(store).glob("descriptions-*.json")):
+        merged.update(json.loads(f.read_text()))
+    lock = manifest_file(pairs).with_name("pairs.parquet.lock")
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        update_column(pairs, "description", merged)
+    return len(merged)
+
+
+def describe_and_embed(model_dir: str | Path, image: Image.Image, action: str, rows: int = 77,
+                       template: str = INFERENCE_TEMPLATE, max_new_tokens: int = 64) -> tuple[str, dict]:
+    """For ``egolego generate``: the tuned VLLM's description of one image and its embeddings."""
+    model, proc = load_llava(model_dir)
+    model.eval()
+    desc = generate_descriptions(model, proc, [image], [action], template, max_new_tokens)[0]
+    prompt = prompt_text(question(template, normalise_label(action)))
+    h_img, h_txt, lens = teacher_forced_states(model, proc, [image], [prompt], [answer_text(desc)], rows)
+    return desc, {"h_img": h_img.float(), "h_txt": h_txt.float(), "h_len": lens}

@@ -1,0 +1,175 @@
+"""``egolego vllm tune``: visual instruction tuning (paper §3.1, D.3).
+
+The vision tower is frozen (the tiny preset may train it: no pretrained CLIP exists at that scale); the
+projector and the language model are trained, in full or with LoRA (peft). Cross-entropy on the answer tokens
+only. AdamW, warm-up ratio 0.03 then cosine; the effective batch comes from gradient accumulation. Runs under
+accelerate (bf16, many GPUs; see the README for a DeepSpeed ZeRO-3 / FSDP recipe at 7B-13B). Checkpoints are
+written atomically and ``--resume`` continues from the last one with the same data order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from PIL import Image
+from tqdm import tqdm
+from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
+
+from ..config import Config, save
+from .conversation import read_json, sample_texts
+from .embed import encode_samples
+from .model import build_tiny_llava, load_llava
+from .templates import QUESTION_TEMPLATES, normalise_label, prompt_text, question
+
+
+def load_records(data: str | Path, images: str | Path) -> tuple[list[dict], list[str]]:
+    """Records whose image can be read; the others are reported (path and reason), not trained on."""
+    recs, bad = [], []
+    for r in read_json(data):
+        p = Path(images) / r["image"]
+        try:
+            with Image.open(p) as im:
+                im.verify()
+            recs.append(r)
+        except (OSError, ValueError) as e:
+            bad.append(f"{r.get('id')}: {p}: {e}")
+    if not recs:
+        raise ValueError(f"no readable images for {data} under {images}")
+    return recs, bad
+
+
+def build_model(cfg: Config, out: Path):
+    v = cfg.vllm
+    if cfg.preset == "paper" or v.model:
+        if not v.model:
+            raise ValueError("the paper preset needs vllm.model (--model): a local HF-format LLaVA folder")
+        return load_llava(v.model, torch.bfloat16 if v.bf16 else torch.float32)
+    if not v.tokenizer:
+        raise ValueError("the tiny preset needs vllm.tokenizer: a folder from `egolego tokenizer` (with <image>)")
+    tok = AutoTokenizer.from_pretrained(v.tokenizer, local_files_only=True)
+    return build_tiny_llava(tok, seed=v.seed)
+
+
+class VllmTuner:
+    def __init__(self, cfg: Config, data: str | Path, images: str | Path, out: str | Path):
+        self.cfg, self.out, self.images = cfg, Path(out), Path(images)
+        self.out.mkdir(parents=True, exist_ok=True)
+        v = cfg.vllm
+        self.acc = Accelerator(mixed_precision="bf16" if v.bf16 else "no", gradient_accumulation_steps=v.grad_accum)
+        self.records, self.bad = load_records(data, images)
+        self.model, self.proc = build_model(cfg, self.out)
+        self.model.requires_grad_(True)
+        if not v.train_vision_tower:
+            self.model.model.vision_tower.requires_grad_(False)
+        if v.lora:
+            try:
+                from peft import LoraConfig, get_peft_model
+            except ImportError:
+                raise ValueError("--lora needs the peft package (pip install peft)") from None
+            lm_params = [p for n, p in self.model.named_parameters() if "multi_modal_projector" in n]
+            self.model = get_peft_model(self.model, LoraConfig(r=v.lora_rank, lora_alpha=2 * v.lora_rank,
+                                                               target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+            for p in lm_params:
+                p.requires_grad_(True)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=v.lr, weight_decay=0.0)
+        self.steps_per_epoch = math.ceil(len(self.records) / (v.batch_size * v.grad_accum * self.acc.num_processes))
+        self.total = self.steps_per_epoch * v.epochs
+        self.sched = get_cosine_schedule_with_warmup(self.opt, int(round(v.warmup_ratio * self.total)), self.total)
+        self.model, self.opt, self.sched = self.acc.prepare(self.model, self.opt, self.sched)
+        self.model.train()
+
+    def batch(self, micro: int) -> dict:
+        v = self.cfg.vllm
+        n = len(self.records)
+        gb = v.batch_size * self.acc.num_processes
+        start = micro * gb + self.acc.process_index * v.batch_size
+        idx = []
+        for pos in range(start, start + v.batch_size):
+            epoch = pos // n
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(v.seed * 7919 + epoch))
+            idx.append(int(perm[pos % n]))
+        recs = [self.records[i] for i in idx]
+        texts = [sample_texts(r) for r in recs]
+        if v.resample_templates:  # a fresh template per sample and epoch (paper §3.3), when the label is known
+            g = torch.Generator().manual_seed(v.seed * 31 + micro)
+            texts = [(prompt_text(question(QUESTION_TEMPLATES[int(torch.randint(len(QUESTION_TEMPLATES), (1,), generator=g))],
+                                           normalise_label(r["label"]))), t[1]) if r.get("label") else t
+                     for r, t in zip(recs, texts)]
+        imgs = [Image.open(self.images / r["image"]).convert("RGB") for r in recs]
+        ids, mask, labels, pix, _ = encode_samples(self.proc, imgs, [t[0] for t in texts], [t[1] for t in texts])
+        dev = self.acc.device
+        return {"input_ids": ids.to(dev), "attention_mask": mask.to(dev), "labels": labels.to(dev),
+                "pixel_values": pix.to(dev, self.acc.unwrap_model(self.model).dtype)}
+
+    def checkpoints(self) -> list[Path]:
+        d = self.out / "checkpoints"
+        return sorted(d.glob("step-*")) if d.exists() else []
+
+    def save_checkpoint(self, step: int) -> None:
+        d = self.out / "checkpoints"
+        tmp = d / f".tmp-step-{step:07d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.acc.save_state(str(tmp))
+        if self.acc.is_main_process:
+            (tmp / "trainer.json").write_text(json.dumps({"step": step}))
+            shutil.rmtree(d / f"step-{step:07d}", ignore_errors=True)
+            os.replace(tmp, d / f"step-{step:07d}")
+            for old in self.checkpoints()[:-self.cfg.vllm.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def run(self, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> dict:
+        v = self.cfg.vllm
+        if not resume and self.checkpoints():
+            raise ValueError(f"{self.out} holds checkpoints of an earlier run: pass --resume to continue it, "
+                             "or choose another --out")
+        start = 0
+        if resume and self.checkpoints():
+            self.acc.load_state(str(self.checkpoints()[-1]))
+            start = json.loads((self.checkpoints()[-1] / "trainer.json").read_text())["step"]
+        save(self.cfg, self.out / "config.yaml")
+        end = self.total if stop_after is None else min(self.total, start + stop_after)
+        log = self.out / "tune_log.jsonl"
+        losses, t0 = [], time.perf_counter()
+        for step in tqdm(range(start, end), initial=start, total=self.total, desc="vllm tune",
+                         disable=not (progress and self.acc.is_main_process)):
+            torch.manual_seed(v.seed * 1_000_003 + step)
+            total = 0.0
+            for a in range(v.grad_accum):
+                loss = self.model(**self.batch(step * v.grad_accum + a)).loss / v.grad_accum
+                self.acc.backward(loss)
+                total += loss.item()
+            self.acc.clip_grad_norm_(self.model.parameters(), 1.0)
+            self.opt.step()
+            self.sched.step()
+            self.opt.zero_grad(set_to_none=True)
+            losses.append(total)
+            if self.acc.is_main_process:
+                with open(log, "a") as f:
+                    f.write(json.dumps({"step": step + 1, "loss": round(total, 6), "lr": self.sched.get_last_lr()[0],
+                                        "samples_per_s": round(v.batch_size * v.grad_accum * (step + 1 - start)
+                                                               / (time.perf_counter() - t0), 2)}) + "\n")
+            if (step + 1) % v.checkpoint_every == 0 or step + 1 == self.total:
+                self.save_checkpoint(step + 1)
+        if end == self.total:
+            self.export()
+        return {"start": start, "end": end, "losses": losses, "skipped_images": self.bad}
+
+    def export(self) -> Path:
+        model = self.acc.unwrap_model(self.model)
+        if self.cfg.vllm.lora:
+            model = model.merge_and_unload()
+        dest = self.out / "model"
+        if self.acc.is_main_process:
+            model.save_pretrained(str(dest))
+            self.proc.save_pretrained(str(dest))
+            if self.bad:
+                (dest / "skipped_images.txt").write_text("\n".join(self.bad) + "\n")
+        return dest

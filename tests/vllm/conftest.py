@@ -1,0 +1,42 @@
+"""A tiny LLaVA tuned on 16 EgoSynth pairs, shared by the VLLM tests."""
+
+import pytest
+
+from egolego import config
+from egolego.data.manifest import pairs_from_egosynth, read_manifest, write_manifest
+from egolego.tokenizer import train_tokenizer
+from egolego.vllm.conversation import records_from_manifest, write_json
+from egolego.vllm.templates import QUESTION_TEMPLATES
+
+
+@pytest.fixture(scope="session")
+def pairs16(small_dataset, tmp_path_factory):
+    d = tmp_path_factory.mktemp("pairs16")
+    pairs_from_egosynth(small_dataset, d)
+    rows = [r for r in read_manifest(d) if r["split"] == "train"][:16]
+    write_manifest(rows, d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def vtok(pairs16, tmp_path_factory):
+    rows = read_manifest(pairs16)
+    texts = [t for r in rows for t in (r["label"], r["description"])] + QUESTION_TEMPLATES
+    return tmp_path_factory.mktemp("vtok"), train_tokenizer(texts * 5, tmp_path_factory.mktemp("vtok"),
+                                                             vocab_size=600, model_max_length=512)
+
+
+@pytest.fixture(scope="session")
+def tuned(pairs16, vtok, tmp_path_factory):
+    """(tuned model folder, pairs manifest, tuning json) — trained until it memorises the 16 descriptions."""
+    from egolego.vllm.tune import VllmTuner
+
+    tok_dir = tmp_path_factory.mktemp("tok_saved")
+    vtok[1].save_pretrained(tok_dir)
+    data = tmp_path_factory.mktemp("tunedata") / "tuning.json"
+    write_json(records_from_manifest(read_manifest(pairs16)), data)
+    cfg = config.preset("tiny")
+    cfg.vllm.tokenizer, cfg.vllm.epochs = str(tok_dir), 300
+    out = tmp_path_factory.mktemp("vllm_run")
+    VllmTuner(cfg, data, pairs16, out).run(progress=False)
+    return out / "model", pairs16, data

@@ -1,0 +1,100 @@
+"""Tuning learns the descriptions; generation is batch-invariant; H_t = generation's states; enrichment resumes."""
+
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+
+from egolego.data.manifest import read_manifest, resolve, write_manifest
+from egolego.vllm.embed import teacher_forced_states
+from egolego.vllm.enrich import enrich, generate_descriptions
+from egolego.vllm.model import load_llava
+from egolego.vllm.store import EmbeddingStore
+from egolego.vllm.templates import INFERENCE_TEMPLATE, answer_text, prompt_text, question
+
+
+@pytest.fixture(scope="module")
+def loaded(tuned):
+    model, proc = load_llava(tuned[0])
+    rows = read_manifest(tuned[1])
+    imgs = [Image.open(resolve(tuned[1], r["input_path"])).convert("RGB") for r in rows]
+    return model.eval(), proc, rows, imgs
+
+
+def test_tuning_reproduces_the_truth_descriptions(loaded):
+    model, proc, rows, imgs = loaded
+    got = generate_descriptions(model, proc, imgs, [r["label"] for r in rows], max_new_tokens=48)
+    wrong = [(g, r["description"]) for g, r in zip(got, rows) if g != r["description"]]
+    assert not wrong, wrong[:3]
+
+
+def test_batched_generation_equals_one_by_one(loaded):
+    model, proc, rows, imgs = loaded
+    labels = [r["label"] for r in rows[:5]]
+    batch = generate_descriptions(model, proc, imgs[:5], labels, max_new_tokens=48)
+    single = [generate_descriptions(model, proc, [im], [lab], max_new_tokens=48)[0] for im, lab in zip(imgs[:5], labels)]
+    assert batch == single
+
+
+@torch.no_grad()
+def test_teacher_forced_states_equal_generation_states(loaded):
+    model, proc, rows, imgs = loaded
+    prompt = prompt_text(question(INFERENCE_TEMPLATE, rows[0]["label"]))
+    enc = proc(images=[imgs[0]], text=[prompt], return_tensors="pt")
+    out = model.generate(**enc, max_new_tokens=48, do_sample=False, output_hidden_states=True,
+                         return_dict_in_generate=True, pad_token_id=proc.tokenizer.pad_token_id,
+                         eos_token_id=proc.tokenizer.eos_token_id)
+    steps = torch.stack([h[-1][0, -1] for h in out.hidden_states])  # (steps, D): last layer, last position
+    text = proc.tokenizer.decode(out.sequences[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    _, h_txt, n = teacher_forced_states(model, proc, [imgs[0]], [prompt], [answer_text(text)])
+    assert int(n[0]) == len(steps)
+    torch.testing.assert_close(h_txt[0, :len(steps)], steps, atol=1e-4, rtol=1e-4)
+    assert torch.count_nonzero(h_txt[0, len(steps):]) == 0
+
+
+def _copy_manifest(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_interrupted_enrichment_resumes_bit_identical(tuned, tmp_path):
+    model_dir, pairs, _ = tuned
+    full = enrich(model_dir, _copy_manifest(pairs, tmp_path / "p1"), tmp_path / "s1", batch_size=4, shard_size=4,
+                  progress=False)
+    assert full["stored"] == 16 and full["bytes_per_pair"] > 0
+    p2 = _copy_manifest(pairs, tmp_path / "p2")
+    part = enrich(model_dir, p2, tmp_path / "s2", batch_size=4, shard_size=4, progress=False, stop_after_batches=2)
+    assert part["stored"] == 8
+    again = enrich(model_dir, p2, tmp_path / "s2", batch_size=4, shard_size=4, progress=False)
+    assert again["done"] == 8 and again["stored"] == 16
+    a, b = EmbeddingStore(tmp_path / "s1"), EmbeddingStore(tmp_path / "s2")
+    assert sorted(a.entries) == sorted(b.entries) == sorted(r["pair_id"] for r in read_manifest(pairs))
+    for pid in a.entries:
+        ea, eb = a.get(pid), b.get(pid)
+        assert torch.equal(ea.h_img, eb.h_img) and torch.equal(ea.h_txt, eb.h_txt) and ea.length == eb.length
+    d1 = {r["pair_id"]: r["description"] for r in read_manifest(tmp_path / "p1")}
+    d2 = {r["pair_id"]: r["description"] for r in read_manifest(p2)}
+    assert d1 == d2 and all(d1.values())
+
+
+def test_shards_split_the_work(tuned, tmp_path):
+    model_dir, pairs, _ = tuned
+    p = _copy_manifest(pairs, tmp_path / "p")
+    s0 = enrich(model_dir, p, tmp_path / "s", batch_size=8, num_shards=2, shard_index=0, progress=False)
+    s1 = enrich(model_dir, p, tmp_path / "s", batch_size=8, num_shards=2, shard_index=1, progress=False)
+    assert s0["done"] + s1["done"] == 16 and s1["stored"] == 16
+    assert all(r["description"] for r in read_manifest(p))
+
+
+def test_corrupt_and_missing_images_are_skipped_and_listed(tuned, tmp_path):
+    model_dir, pairs, _ = tuned
+    p = _copy_manifest(pairs, tmp_path / "p")
+    rows = read_manifest(p)
+    (p / rows[0]["input_path"]).write_bytes(b"not a jpeg")
+    rows[1]["input_path"] = "images/missing.jpg"
+    write_manifest(rows, p)
+    s = enrich(model_dir, p, tmp_path / "s", batch_size=8, progress=False)
+    assert s["skipped"] == 2 and s["stored"] == 14
+    report = open(s["report"]).read()
+    assert rows[0]["pair_id"] in report and rows[1]["pair_id"] in report
