@@ -195,6 +195,93 @@ def cmd_pairs_egosynth(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vllm_data(a: argparse.Namespace) -> int:
+    from .data.manifest import read_manifest
+    from .vllm.conversation import records_from_manifest, write_json
+
+    try:
+        recs = records_from_manifest(read_manifest(a.pairs), seed=a.seed)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    if not recs:
+        raise CliError(f"--pairs: no training pair of {a.pairs} has a description (run `egolego curate` first)")
+    write_json(recs, a.out)
+    print(f"vllm data: {len(recs)} conversations -> {a.out}")
+    return 0
+
+
+def cmd_vllm_tune(a: argparse.Namespace) -> int:
+    from .vllm.tune import VllmTuner
+
+    cfg = _load_cfg(a)
+    v = cfg.vllm
+    _positive(a.epochs, "--epochs")
+    for key, value in (("epochs", a.epochs), ("model", a.model), ("tokenizer", a.tokenizer)):
+        if value is not None:
+            setattr(v, key, value)
+    v.lora = v.lora or a.lora
+    try:
+        r = VllmTuner(cfg, a.data, a.images, _writable_dir(Path(a.out), "--out")).run(resume=a.resume)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    last = r["losses"][-1] if r["losses"] else float("nan")
+    print(f"vllm tune: steps {r['start']}->{r['end']}, last loss {last:.4f}, {len(r['skipped_images'])} unreadable "
+          f"images skipped -> {Path(a.out) / 'model'}")
+    return 0
+
+
+def cmd_vllm_enrich(a: argparse.Namespace) -> int:
+    from .vllm.enrich import enrich
+
+    _positive(a.batch_size, "--batch-size")
+    _positive(a.num_shards, "--num-shards")
+    shards, index = a.num_shards, a.shard_index
+    if shards == 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # accelerate launch / torchrun
+        shards, index = int(os.environ["WORLD_SIZE"]), int(os.environ.get("RANK", "0"))
+    if not (Path(a.model) / "config.json").is_file():
+        raise CliError(f"--model: {a.model} is not a tuned VLLM folder (no config.json)")
+    try:
+        s = enrich(a.model, a.pairs, a.out, a.batch_size, shards, index, max_new_tokens=a.max_new_tokens,
+                   sample=a.sample, seed=a.seed, dtype=a.dtype)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    print(f"vllm enrich: {s['done']} pairs done, {s['skipped']} skipped" + (f" (see {s['report']})" if s["report"] else "")
+          + f", store holds {s['stored']} pairs at {s['bytes_per_pair'] / 1024:.1f} KiB/pair -> {a.out}")
+    return 0
+
+
+def cmd_data_build(a: argparse.Namespace) -> int:
+    from .data.build import BuildArgs, build
+
+    args = BuildArgs(a.source, Path(a.root), Path(a.out), a.frames_from, a.quality, a.quality_weights, a.similarity,
+                     a.clip_weights, tuple(a.sim_range) if a.sim_range else None, a.size, a.workers, a.num_shards,
+                     a.shard_index)
+    try:
+        args.validate()
+        _writable_dir(Path(a.out), "--out")
+        s = build(args)
+    except (ValueError, FileNotFoundError) as e:
+        raise CliError(str(e)) from None
+    dropped = ", ".join(f"{k}: {v}" for k, v in sorted(s["dropped"].items())) or "none"
+    print(f"data build: {s['kept']} pairs kept ({s['train']} train / {s['test']} test) of {s['rows_parsed']} "
+          f"annotated actions; dropped: {dropped} -> {a.out}")
+    return 0
+
+
+def cmd_curate(a: argparse.Namespace) -> int:
+    from .curate.run import curate
+
+    _positive(a.concurrency, "--concurrency")
+    try:
+        s = curate(a.pairs, a.out, a.backend, a.examples, a.base_url, a.model, a.concurrency)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        raise CliError(str(e)) from None
+    extra = (f", {s['calls']} API calls ({s['cached']} cached, {s['retries']} retries), {s['prompt_tokens']}+"
+             f"{s['completion_tokens']} tokens, ~${s['cost_usd']}") if "calls" in s else ""
+    print(f"curate: {s['pairs']} descriptions ({a.backend}){extra}; {s['tuning_records']} tuning records -> {a.out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -271,6 +358,75 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--scheduler", default="euler_a", choices=["euler_a", "ddim", "dpm++"])
     g.set_defaults(func=cmd_generate)
+
+    vl = sub.add_parser("vllm", help="visual instruction tuning and enrichment", description="VLLM commands.")
+    vls = vl.add_subparsers(dest="vllm_command", required=True, parser_class=OneLineParser)
+    vd = vls.add_parser("data", help="LLaVA conversation JSON from a manifest's descriptions",
+                        description="Write LLaVA conversation JSON (one random question template per pair).")
+    vd.add_argument("--pairs", required=True)
+    vd.add_argument("--out", required=True, help="output JSON")
+    vd.add_argument("--seed", type=int, default=0)
+    vd.set_defaults(func=cmd_vllm_data)
+    vt2 = vls.add_parser("tune", help="tune a LLaVA to write detailed action descriptions",
+                         description="Visual instruction tuning: frozen vision tower (tiny may train it), projector + "
+                         "LLM trained, loss on answer tokens only. Multi-GPU: accelerate launch -m egolego.cli vllm tune")
+    vt2.add_argument("--data", required=True, help="LLaVA conversation JSON")
+    vt2.add_argument("--images", required=True, help="root the JSON's image paths are relative to")
+    vt2.add_argument("--preset", choices=["tiny", "paper"])
+    vt2.add_argument("--out", required=True)
+    vt2.add_argument("--epochs", type=int)
+    vt2.add_argument("--lora", action="store_true", help="LoRA (peft) instead of full tuning of the LLM")
+    vt2.add_argument("--model", help="paper: a local HF-format LLaVA folder")
+    vt2.add_argument("--tokenizer", help="tiny: tokenizer folder (with <image>)")
+    vt2.add_argument("--resume", action="store_true")
+    vt2.add_argument("--config")
+    vt2.set_defaults(func=cmd_vllm_tune)
+    ve = vls.add_parser("enrich", help="descriptions + H_i / H_t embeddings for every pair",
+                        description="Generate R for every pair, extract H_i and H_t into a sharded embedding store, "
+                        "write R into the manifest. Resumable; split with --num-shards/--shard-index or accelerate.")
+    ve.add_argument("--model", required=True, help="tuned VLLM folder (<tune out>/model)")
+    ve.add_argument("--pairs", required=True)
+    ve.add_argument("--out", required=True, help="embedding store folder")
+    ve.add_argument("--batch-size", type=int, default=16)
+    ve.add_argument("--num-shards", type=int, default=1)
+    ve.add_argument("--shard-index", type=int, default=0)
+    ve.add_argument("--max-new-tokens", type=int, default=64)
+    ve.add_argument("--sample", action="store_true", help="sample (temperature 0.2, seeded) instead of greedy")
+    ve.add_argument("--seed", type=int, default=0)
+    ve.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    ve.set_defaults(func=cmd_vllm_enrich)
+
+    da = sub.add_parser("data", help="build training pairs from Ego4D / EPIC-KITCHENS", description="Data commands.")
+    das = da.add_subparsers(dest="data_command", required=True, parser_class=OneLineParser)
+    db = das.add_parser("build", help="raw dataset -> pairs manifest",
+                        description="Parse the annotations, choose input/target frames (paper 4.1), decode, pick the "
+                        "best of 7 by quality, filter by similarity, split by video, write a pairs manifest.")
+    db.add_argument("--source", required=True, choices=["epic", "ego4d"])
+    db.add_argument("--root", required=True, help="EPIC: folder with the CSVs, videos/, rgb_frames/, visor/; "
+                    "Ego4D: the folder holding v2/")
+    db.add_argument("--out", required=True)
+    db.add_argument("--frames-from", default="video", choices=["video", "jpg"])
+    db.add_argument("--quality", default="sharpness", choices=["sharpness", "laion"])
+    db.add_argument("--quality-weights", help="laion: the improved-aesthetic MLP .pth (and --clip-weights)")
+    db.add_argument("--similarity", default="pixel", choices=["pixel", "clip"])
+    db.add_argument("--clip-weights", help="a local CLIP ViT-L/14 folder")
+    db.add_argument("--sim-range", type=float, nargs=2, metavar=("LO", "HI"))
+    db.add_argument("--size", type=int, default=256)
+    db.add_argument("--workers", type=int, default=1)
+    db.add_argument("--num-shards", type=int, default=1)
+    db.add_argument("--shard-index", type=int, default=0)
+    db.set_defaults(func=cmd_data_build)
+
+    cu = sub.add_parser("curate", help="detailed descriptions for the pairs (Fig. 9 prompt or offline)",
+                        description="Write a description per pair into the manifest and the LLaVA tuning JSON.")
+    cu.add_argument("--pairs", required=True)
+    cu.add_argument("--backend", default="geometric", choices=["geometric", "openai"])
+    cu.add_argument("--examples", help="YAML with the 12 in-context examples (openai)")
+    cu.add_argument("--base-url", help="an OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")
+    cu.add_argument("--model", help="chat model name, e.g. gpt-3.5-turbo")
+    cu.add_argument("--concurrency", type=int, default=4)
+    cu.add_argument("--out", required=True, help="tuning JSON")
+    cu.set_defaults(func=cmd_curate)
 
     pr = sub.add_parser("pairs", help="pairs manifests", description="Pairs-manifest helpers.")
     psub = pr.add_subparsers(dest="pairs_command", required=True, parser_class=OneLineParser)

@@ -13,6 +13,8 @@ A manifest is a folder: ``pairs.parquet`` plus the images it points to (paths re
     target_full_path str    target at the original aspect ratio (metrics)
     boxes            str    JSON: {"input": {entity: [x1, y1, x2, y2]}, "target": {...}}, normalised, top-left
     delta            float  seconds between the input and the target frame (transition time)
+    input_frame      int    the chosen frames' numbers in the source's numbering (null for oracle pairs)
+    target_frame     int
 
 Writes are atomic (temp file, rename).
 """
@@ -30,7 +32,8 @@ from tqdm import tqdm
 
 COLUMNS = {"pair_id": pa.string(), "source": pa.string(), "split": pa.string(), "video_id": pa.string(),
            "label": pa.string(), "description": pa.string(), "input_path": pa.string(), "target_path": pa.string(),
-           "target_full_path": pa.string(), "boxes": pa.string(), "delta": pa.float64()}
+           "target_full_path": pa.string(), "boxes": pa.string(), "delta": pa.float64(),
+           "input_frame": pa.int64(), "target_frame": pa.int64()}
 SCHEMA = pa.schema(list(COLUMNS.items()))
 FILE = "pairs.parquet"
 
@@ -46,7 +49,7 @@ def read_manifest(path: str | Path) -> list[dict]:
     if not f.is_file():
         raise FileNotFoundError(f"no pairs manifest at {f}")
     table = pq.read_table(f)
-    missing = [c for c in COLUMNS if c not in table.column_names]
+    missing = [c for c in COLUMNS if c not in table.column_names and c not in ("input_frame", "target_frame")]
     if missing:
         raise ValueError(f"{f}: not a pairs manifest, missing columns {missing}")
     return table.to_pylist()

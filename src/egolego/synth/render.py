@@ -96,8 +96,15 @@ def jitter_at(t: float, cam: Camera, phase: float) -> tuple[int, int]:
 
 
 def blur_for(seed: int, video: str, index: int, rate: float = 0.25) -> float | None:
-    """Deterministic per frame: None for a sharp frame, else the motion-blur angle in radians."""
-    if _unit(seed, video, index, "blur") >= rate:
+    """Deterministic per frame: None for a sharp frame, else the motion-blur angle in radians.
+
+    At most 3 blurred frames in a row (a frame stays sharp when the 3 before it drew "blur"), so every
+    best-of-7 window holds a sharp frame, as real footage does.
+    """
+    def draw(i: int) -> bool:
+        return _unit(seed, video, i, "blur") < rate
+
+    if not draw(index) or all(draw(index - k) for k in (1, 2, 3)):
         return None
     return _unit(seed, video, index, "angle") * math.pi
 

@@ -1,0 +1,86 @@
+"""The offline describer: a description from the label and the boxes alone (no language model).
+
+Which hand: the hand whose box overlaps or lies nearest the object of the action. Where the object is:
+left / middle / right from its box centre. Second objects ("on the plate", "with the knife") keep the label's
+preposition.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..vllm.templates import normalise_label
+
+_PREP = re.compile(r"\b(on|into|in|with|from|onto|to)\b")
+_THIRD = {"go": "goes", "do": "does", "have": "has", "be": "is"}
+
+
+def third_person(verb: str) -> str:
+    if verb in _THIRD:
+        return _THIRD[verb]
+    if re.search(r"(s|sh|ch|x|z|o)$", verb):
+        return verb + "es"
+    if re.search(r"[^aeiou]y$", verb):
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def _centre(b):
+    return ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+
+
+def _gap(a, b) -> float:
+    """0 when boxes overlap, else the distance between their closest edges."""
+    dx = max(0.0, max(a[0], b[0]) - min(a[2], b[2]))
+    dy = max(0.0, max(a[1], b[1]) - min(a[3], b[3]))
+    return (dx * dx + dy * dy) ** 0.5
+
+
+def side(x: float) -> str:
+    return "on the left" if x < 0.4 else "on the right" if x > 0.6 else "in the middle"
+
+
+def acting_hand(boxes: dict[str, list[float]], obj_box: list[float] | None) -> str | None:
+    hands = {h: boxes[h] for h in ("left hand", "right hand") if h in boxes}
+    if not hands:
+        return None
+    if obj_box is None or len(hands) == 1:
+        return min(hands, key=lambda h: hands[h][1])  # the one reaching furthest up
+    return min(hands, key=lambda h: (_gap(hands[h], obj_box), abs(_centre(hands[h])[0] - _centre(obj_box)[0])))
+
+
+def find_box(boxes: dict[str, list[float]], noun: str) -> list[float] | None:
+    noun = noun.split(":")[0].split()[-1] if noun else ""
+    for name, b in boxes.items():
+        if name in ("left hand", "right hand"):
+            continue
+        if noun and noun in name.replace(":", " ").split():
+            return b
+    others = [b for n, b in boxes.items() if n not in ("left hand", "right hand")]
+    return others[0] if others else None
+
+
+def describe(label: str, boxes: dict[str, list[float]]) -> str:
+    """One sentence, e.g. "The person takes the cup on the left with the left hand."."""
+    words = normalise_label(label).split()
+    if not words:
+        return ""
+    verb, rest = words[0], " ".join(words[1:])
+    if words[:2] in (["turn", "on"], ["turn", "off"]):
+        verb, rest = f"{words[0]} {words[1]}", " ".join(words[2:])
+    m = _PREP.search(rest)
+    first, tail = (rest[:m.start()].strip(), rest[m.start():].strip()) if m else (rest.strip(), "")
+    first = re.sub(r"^(the|a|an)\s+", "", first)
+    obj = find_box(boxes, first)
+    hand = acting_hand(boxes, obj)
+    v = " ".join([third_person(verb.split()[0])] + verb.split()[1:])
+    text = f"The person {v} the {first}" if first else f"The person {v}"
+    if obj is not None and first:
+        text += f" {side(_centre(obj)[0])}"
+    if tail:
+        prep, noun = tail.split(" ", 1) if " " in tail else (tail, "")
+        noun = re.sub(r"^(the|a|an)\s+", "", noun)
+        text += f" {prep} the {noun}" if noun else f" {prep}"
+    if hand:
+        text += f" with the {hand}"
+    return text + "."

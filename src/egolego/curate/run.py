@@ -1,0 +1,65 @@
+"""``egolego curate``: a detailed description for every pair, and the LLaVA tuning JSON of the train split."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..data.manifest import read_manifest, update_column
+from ..vllm.conversation import records_from_manifest, write_json
+from .geometric import describe
+from .prompt import build_messages, load_examples
+
+# USD per 1k tokens (input, output) used for the cost estimate; override with --price.
+DEFAULT_PRICE = (0.0005, 0.0015)
+
+
+def _boxes(row: dict) -> dict:
+    b = json.loads(row["boxes"] or "{}")
+    return b.get("target") or b.get("input") or {}
+
+
+def _clean(text: str) -> str:
+    t = text.strip().strip('"').strip()
+    for p in ("Action Descriptions:", "Action Description:"):
+        if t.startswith(p):
+            t = t[len(p):].strip().strip('"')
+    return t
+
+
+def curate(pairs: str | Path, out_json: str | Path, backend: str = "geometric", examples: str | None = None,
+           base_url: str | None = None, model: str | None = None, concurrency: int = 4, cache: str | None = None,
+           price: tuple[float, float] = DEFAULT_PRICE, timeout: float = 60.0, backoff: float = 1.0,
+           progress: bool = True) -> dict:
+    rows = read_manifest(pairs)
+    if backend == "geometric":
+        descs = {r["pair_id"]: describe(r["label"], _boxes(r)) for r in rows}
+        usage = None
+    elif backend == "openai":
+        if not (base_url and model and examples):
+            raise ValueError("--backend openai needs --base-url, --model and --examples")
+        from .client import ChatClient
+        shots = load_examples(examples)
+        client = ChatClient(base_url, model, cache or Path(pairs) / "curation_cache.sqlite", timeout=timeout,
+                            backoff=backoff)
+
+        def one(r):
+            return r["pair_id"], _clean(client.complete(build_messages(shots, r["label"], _boxes(r))))
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as ex:
+            descs = dict(tqdm(ex.map(one, rows), total=len(rows), desc="curate", disable=not progress))
+        usage = client.usage
+    else:
+        raise ValueError(f"--backend must be geometric or openai, got {backend!r}")
+    update_column(pairs, "description", descs)
+    recs = records_from_manifest(read_manifest(pairs))
+    write_json(recs, out_json)
+    summary = {"backend": backend, "pairs": len(rows), "tuning_records": len(recs)}
+    if usage is not None:
+        summary.update(calls=usage.calls, cached=usage.cached, retries=usage.retries,
+                       prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                       cost_usd=round(usage.prompt_tokens / 1000 * price[0] + usage.completion_tokens / 1000 * price[1], 4))
+    return summary

@@ -1,0 +1,209 @@
+"""``egolego data build``: from raw EPIC-KITCHENS-100 / Ego4D files to a pairs manifest (paper §4.1, D.2).
+
+parse (sources.py) -> per video: decode the 7 candidates around each input / target frame once (frames.py)
+-> best-of-7 by a quality scorer -> similarity filter [lo, hi] -> square JPEGs at ``--size`` + the target at
+its original aspect -> ``pairs.parquet`` + ``summary.json`` (kept / dropped by reason) + a similarity histogram.
+
+Videos are processed in worker processes; each finished video leaves ``.videos/<id>.json`` so that a rerun
+only does what is missing. ``--num-shards/--shard-index`` split the videos between machines (each shard writes
+its own manifest folder ``shard-IofK``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .frames import best_of, decode_frames, pixel_similarity, read_jpegs, sharpness
+from .manifest import write_manifest
+from .sources import ActionRecord, ParseReport, parse_ego4d, parse_epic, read_video_info
+
+# Default similarity ranges: the paper's CLIP range, and the pixel encoder's range calibrated on EgoSynth
+# (input/target pairs of one action lie in ~[0.55, 0.99]; frames of different scenes below ~0.3).
+SIM_RANGES = {"clip": (0.81, 0.97), "pixel": (0.45, 0.995)}
+
+
+@dataclass
+class BuildArgs:
+    source: str
+    root: Path
+    out: Path
+    frames_from: str = "video"
+    quality: str = "sharpness"
+    quality_weights: str | None = None
+    similarity: str = "pixel"
+    clip_weights: str | None = None
+    sim_range: tuple[float, float] | None = None
+    size: int = 256
+    workers: int = 1
+    num_shards: int = 1
+    shard_index: int = 0
+
+    def validate(self) -> None:
+        if self.source not in ("epic", "ego4d"):
+            raise ValueError(f"--source must be epic or ego4d, got {self.source!r}")
+        if self.frames_from not in ("video", "jpg") or (self.source == "ego4d" and self.frames_from == "jpg"):
+            raise ValueError("--frames-from must be video (Ego4D has no JPEG frames) or jpg (EPIC rgb_frames)")
+        if self.quality not in ("sharpness", "laion") or self.similarity not in ("pixel", "clip"):
+            raise ValueError("--quality must be sharpness|laion and --similarity pixel|clip")
+        if self.size <= 0 or self.size % 8:
+            raise ValueError(f"--size must be a positive multiple of 8, got {self.size}")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(f"--shard-index must be in [0, {self.num_shards})")
+        if not Path(self.root).is_dir():
+            raise ValueError(f"--root: {self.root} is not a folder")
+
+
+def _shard_of(video: str, k: int) -> int:
+    return int(hashlib.md5(video.encode()).hexdigest(), 16) % k
+
+
+def _scorers(args: BuildArgs):
+    if args.quality == "laion" or args.similarity == "clip":
+        from .clip_scores import ClipScorers
+        cs = ClipScorers(args.clip_weights or args.quality_weights, args.quality_weights)
+        q = cs.aesthetic if args.quality == "laion" else sharpness
+        sim = cs.similarity if args.similarity == "clip" else pixel_similarity
+        return q, sim
+    return sharpness, pixel_similarity
+
+
+def _video_job(job) -> tuple[str, list[dict], list[tuple[str, str]], list[float]]:
+    """Build the pairs of one video: (video, rows, dropped [(pair_id, reason)], similarities)."""
+    args, video, recs, info = job
+    quality, similarity = _scorers(args)
+    root, out = Path(args.root), Path(args.out)
+    rows, dropped, sims = [], [], []
+    wanted = [k + d for r in recs for k in (r.input_frame, r.target_frame) for d in range(-3, 4)]
+    try:
+        if args.source == "ego4d":
+            frames = decode_frames(root / "v2" / "full_scale" / f"{video}.mp4", wanted)
+        elif args.frames_from == "jpg":
+            frames = read_jpegs(root / "rgb_frames" / recs[0].participant / video, wanted)
+        else:  # EPIC MP4: rgb frame k shows the video frame nearest (k - 1) / B
+            fps = info.get("fps") or recs[0].fps
+            to_video = {k: int(round((k - 1) / recs[0].fps * fps)) for k in wanted if k >= 1}
+            decoded = decode_frames(root / "videos" / f"{video}.MP4", list(to_video.values()))
+            frames = {k: decoded[j] for k, j in to_video.items() if j in decoded}
+    except (OSError, av_errors()) as e:
+        return video, [], [(r.pair_id, f"unreadable video ({type(e).__name__})") for r in recs], []
+    if not frames:
+        return video, [], [(r.pair_id, "missing video or frames") for r in recs], []
+    img_dir = out / "images"
+    for r in recs:
+        i = best_of(frames, r.input_frame, score=quality)
+        t = best_of(frames, r.target_frame, score=quality)
+        if i is None or t is None:
+            dropped.append((r.pair_id, "frame beyond the video"))
+            continue
+        s = similarity(frames[i], frames[t])
+        sims.append(s)
+        lo, hi = args.sim_range or SIM_RANGES[args.similarity]
+        if not lo <= s <= hi:
+            dropped.append((r.pair_id, "similarity below range" if s < lo else "similarity above range"))
+            continue
+        safe = r.pair_id.replace("/", "_")
+        paths = {"input_path": f"images/{safe}_input.jpg", "target_path": f"images/{safe}_target.jpg",
+                 "target_full_path": f"images/{safe}_target_full.jpg"}
+        inp, tgt = Image.fromarray(frames[i]), Image.fromarray(frames[t])
+        inp.resize((args.size, args.size), Image.LANCZOS).save(out / paths["input_path"], quality=95)
+        tgt.resize((args.size, args.size), Image.LANCZOS).save(out / paths["target_path"], quality=95)
+        w = max(1, round(tgt.width * args.size / tgt.height))
+        tgt.resize((w, args.size), Image.LANCZOS).save(out / paths["target_full_path"], quality=95)
+        rows.append({"pair_id": r.pair_id, "source": r.source, "split": r.split, "video_id": video, "label": r.label,
+                     "description": "", "boxes": json.dumps(r.boxes), "delta": round((t - i) / r.fps, 4),
+                     "input_frame": i, "target_frame": t, **paths})
+    img_dir.mkdir(exist_ok=True)
+    return video, rows, dropped, sims
+
+
+def av_errors():
+    import av
+    return av.error.FFmpegError
+
+
+def _histogram(sims: list[float], lo: float, hi: float, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(sims, bins=40, color="#557")
+    for v in (lo, hi):
+        ax.axvline(v, color="r", ls="--")
+    ax.set_xlabel("input / target similarity")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"kept: [{lo}, {hi}]")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def build(args: BuildArgs, progress: bool = True) -> dict:
+    args.validate()
+    report = ParseReport()
+    root = Path(args.root)
+    recs = parse_epic(root, report) if args.source == "epic" else parse_ego4d(root, report)
+    out = Path(args.out) if args.num_shards == 1 else Path(args.out) / f"shard-{args.shard_index}of{args.num_shards}"
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    done_dir = out / ".videos"
+    done_dir.mkdir(exist_ok=True)
+    by_video: dict[str, list[ActionRecord]] = {}
+    for r in recs:
+        if _shard_of(r.video_id, args.num_shards) == args.shard_index:
+            by_video.setdefault(r.video_id, []).append(r)
+    info = read_video_info(root / "EPIC_100_video_info.csv") if args.source == "epic" else {}
+    results: dict[str, dict] = {}
+    for v in by_video:
+        f = done_dir / f"{v}.json"
+        if f.is_file():
+            results[v] = json.loads(f.read_text())
+    todo = [(args, v, rs, info.get(v, {})) for v, rs in sorted(by_video.items()) if v not in results]
+    bar = tqdm(total=len(by_video), initial=len(results), desc=f"data build {args.source}", unit="video",
+               disable=not progress)
+
+    def keep(res):
+        video, rows, dropped, sims = res
+        results[video] = {"rows": rows, "dropped": dropped, "sims": sims}
+        tmp = done_dir / f"{video}.json.part"
+        tmp.write_text(json.dumps(results[video]))
+        os.replace(tmp, done_dir / f"{video}.json")
+        bar.update()
+
+    if args.workers > 1 and len(todo) > 1:
+        with mp.get_context("spawn").Pool(min(args.workers, len(todo))) as pool:
+            for res in pool.imap_unordered(_video_job, todo):
+                keep(res)
+    else:
+        for job in todo:
+            keep(_video_job(job))
+    bar.close()
+    rows = sorted((row for r in results.values() for row in r["rows"]), key=lambda x: x["pair_id"])
+    dropped = Counter({f"parse: {k}": v for k, v in report.dropped.items()})
+    dropped.update(reason for r in results.values() for _, reason in r["dropped"])
+    sims = [s for r in results.values() for s in r["sims"]]
+    lo, hi = args.sim_range or SIM_RANGES[args.similarity]
+    if sims:
+        _histogram(sims, lo, hi, out / "similarity_histogram.png")
+    train_v = {r["video_id"] for r in rows if r["split"] == "train"}
+    test_v = {r["video_id"] for r in rows if r["split"] == "test"}
+    if train_v & test_v:
+        raise RuntimeError(f"split leak: videos {sorted(train_v & test_v)[:3]} are in both splits")
+    write_manifest(rows, out)
+    summary = {"source": args.source, "rows_parsed": report.rows, "kept": len(rows), "dropped": dict(dropped),
+               "dropped_examples": report.examples[:20], "similarity_range": [lo, hi],
+               "similarity_median": float(np.median(sims)) if sims else None,
+               "train": sum(r["split"] == "train" for r in rows), "test": sum(r["split"] == "test" for r in rows),
+               "args": {k: str(v) for k, v in asdict(args).items()}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    shutil.rmtree(done_dir, ignore_errors=True)
+    return summary

@@ -1,0 +1,55 @@
+"""CLIP-based scorers from local weights: image-image similarity and the LAION improved-aesthetic predictor.
+
+``--similarity clip`` uses the cosine of CLIP image embeddings (the paper keeps pairs in [0.81, 0.97]);
+``--quality laion`` scores frames with the LAION "improved aesthetic predictor" MLP on L2-normalised CLIP
+ViT-L/14 image embeddings (768 -> 1024 -> 128 -> 64 -> 16 -> 1; its ``.pth`` state dict loads as is).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+
+class AestheticMLP(nn.Module):
+    def __init__(self, dim: int = 768):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(dim, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
+                                    nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class ClipScorers:
+    def __init__(self, clip_dir: str | None, aesthetic_path: str | None = None):
+        from transformers import CLIPImageProcessor, CLIPModel
+        if not clip_dir or not (Path(clip_dir) / "config.json").is_file():
+            raise FileNotFoundError(f"--clip-weights: {clip_dir} is not a local CLIP folder (config.json + weights)")
+        self.model = CLIPModel.from_pretrained(clip_dir, local_files_only=True).eval()
+        self.proc = CLIPImageProcessor.from_pretrained(clip_dir, local_files_only=True)
+        self.mlp = None
+        if aesthetic_path and Path(aesthetic_path).is_file() and Path(aesthetic_path).suffix in (".pth", ".pt"):
+            self.mlp = AestheticMLP(self.model.config.projection_dim)
+            self.mlp.load_state_dict(torch.load(aesthetic_path, map_location="cpu", weights_only=True))
+            self.mlp.eval()
+
+    @torch.no_grad()
+    def embed(self, img: np.ndarray) -> torch.Tensor:
+        px = self.proc(images=[Image.fromarray(img)], return_tensors="pt")["pixel_values"]
+        out = self.model.get_image_features(pixel_values=px)
+        e = out.pooler_output if hasattr(out, "pooler_output") else out
+        return torch.nn.functional.normalize(e.float(), dim=-1)[0]
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(self.embed(a) @ self.embed(b))
+
+    @torch.no_grad()
+    def aesthetic(self, img: np.ndarray) -> float:
+        if self.mlp is None:
+            raise FileNotFoundError("--quality laion needs --quality-weights: the improved-aesthetic MLP .pth file")
+        return float(self.mlp(self.embed(img)[None])[0, 0])

@@ -1,0 +1,245 @@
+"""Parsers for the real annotation files: EPIC-KITCHENS-100 (+ VISOR) and Ego4D FHO (v2 and v1).
+
+Each parser yields ``ActionRecord``s (one per action, with its input / target frame numbers chosen as in the
+paper §4.1) and counts every row it could not use, with the file, line or key and the reason. Nothing raises
+on bad data: a malformed row is skipped and reported.
+
+- EPIC: input at t_start - 0.25 s, target at t_start + 0.6 (t_stop - t_start), frames by
+  ``max(1, int(s * B))`` with B = 60 (``PXX_YY``) or 50 (``PXX_1YY``), clamped to the video.
+- Ego4D: input at ``pre_15``, target at ``pnr_frame`` (video numbering, 30 fps); the recommended validity
+  filter ``not is_rejected and not is_invalid_annotation and is_valid_action and critical_frames and frames``.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .epic_schema import COLUMNS, TS2, frame_base, parse_timestamp
+
+HAND_NAMES = {"left hand": "left hand", "right hand": "right hand", "rigth hand": "right hand",
+              "left-hand": "left hand", "right-hand": "right hand"}
+
+
+@dataclass
+class ActionRecord:
+    pair_id: str
+    source: str  # "epic" | "ego4d"
+    video_id: str
+    label: str
+    input_frame: int  # 1-based rgb_frames number (EPIC) or 0-based video frame (Ego4D)
+    target_frame: int
+    fps: float  # frames per second of the numbering above
+    split: str = "train"
+    boxes: dict = field(default_factory=dict)  # {"input": {name: [x1,y1,x2,y2]}, "target": {...}}, normalised
+    participant: str = ""
+
+
+@dataclass
+class ParseReport:
+    rows: int = 0
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, where: str) -> None:
+        self.dropped[reason] += 1
+        if len(self.examples) < 50:
+            self.examples.append(f"{where}: {reason}")
+
+
+# ----------------------------------------------------------------------------- EPIC-KITCHENS-100
+
+
+def read_video_info(path: Path) -> dict[str, dict]:
+    """video_id -> {duration, fps, width, height}; malformed rows are ignored (their videos then fail later)."""
+    out = {}
+    if not path.is_file():
+        return out
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                w, h = (int(v) for v in row["resolution"].lower().split("x"))
+                out[row["video_id"]] = {"duration": float(row["duration"]), "fps": float(row["fps"]), "width": w, "height": h}
+            except (KeyError, ValueError, AttributeError):
+                continue
+    return out
+
+
+def epic_frames(t_start: float, t_stop: float, video_id: str, n_frames: int | None) -> tuple[int, int]:
+    b = frame_base(video_id)
+    inp = max(1, int((t_start - 0.25) * b))
+    tgt = int((t_start + 0.6 * (t_stop - t_start)) * b)
+    if n_frames:
+        inp, tgt = min(inp, n_frames), min(max(1, tgt), n_frames)
+    return inp, max(1, tgt)
+
+
+def parse_epic_csv(path: Path, split: str, info: dict[str, dict], report: ParseReport) -> list[ActionRecord]:
+    out = []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or [c for c in COLUMNS if c not in reader.fieldnames]:
+            report.drop("missing columns", str(path))
+            return out
+        for line, row in enumerate(reader, start=2):
+            report.rows += 1
+            where = f"{path.name}:{line}"
+            try:
+                vid, start, stop = row["video_id"], row["start_timestamp"], row["stop_timestamp"]
+                if not vid or "_" not in vid:
+                    raise ValueError("bad video_id")
+                if not (TS2.match(start or "") and TS2.match(stop or "")):
+                    raise ValueError("bad timestamp")
+                t0, t1 = parse_timestamp(start), parse_timestamp(stop)
+                if t1 <= t0:
+                    raise ValueError("stop before start")
+                label = (row["narration"] or "").strip()
+                if not label:
+                    raise ValueError("empty narration")
+                ast.literal_eval(row["all_nouns"])  # a malformed list marks a corrupt row
+            except (ValueError, SyntaxError, KeyError, TypeError) as e:
+                report.drop(str(e) if str(e) in ("bad video_id", "bad timestamp", "stop before start",
+                                                 "empty narration") else "malformed row", where)
+                continue
+            vi = info.get(vid)
+            if vi is None:
+                report.drop("video not in EPIC_100_video_info.csv", where)
+                continue
+            n = int(vi["duration"] * frame_base(vid))
+            inp, tgt = epic_frames(t0, t1, vid, n)
+            if tgt <= inp:
+                report.drop("target not after input", where)
+                continue
+            out.append(ActionRecord(row["narration_id"], "epic", vid, label, inp, tgt, float(frame_base(vid)), split,
+                                    participant=row.get("participant_id") or vid.split("_")[0]))
+            report.kept += 1
+    return out
+
+
+def visor_boxes(annotation_dirs: list[Path]) -> dict[str, dict[int, dict[str, list[float]]]]:
+    """video -> frame number -> {entity name: [x1, y1, x2, y2] normalised by 1920 x 1080}."""
+    out: dict[str, dict[int, dict[str, list[float]]]] = {}
+    for d in annotation_dirs:
+        for f in sorted(d.glob("*.json")):
+            try:
+                entries = json.loads(f.read_text()).get("video_annotations", [])
+            except (OSError, ValueError):
+                continue
+            for e in entries:
+                img = e.get("image") or {}
+                name, video = img.get("name", ""), img.get("video", f.stem)
+                try:
+                    frame = int(name.rsplit("_", 1)[-1].split(".")[0])
+                except ValueError:
+                    continue
+                ents = {}
+                for a in e.get("annotations") or []:
+                    pts = [p for poly in (a.get("segments") or []) if poly for p in poly]
+                    if not pts:
+                        continue
+                    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+                    nm = HAND_NAMES.get((a.get("name") or "").strip().lower(), (a.get("name") or "object").strip())
+                    box = [max(0.0, min(xs) / 1920), max(0.0, min(ys) / 1080), min(1.0, max(xs) / 1920), min(1.0, max(ys) / 1080)]
+                    key, k = nm, 2
+                    while key in ents:
+                        key, k = f"{nm} {k}", k + 1
+                    ents[key] = [round(v, 4) for v in box]
+                out.setdefault(video, {})[frame] = ents
+    return out
+
+
+def parse_epic(root: Path, report: ParseReport) -> list[ActionRecord]:
+    files = [(root / "EPIC_100_train.csv", "train"), (root / "EPIC_100_validation.csv", "test")]
+    if not any(f.is_file() for f, _ in files):
+        raise FileNotFoundError(f"{root} holds no EPIC_100_train.csv / EPIC_100_validation.csv (is --source right?)")
+    info = read_video_info(root / "EPIC_100_video_info.csv")
+    recs = [r for f, split in files if f.is_file() for r in parse_epic_csv(f, split, info, report)]
+    visor_root = root / "visor" / "GroundTruth-SparseAnnotations" / "annotations"
+    boxes = visor_boxes([visor_root / "train", visor_root / "val"])
+    for r in recs:
+        frames = boxes.get(r.video_id, {})
+        r.boxes = {role: frames[f] for role, f in (("input", r.input_frame), ("target", r.target_frame)) if f in frames}
+    return recs
+
+
+# ----------------------------------------------------------------------------- Ego4D FHO
+
+
+def _ego4d_boxes(action: dict, frame_type: str, w: float, h: float) -> dict[str, list[float]]:
+    out = {}
+    for fr in action.get("frames") or []:
+        if fr.get("frame_type") != frame_type:
+            continue
+        for b in fr.get("boxes") or []:
+            bb = b.get("bbox") or {}
+            try:
+                x, y, bw, bh = (float(bb[k]) for k in ("x", "y", "width", "height"))
+            except (KeyError, TypeError, ValueError):
+                continue
+            t = b.get("object_type") or "object"
+            name = t.replace("_", " ") if t in ("left_hand", "right_hand") else (b.get("structured_noun") or t)
+            out[name] = [round(max(0.0, x / w), 4), round(max(0.0, y / h), 4), round(min(1.0, (x + bw) / w), 4),
+                         round(min(1.0, (y + bh) / h), 4)]
+    return out
+
+
+def ego4d_valid(a: dict) -> bool:
+    return bool(not a.get("is_rejected") and not a.get("is_invalid_annotation") and a.get("is_valid_action", True)
+                and a.get("critical_frames") and a.get("frames"))
+
+
+def parse_ego4d(root: Path, report: ParseReport) -> list[ActionRecord]:
+    f = root / "v2" / "annotations" / "fho_main.json"
+    if not f.is_file():
+        f = root / "annotations" / "fho_main.json"
+    if not f.is_file():
+        raise FileNotFoundError(f"{root} holds no v2/annotations/fho_main.json (is --source right?)")
+    try:
+        doc = json.loads(f.read_text())
+    except ValueError as e:
+        raise ValueError(f"{f}: not valid JSON ({e})") from None
+    if "videos" in doc:
+        videos = doc["videos"]
+    else:  # v1: {"video_data": {uid: {...}}}
+        videos = [{"video_uid": uid, **v} for uid, v in (doc.get("video_data") or {}).items()]
+    splits = {}
+    meta = f.parent.parent / "ego4d.json"
+    if meta.is_file():
+        for v in json.loads(meta.read_text()).get("videos", []):
+            splits[v.get("video_uid")] = "test" if v.get("split_fho") in ("val", "test") else "train"
+    out = []
+    for v in videos:
+        uid = v.get("video_uid")
+        md = v.get("video_metadata") or {}
+        w, h, fps = float(md.get("width") or 1920), float(md.get("height") or 1080), float(md.get("fps") or 30)
+        for iv in v.get("annotated_intervals") or []:
+            for k, a in enumerate(iv.get("narrated_actions") or []):
+                report.rows += 1
+                where = f"{f.name}:{uid}/{iv.get('clip_uid')}/{k}"
+                if not ego4d_valid(a):
+                    report.drop("invalid (Ego4D validity filter)", where)
+                    continue
+                crit = a["critical_frames"]
+                text = (a.get("narration_text") or "").strip()
+                if not text:
+                    report.drop("empty narration", where)
+                    continue
+                if "pre_15" not in crit or "pnr_frame" not in crit:
+                    report.drop("no pre_15 or pnr_frame", where)
+                    continue
+                inp, tgt = int(crit["pre_15"]), int(crit["pnr_frame"])
+                n = int(md.get("num_frames") or 0)
+                if inp < 0 or (n and tgt >= n) or tgt <= inp:
+                    report.drop("critical frames outside the video", where)
+                    continue
+                rec = ActionRecord(a.get("uid") or f"{uid}_{iv.get('clip_uid')}_{k}", "ego4d", uid, text, inp, tgt,
+                                   fps, splits.get(uid, "train"))
+                rec.boxes = {"input": _ego4d_boxes(a, "pre_15", w, h), "target": _ego4d_boxes(a, "pnr_frame", w, h)}
+                out.append(rec)
+                report.kept += 1
+    return out

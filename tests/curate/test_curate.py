@@ -1,0 +1,113 @@
+"""Curation: Fig. 9 prompt, the geometric describer, and the chat client against a local scripted server."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from egolego.curate.client import ChatClient
+from egolego.curate.geometric import describe
+from egolego.curate.prompt import SYSTEM, build_messages, examples_from_truth, load_examples, write_examples
+from egolego.curate.run import curate
+from egolego.data.manifest import pairs_from_egosynth, read_manifest
+from egolego.vllm.conversation import read_json
+
+
+def test_geometric_names_the_right_hand(judge_dataset):
+    from egolego.synth.dataset import load_truth
+    truth = load_truth(judge_dataset)
+    right = sum(f"with the {t['hand']} hand" in describe(t["label"], t["boxes"]["target"]) for t in truth)
+    assert right / len(truth) >= 0.95, right / len(truth)
+
+
+def test_geometric_sentence():
+    boxes = {"left hand": [0.2, 0.5, 0.3, 0.7], "right hand": [0.7, 0.9, 0.8, 1.0], "0:cup": [0.18, 0.45, 0.26, 0.6]}
+    assert describe("take cup", boxes) == "The person takes the cup on the left with the left hand."
+    assert describe("#C C puts the cup on the plate", boxes).startswith("The person puts the cup on the left on the plate")
+
+
+def test_prompt_structure(small_truth, tmp_path):
+    ex = examples_from_truth(small_truth)
+    assert len(ex) == 12 and len({e["label"].split()[0] for e in ex}) >= 8  # diverse verbs
+    write_examples(ex, tmp_path / "ex.yaml")
+    assert load_examples(tmp_path / "ex.yaml") == ex
+    msgs = build_messages(ex, "take cup", {"left hand": [0.1, 0.2, 0.3, 0.4]})
+    assert msgs[0] == {"role": "system", "content": SYSTEM}
+    assert msgs[1]["content"].startswith("Examples for learning: (1) Action Label:") and "(12) Action Label" in msgs[1]["content"]
+    assert msgs[2]["content"] == 'Example for inference: Action Label: "take cup"\nBounding Boxes: left hand: [0.10, 0.20, 0.30, 0.40]'
+    with pytest.raises(ValueError, match="12"):
+        build_messages(ex[:5], "take cup", {})
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """Chat-completions endpoint: 429, 500, a timeout, then answers; counts calls."""
+
+    script: list = []
+    calls = 0
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).calls += 1
+        action = type(self).script.pop(0) if type(self).script else "ok"
+        if action == "slow":
+            time.sleep(1.5)
+        if action in (429, 500):
+            self.send_response(action)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"error": {"message": "scripted", "type": "x"}}).encode())
+            return
+        label = body["messages"][-1]["content"].split('"')[1]
+        out = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+               "choices": [{"index": 0, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": f'"The person does {label} carefully."'}}],
+               "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
+        data = json.dumps(out).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture
+def server():
+    Scripted.script, Scripted.calls = [], 0
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+
+
+def test_retries_and_cache(server, tmp_path):
+    Scripted.script = [429, 500, "slow"]
+    c = ChatClient(server, "m", tmp_path / "cache.sqlite", timeout=0.5, backoff=0.01)
+    msgs = [{"role": "user", "content": 'Example for inference: Action Label: "take cup"'}]
+    assert c.complete(msgs) == '"The person does take cup carefully."'
+    assert Scripted.calls == 4 and c.usage.retries == 3 and c.usage.prompt_tokens == 100
+    again = ChatClient(server, "m", tmp_path / "cache.sqlite")  # a restart: the cache answers
+    assert again.complete(msgs) == c.complete(msgs) and Scripted.calls == 4 and again.usage.cached == 1
+
+
+def test_curate_openai_backend(server, small_dataset, small_truth, tmp_path):
+    pairs = tmp_path / "pairs"
+    pairs_from_egosynth(small_dataset, pairs, with_description=False)
+    write_examples(examples_from_truth(small_truth), tmp_path / "ex.yaml")
+    Scripted.script = [429]
+    s = curate(pairs, tmp_path / "tune.json", "openai", str(tmp_path / "ex.yaml"), server, "m", concurrency=4,
+               backoff=0.01, progress=False)
+    assert s["calls"] == 40 and s["retries"] == 1 and s["prompt_tokens"] == 4000 and s["cost_usd"] > 0
+    rows = read_manifest(pairs)
+    assert all(r["description"] == f"The person does {r['label']} carefully." for r in rows)
+    assert len(read_json(tmp_path / "tune.json")) == sum(r["split"] == "train" for r in rows)
+    s2 = curate(pairs, tmp_path / "tune.json", "openai", str(tmp_path / "ex.yaml"), server, "m", progress=False)
+    assert s2["calls"] == 0 and s2["cached"] == 40  # a rerun never pays twice

@@ -1,0 +1,114 @@
+"""`egolego data build` on EgoSynth (both formats, MP4 and JPEG frames) against truth.jsonl."""
+
+import csv
+import json
+import shutil
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from egolego.data.build import BuildArgs, build
+from egolego.data.manifest import read_manifest
+from egolego.data.sources import ParseReport, parse_epic_csv, read_video_info
+
+
+@pytest.fixture(scope="module", params=[("epic", "video"), ("epic", "jpg"), ("ego4d", "video")], ids=str)
+def built(request, small_dataset, small_truth, tmp_path_factory):
+    src, ff = request.param
+    out = tmp_path_factory.mktemp(f"build_{src}_{ff}")
+    summary = build(BuildArgs(src, small_dataset / src, out, frames_from=ff, size=64), progress=False)
+    return src, ff, summary, read_manifest(out), {t["action_id"]: t for t in small_truth}, out
+
+
+def _truth_for(src, row, truth):
+    if src == "epic":
+        return next(t for t in truth.values() if t["epic"]["narration_id"] == row["pair_id"])
+    return next(t for t in truth.values() if row["video_id"] == t["ego4d"]["video_uid"]
+                and t["ego4d"]["critical_frames"]["pnr_frame"] in range(row["target_frame"] - 3, row["target_frame"] + 4)
+                and t["ego4d"]["input_frame"] in range(row["input_frame"] - 3, row["input_frame"] + 4))
+
+
+def test_frames_near_truth_and_not_blurred(built):
+    src, ff, summary, rows, truth, _ = built
+    assert len(rows) >= 35 and summary["kept"] == len(rows)
+    for row in rows:
+        t = _truth_for(src, row, truth)
+        f = t[src]
+        assert abs(row["input_frame"] - f["input_frame"]) <= 3 and abs(row["target_frame"] - f["target_frame"]) <= 3
+        if src == "epic" and ff == "jpg":
+            blurred = set(f["blurred_rgb_frames"])
+            chosen = {row["input_frame"], row["target_frame"]}
+        elif src == "epic":
+            fps, base = f["video_fps"], f["frame_base"]
+            blurred = set(f["blurred_video_frames"])
+            chosen = {int(round((k - 1) / base * fps)) for k in (row["input_frame"], row["target_frame"])}
+        else:
+            blurred, chosen = set(f["blurred_video_frames"]), {row["input_frame"], row["target_frame"]}
+        assert not chosen & blurred, (row["pair_id"], chosen & blurred)
+        assert row["label"] in (t["label"], t["narration"])
+
+
+def test_boxes_match_truth_within_a_pixel(built):
+    src, _, _, rows, truth, _ = built
+    w, h = 112, 64
+    n = 0
+    for row in rows:
+        t = _truth_for(src, row, truth)
+        boxes = json.loads(row["boxes"])["target"]
+        truth_px = t[src]["boxes_px"]["target"]
+        hand = f"{t['hand']} hand"
+        mine = boxes[hand]
+        ref = truth_px[hand]
+        assert all(abs(a * s - b) <= 1.0 for a, b, s in zip(mine, ref, (w, h, w, h))), (mine, ref)
+        n += 1
+    assert n == len(rows)
+
+
+def test_split_by_video_and_outputs(built):
+    _, _, summary, rows, _, out = built
+    train = {r["video_id"] for r in rows if r["split"] == "train"}
+    test = {r["video_id"] for r in rows if r["split"] == "test"}
+    assert train and test and not train & test
+    assert (out / "summary.json").is_file() and (out / "similarity_histogram.png").is_file()
+    from PIL import Image
+    assert Image.open(out / rows[0]["input_path"]).size == (64, 64)
+    assert Image.open(out / rows[0]["target_full_path"]).size == (112, 64)  # original aspect kept for metrics
+
+
+def test_missing_and_corrupt_videos_are_counted(small_dataset, tmp_path):
+    root = tmp_path / "epic"
+    shutil.copytree(small_dataset / "epic", root, ignore=shutil.ignore_patterns("rgb_frames"))
+    vids = sorted((root / "videos").glob("*.MP4"))
+    vids[0].write_bytes(b"garbage")
+    vids[1].unlink()
+    s = build(BuildArgs("epic", root, tmp_path / "out", size=64), progress=False)
+    assert s["kept"] > 0
+    reasons = " ".join(s["dropped"])
+    assert "unreadable video" in reasons or "missing video" in reasons
+    assert s["kept"] + sum(v for k, v in s["dropped"].items()) == s["rows_parsed"]
+
+
+def test_wrong_source_is_a_clear_error(small_dataset, tmp_path):
+    with pytest.raises(FileNotFoundError, match="--source"):
+        build(BuildArgs("ego4d", small_dataset / "epic", tmp_path), progress=False)
+
+
+COLS = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp", "stop_timestamp",
+        "start_frame", "stop_frame", "narration", "verb", "verb_class", "noun", "noun_class", "all_nouns",
+        "all_noun_classes"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.fixed_dictionaries({c: st.one_of(st.text(max_size=12), st.sampled_from(
+    ["P01_01", "00:00:01.50", "00:00:03.20", "['cup']", "take cup", "3", ""])) for c in COLS}), max_size=15))
+def test_mangled_epic_rows_never_crash(tmp_path_factory, rows):
+    d = tmp_path_factory.mktemp("mangled")
+    (d / "EPIC_100_video_info.csv").write_text("video_id,duration,fps,resolution\nP01_01,100.0,59.94,112x64\n")
+    with open(d / "EPIC_100_train.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLS)
+        w.writeheader()
+        w.writerows(rows)
+    rep = ParseReport()
+    recs = parse_epic_csv(d / "EPIC_100_train.csv", "train", read_video_info(d / "EPIC_100_video_info.csv"), rep)
+    assert rep.rows == len(rows) and rep.kept == len(recs) and rep.kept + sum(rep.dropped.values()) == rep.rows
