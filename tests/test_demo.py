@@ -1,4 +1,6 @@
-"""The demo runs end to end on a small EgoSynth and reuses what it built."""
+"""The demo runs the whole pipeline end to end (tiny budget) and reuses what it built."""
+
+import json
 
 from PIL import Image
 
@@ -6,12 +8,16 @@ from egolego import config
 from egolego.demo import run_demo
 
 
-def test_demo_runs_and_reuses(tmp_path, capsys):
+def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     cfg = config.preset("tiny")
-    cfg.synth.actions, cfg.synth.workers = 16, 1
-    s = run_demo(cfg, tmp_path)
-    assert Image.open(s["contact_sheet"]).size[0] > 400
-    assert s["actions"] == 16
+    cfg.synth.actions, cfg.synth.workers = 40, 1
+    s = run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4)
+    res = s["results"]
+    assert {"label", "lego", "input frame (copy)", "ground truth"} <= set(res)
+    assert res["ground truth"]["acc_all"] >= 0.75  # the judge accepts the real action frames
+    assert Image.open(s["figure"]).size[0] > 500
+    assert json.loads((tmp_path / "results.json").read_text()) == res
+    assert (tmp_path / "ldm_lego" / "model" / "vllm" / "config.json").is_file()
     capsys.readouterr()
-    run_demo(cfg, tmp_path)
-    assert capsys.readouterr().out.count("reused") == 2
+    run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4)
+    assert capsys.readouterr().out.count("reused") >= 6

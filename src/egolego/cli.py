@@ -104,7 +104,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
         if a.actions <= 0:
             raise CliError(f"--actions must be a positive integer, got {a.actions}")
         cfg.synth.actions = a.actions
-    run_demo(cfg, _writable_dir(Path(a.out), "--out"))
+    if a.minutes <= 0:
+        raise CliError(f"--minutes must be positive, got {a.minutes}")
+    run_demo(cfg, _writable_dir(Path(a.out), "--out"), minutes=a.minutes)
     return 0
 
 
@@ -268,6 +270,17 @@ def cmd_data_build(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_export(a: argparse.Namespace) -> int:
+    from .data.export import export_ip2p, export_lego
+
+    try:
+        files = export_lego(a.pairs, a.out) if a.format == "lego" else export_ip2p(a.pairs, a.out, a.prompt)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    print(f"data export: {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def cmd_curate(a: argparse.Namespace) -> int:
     from .curate.run import curate
 
@@ -349,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="generate the action frame for one image",
                        description="Generate the egocentric action frame for an image and an action.")
-    g.add_argument("--model", required=True, help="a LEGO model folder (<train out>/model)")
+    g.add_argument("--model", default="runs/demo/ldm_lego/model",
+                   help="a LEGO model folder (<train out>/model; default: the demo's lego model)")
     g.add_argument("--image", required=True)
     g.add_argument("--action", required=True, help='the action, e.g. "open drawer"')
     g.add_argument("--out", required=True, help="output PNG")
@@ -416,6 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--num-shards", type=int, default=1)
     db.add_argument("--shard-index", type=int, default=0)
     db.set_defaults(func=cmd_data_build)
+    de = das.add_parser("export", help="official LEGO JSON or InstructPix2Pix parquet",
+                        description="Export a pairs manifest: `lego` (the official JSON layout) or `ip2p` (parquet "
+                        "with input_image / edit_prompt / edited_image for diffusers' InstructPix2Pix trainer).")
+    de.add_argument("--pairs", required=True)
+    de.add_argument("--format", required=True, choices=["lego", "ip2p"])
+    de.add_argument("--out", required=True)
+    de.add_argument("--prompt", default="description", choices=["description", "label"])
+    de.set_defaults(func=cmd_data_export)
 
     cu = sub.add_parser("curate", help="detailed descriptions for the pairs (Fig. 9 prompt or offline)",
                         description="Write a description per pair into the manifest and the LLaVA tuning JSON.")
@@ -445,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--config", help="a YAML config file (default: the tiny preset)")
     d.add_argument("--actions", type=int, help="override the number of EgoSynth actions")
+    d.add_argument("--minutes", type=float, default=10.0, help="time budget that scales the training (default 10)")
     d.set_defaults(func=cmd_demo)
     return p
 

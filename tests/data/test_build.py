@@ -112,3 +112,29 @@ def test_mangled_epic_rows_never_crash(tmp_path_factory, rows):
     rep = ParseReport()
     recs = parse_epic_csv(d / "EPIC_100_train.csv", "train", read_video_info(d / "EPIC_100_video_info.csv"), rep)
     assert rep.rows == len(rows) and rep.kept == len(recs) and rep.kept + sum(rep.dropped.values()) == rep.rows
+
+
+def test_exporters(small_dataset, tmp_path):
+    import io
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from egolego.data.export import export_ip2p, export_lego
+    from egolego.data.manifest import pairs_from_egosynth
+    pairs = tmp_path / "pairs"
+    pairs_from_egosynth(small_dataset, pairs)
+    rows = read_manifest(pairs)
+    files = export_lego(pairs, tmp_path / "lego")
+    doc = json.loads((tmp_path / "lego" / "lego_train.json").read_text())
+    r = next(r for r in rows if r["split"] == "train")
+    assert doc[r["video_id"]][r["pair_id"]] == {"image_0": r["input_path"], "image_1": r["target_path"],
+                                               "action": r["label"], "llava_forecast_finetune": r["description"]}
+    assert {f.name for f in files} == {"lego_train.json", "lego_val.json"}
+    export_ip2p(pairs, tmp_path / "ip2p")
+    t = pq.read_table(tmp_path / "ip2p" / "train.parquet")
+    assert t.column_names == ["input_image", "edit_prompt", "edited_image"]
+    assert b"Image" in t.schema.metadata[b"huggingface"]
+    first = t.slice(0, 1).to_pylist()[0]
+    assert Image.open(io.BytesIO(first["input_image"]["bytes"])).size == (64, 64)
+    assert t.num_rows == sum(r["split"] == "train" for r in rows)
