@@ -12,7 +12,9 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "egolego.cli", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("cmd", [[], ["synth"], ["tokenizer"], ["config"], ["demo"]])
+@pytest.mark.parametrize("cmd", [[], ["synth"], ["tokenizer"], ["config"], ["demo"], ["vae", "train"], ["train"], ["generate"],
+                                 ["vllm", "tune"], ["vllm", "enrich"], ["vllm", "data"], ["data", "build"],
+                                 ["data", "export"], ["curate"], ["pairs", "from-egosynth"]])
 def test_help(cmd):
     r = run(*cmd, "--help")
     assert r.returncode == 0 and "usage: egolego" in r.stdout

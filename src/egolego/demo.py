@@ -113,7 +113,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
         if (vae_dir / "quality.json").exists():
             q = json.loads((vae_dir / "quality.json").read_text())
         else:
-            cfg.vae.steps = max(50, int(round(500 * scale)))
+            cfg.vae.steps = max(50, int(round(260 * scale)))
             q = train_vae(cfg, pairs, vae_dir, progress=False)
         s.done(f"held-out reconstruction PSNR {q['psnr_heldout_db']} dB")
 
@@ -126,7 +126,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
                 s.done(f"reused {run / 'model'}")
             else:
                 cfg.ldm.vae, cfg.ldm.tokenizer, cfg.ldm.conditioning = str(vae_dir), str(tok_dir), mode
-                cfg.ldm.max_steps, cfg.ldm.checkpoint_every = max(20, int(round(450 * scale))), 100
+                cfg.ldm.max_steps, cfg.ldm.checkpoint_every = max(20, int(round(230 * scale))), 100
                 cfg.ldm.lr = 5e-4
                 r = Trainer(cfg, pairs, store, run).run(resume=(run / "checkpoints").exists(), progress=False)
                 s.done(f"{cfg.ldm.max_steps} steps, last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")

@@ -87,3 +87,23 @@ def test_clear_data_errors(pairs8, tmp_path):
         LegoPairs(pairs8, "train", tmp_path, "desc+img")
     with pytest.raises(ValueError, match="split"):
         LegoPairs(pairs8, "nonexistent", None, "label")
+
+
+def test_generate_cli(pairs8, tmp_path, capsys):
+    from PIL import Image
+
+    from egolego.cli import main
+    from egolego.data.manifest import read_manifest, resolve
+    Trainer(_cfg(mode="label", steps=2, every=2), pairs8, None, tmp_path / "run").run(progress=False)
+    src = resolve(pairs8, read_manifest(pairs8)[0]["target_full_path"])
+    out = tmp_path / "out.png"
+    assert main(["generate", "--model", str(tmp_path / "run" / "model"), "--image", str(src), "--action",
+                 "take cup", "--out", str(out), "--steps", "2"]) == 0
+    assert Image.open(out).size == Image.open(src).size  # back at the input's aspect ratio
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    assert main(["generate", "--model", str(tmp_path / "run" / "model"), "--image", str(bad), "--action", "x",
+                 "--out", str(out)]) == 2
+    assert main(["generate", "--model", str(tmp_path), "--image", str(src), "--action", "x", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--image" in err[0] and "--model" in err[1]
