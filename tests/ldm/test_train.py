@@ -105,5 +105,5 @@ def test_generate_cli(pairs8, tmp_path, capsys):
     assert main(["generate", "--model", str(tmp_path / "run" / "model"), "--image", str(bad), "--action", "x",
                  "--out", str(out)]) == 2
     assert main(["generate", "--model", str(tmp_path), "--image", str(src), "--action", "x", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("egolego generate: error:")]
     assert len(err) == 2 and "--image" in err[0] and "--model" in err[1]

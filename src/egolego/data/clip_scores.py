@@ -52,4 +52,4 @@ class ClipScorers:
     def aesthetic(self, img: np.ndarray) -> float:
         if self.mlp is None:
             raise FileNotFoundError("--quality laion needs --quality-weights: the improved-aesthetic MLP .pth file")
-        return float(self.mlp(self.embed(img)[None])[0, 0])
+        return float(self.mlp(self.embed(img)[None])[0, 0].detach())
