@@ -12,6 +12,8 @@ from egolego.data.build import BuildArgs, build
 from egolego.data.manifest import read_manifest
 from egolego.data.sources import ParseReport, parse_epic_csv, read_video_info
 
+from ..conftest import REAL_EPIC
+
 
 @pytest.fixture(scope="module", params=[("epic", "video"), ("epic", "jpg"), ("ego4d", "video")], ids=str)
 def built(request, small_dataset, small_truth, tmp_path_factory):
@@ -138,3 +140,43 @@ def test_exporters(small_dataset, tmp_path):
     first = t.slice(0, 1).to_pylist()[0]
     assert Image.open(io.BytesIO(first["input_image"]["bytes"])).size == (64, 64)
     assert t.num_rows == sum(r["split"] == "train" for r in rows)
+
+
+@pytest.mark.skipif(not (REAL_EPIC / "EPIC_100_validation.csv").exists(), reason="shared/real-samples not present")
+def test_epic_parser_on_the_real_validation_csv():
+    from egolego.data.epic_schema import frame_of, parse_timestamp
+    from egolego.data.sources import epic_frames
+    real = REAL_EPIC
+    rep = ParseReport()
+    recs = parse_epic_csv(real / "EPIC_100_validation.csv", "test", read_video_info(real / "EPIC_100_video_info.csv"), rep)
+    assert rep.rows == 9668 and rep.kept + sum(rep.dropped.values()) == rep.rows and rep.kept > 9500
+    rows = {r["narration_id"]: r for r in csv.DictReader(open(real / "EPIC_100_validation.csv"))}
+    for rec in recs:
+        row = rows[rec.pair_id]
+        t0, t1 = parse_timestamp(row["start_timestamp"]), parse_timestamp(row["stop_timestamp"])
+        assert frame_of(t0, rec.video_id) == int(row["start_frame"]) and frame_of(t1, rec.video_id) == int(row["stop_frame"])
+        assert (rec.input_frame, rec.target_frame) == epic_frames(t0, t1, rec.video_id, None) or rec.target_frame <= int(row["stop_frame"])
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-5, 5000) | st.text(max_size=6),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(
+                         ["critical_frames", "frames", "pre_15", "pnr_frame", "narration_text", "is_rejected",
+                          "boxes", "bbox", "x", "frame_type", "object_type", "uid"]), c, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_json, max_size=6))
+def test_mangled_ego4d_actions_never_crash(tmp_path_factory, actions):
+    d = tmp_path_factory.mktemp("ego")
+    (d / "v2" / "annotations").mkdir(parents=True)
+    actions = [a if isinstance(a, dict) else {"junk": a} for a in actions]
+    doc = {"videos": [{"video_uid": "v", "video_metadata": {"width": 112, "height": 64, "num_frames": 900},
+                       "annotated_intervals": [{"clip_uid": "c", "narrated_actions": actions}]}]}
+    (d / "v2" / "annotations" / "fho_main.json").write_text(json.dumps(doc))
+    from egolego.data.sources import parse_ego4d
+    rep = ParseReport()
+    try:
+        recs = parse_ego4d(d, rep)
+    except (TypeError, AttributeError, ValueError) as e:  # pragma: no cover - the test fails with the reason
+        pytest.fail(f"parser crashed: {e!r}")
+    assert rep.rows == len(actions) and rep.kept == len(recs) and rep.kept + sum(rep.dropped.values()) == rep.rows

@@ -188,6 +188,29 @@ def _ego4d_boxes(action: dict, frame_type: str, w: float, h: float) -> dict[str,
     return out
 
 
+def _ego4d_action(a, uid, iv, k, md, w, h, fps, splits, report, where) -> ActionRecord | None:
+    if not ego4d_valid(a):
+        report.drop("invalid (Ego4D validity filter)", where)
+        return None
+    crit = a["critical_frames"]
+    text = (a.get("narration_text") or "").strip()
+    if not text:
+        report.drop("empty narration", where)
+        return None
+    if "pre_15" not in crit or "pnr_frame" not in crit:
+        report.drop("no pre_15 or pnr_frame", where)
+        return None
+    inp, tgt = int(crit["pre_15"]), int(crit["pnr_frame"])
+    n = int(md.get("num_frames") or 0)
+    if inp < 0 or (n and tgt >= n) or tgt <= inp:
+        report.drop("critical frames outside the video", where)
+        return None
+    rec = ActionRecord(str(a.get("uid") or f"{uid}_{iv.get('clip_uid')}_{k}"), "ego4d", uid, text, inp, tgt, fps,
+                       splits.get(uid, "train"))
+    rec.boxes = {"input": _ego4d_boxes(a, "pre_15", w, h), "target": _ego4d_boxes(a, "pnr_frame", w, h)}
+    return rec
+
+
 def ego4d_valid(a: dict) -> bool:
     return bool(not a.get("is_rejected") and not a.get("is_invalid_annotation") and a.get("is_valid_action", True)
                 and a.get("critical_frames") and a.get("frames"))
@@ -221,25 +244,12 @@ def parse_ego4d(root: Path, report: ParseReport) -> list[ActionRecord]:
             for k, a in enumerate(iv.get("narrated_actions") or []):
                 report.rows += 1
                 where = f"{f.name}:{uid}/{iv.get('clip_uid')}/{k}"
-                if not ego4d_valid(a):
-                    report.drop("invalid (Ego4D validity filter)", where)
+                try:
+                    rec = _ego4d_action(a, uid, iv, k, md, w, h, fps, splits, report, where)
+                except (TypeError, ValueError, AttributeError, KeyError):
+                    report.drop("malformed action", where)
                     continue
-                crit = a["critical_frames"]
-                text = (a.get("narration_text") or "").strip()
-                if not text:
-                    report.drop("empty narration", where)
-                    continue
-                if "pre_15" not in crit or "pnr_frame" not in crit:
-                    report.drop("no pre_15 or pnr_frame", where)
-                    continue
-                inp, tgt = int(crit["pre_15"]), int(crit["pnr_frame"])
-                n = int(md.get("num_frames") or 0)
-                if inp < 0 or (n and tgt >= n) or tgt <= inp:
-                    report.drop("critical frames outside the video", where)
-                    continue
-                rec = ActionRecord(a.get("uid") or f"{uid}_{iv.get('clip_uid')}_{k}", "ego4d", uid, text, inp, tgt,
-                                   fps, splits.get(uid, "train"))
-                rec.boxes = {"input": _ego4d_boxes(a, "pre_15", w, h), "target": _ego4d_boxes(a, "pnr_frame", w, h)}
-                out.append(rec)
-                report.kept += 1
+                if rec is not None:
+                    out.append(rec)
+                    report.kept += 1
     return out
