@@ -94,11 +94,3 @@ class LegoPairs(torch.utils.data.Dataset):
             e = self.store.get(r["pair_id"])
             item.update(h_img=e.h_img.float(), h_txt=e.h_txt.float(), h_len=e.length)
         return item
-
-
-def collate(items: list[dict]) -> dict:
-    out = {}
-    for k in items[0]:
-        v = [it[k] for it in items]
-        out[k] = torch.stack(v) if isinstance(v[0], torch.Tensor) else torch.tensor(v) if isinstance(v[0], int) else v
-    return out

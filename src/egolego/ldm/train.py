@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -27,11 +25,12 @@ from diffusers.training_utils import EMAModel
 from torch import nn
 from tqdm import tqdm
 
+from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
-from ..data.manifest import read_manifest
+from ..data.manifest import read_manifest, resolve
 from .build import build_components
 from .conditioner import mode_uses
-from .data import LegoPairs, flip_allowed, swap_sides
+from .data import LegoPairs, flip_allowed, load_image, swap_sides
 from .pipeline import LegoPipeline
 
 
@@ -107,9 +106,10 @@ class Trainer:
         keys = ("in", "tg") + (("in_f", "tg_f") if self.flip else ())
         chunks = {k: [] for k in keys}
         for i in range(0, len(self.ds), 32):
-            items = [self.ds[j] for j in range(i, min(i + 32, len(self.ds)))]
-            for name, field in (("in", "input"), ("tg", "target")):
-                x = torch.stack([it[field] for it in items]).to(self.dev, vae.dtype)
+            rows = self.ds.rows[i:i + 32]  # images only: the embeddings are cached below, once
+            for name, field in (("in", "input_path"), ("tg", "target_path")):
+                x = torch.stack([load_image(resolve(self.ds.root, r[field]), self.ds.size) for r in rows])
+                x = x.to(self.dev, vae.dtype)
                 variants = [(name, x)] + ([(name + "_f", x.flip(-1))] if self.flip else [])
                 for key, xx in variants:
                     d = vae.encode(xx).latent_dist
@@ -168,45 +168,26 @@ class Trainer:
     # ------------------------------------------------------------------ loop, checkpoints, export
 
     def checkpoints(self) -> list[Path]:
-        d = self.out / "checkpoints"
-        return sorted(d.glob("step-*")) if d.exists() else []
+        return list_checkpoints(self.out)
 
     def save_checkpoint(self, step: int) -> None:
-        self.acc.wait_for_everyone()
-        d = self.out / "checkpoints"
-        tmp = d / f".tmp-step-{step:07d}"
-        if self.acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-        self.acc.save_state(str(tmp))
-        if self.acc.is_main_process:
-            torch.save(self.ema.state_dict(), tmp / "ema.pt")
-            (tmp / "trainer.json").write_text(json.dumps({"step": step}))
-            shutil.rmtree(d / f"step-{step:07d}", ignore_errors=True)
-            os.replace(tmp, d / f"step-{step:07d}")
-            for old in self.checkpoints()[:-self.cfg.ldm.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        self.acc.wait_for_everyone()
+        save_checkpoint(self.acc, self.out, step, self.cfg.ldm.keep_checkpoints,
+                        extra=lambda d: torch.save(self.ema.state_dict(), d / "ema.pt"))
 
     def load_checkpoint(self) -> int:
-        cks = self.checkpoints()
-        if not cks:
-            return 0
-        self.acc.load_state(str(cks[-1]))
-        self.ema.load_state_dict(torch.load(cks[-1] / "ema.pt", weights_only=False))
-        return json.loads((cks[-1] / "trainer.json").read_text())["step"]
+        step, folder = load_latest(self.acc, self.out)
+        if folder is not None:
+            self.ema.load_state_dict(torch.load(folder / "ema.pt", weights_only=False))
+        return step
 
     def run(self, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
         """Train to ``max_steps`` (or stop after ``stop_after`` steps: for tests that simulate a kill)."""
         c = self.cfg.ldm
-        if not resume and self.checkpoints():
-            raise ValueError(f"{self.out} holds checkpoints of an earlier run: pass --resume to continue it, "
-                             "or choose another --out")
+        refuse_stale(self.out, resume)
         start = self.load_checkpoint() if resume else 0
         log_path = self.out / "train_log.jsonl"
         if self.acc.is_main_process:
-            kept = [ln for ln in (log_path.read_text().splitlines() if resume and log_path.exists() else [])
-                    if json.loads(ln)["step"] <= start]
-            log_path.write_text("".join(ln + "\n" for ln in kept))
+            truncate_log(log_path, start, resume)
             save(self.cfg, self.out / "config.yaml")
         end = c.max_steps if stop_after is None else min(c.max_steps, start + stop_after)
         bar = tqdm(range(start, end), initial=start, total=c.max_steps, desc=f"train {c.conditioning}",

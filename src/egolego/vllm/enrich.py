@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from ..data.manifest import manifest_file, read_manifest, resolve, update_column
 from .embed import teacher_forced_states
 from .model import fingerprint, image_tokens, load_llava
-from .store import EmbeddingStore, StoreWriter
+from .store import EmbeddingStore, StoreWriter, atomic_json
 from .templates import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
 
 
@@ -98,10 +97,10 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
             n_tokens += int(n)
             n_done += 1
         if len(writer._rows) == 0:  # a shard was just flushed: keep the descriptions in step with it
-            _atomic_json(desc_file, descriptions)
+            atomic_json(desc_file, descriptions, sort_keys=True)
     writer.close()
     stored = EmbeddingStore(out)
-    _atomic_json(desc_file, {k: v for k, v in descriptions.items() if k in stored})
+    atomic_json(desc_file, {k: v for k, v in descriptions.items() if k in stored}, sort_keys=True)
     if skipped:
         (out / f"enrich_report-{writer_id}.txt").write_text("\n".join(skipped) + "\n")
     merge_descriptions(out, pairs)
@@ -109,12 +108,6 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
     return {"done": n_done, "skipped": len(skipped), "stored": len(stored), "seconds": round(dt, 2),
             "pairs_per_s": round(n_done / dt, 2) if dt else None, "tokens_per_s": round(n_tokens / dt, 1) if dt else None,
             "bytes_per_pair": round(stored.bytes_per_pair()), "report": str(out / f"enrich_report-{writer_id}.txt") if skipped else None}
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def merge_descriptions(store: str | Path, pairs: str | Path) -> int:

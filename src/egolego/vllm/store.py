@@ -32,9 +32,9 @@ class Embedding:
     length: int
 
 
-def _atomic_json(path: Path, data: dict) -> None:
+def atomic_json(path: Path, data: dict, sort_keys: bool = False) -> None:
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data))
+    tmp.write_text(json.dumps(data, sort_keys=sort_keys))
     os.replace(tmp, path)
 
 
@@ -130,11 +130,11 @@ class StoreWriter:
         os.replace(tmp, self.root / name)
         for row, (pid, _, _, length) in enumerate(self._rows):
             self.index["entries"][pid] = {"shard": name, "row": row, "length": length}
-        _atomic_json(self.index_path, self.index)
+        atomic_json(self.index_path, self.index)
         self._rows.clear()
         self._next += 1
 
     def close(self) -> None:
         self.flush()
         if not self.index_path.exists():
-            _atomic_json(self.index_path, self.index)
+            atomic_json(self.index_path, self.index)

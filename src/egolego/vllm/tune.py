@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
+from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
 from .conversation import read_json, sample_texts
 from .embed import encode_samples
@@ -110,33 +109,17 @@ class VllmTuner:
                 "pixel_values": pix.to(dev, self.acc.unwrap_model(self.model).dtype)}
 
     def checkpoints(self) -> list[Path]:
-        d = self.out / "checkpoints"
-        return sorted(d.glob("step-*")) if d.exists() else []
-
-    def save_checkpoint(self, step: int) -> None:
-        d = self.out / "checkpoints"
-        tmp = d / f".tmp-step-{step:07d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.acc.save_state(str(tmp))
-        if self.acc.is_main_process:
-            (tmp / "trainer.json").write_text(json.dumps({"step": step}))
-            shutil.rmtree(d / f"step-{step:07d}", ignore_errors=True)
-            os.replace(tmp, d / f"step-{step:07d}")
-            for old in self.checkpoints()[:-self.cfg.vllm.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
+        return list_checkpoints(self.out)
 
     def run(self, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> dict:
         v = self.cfg.vllm
-        if not resume and self.checkpoints():
-            raise ValueError(f"{self.out} holds checkpoints of an earlier run: pass --resume to continue it, "
-                             "or choose another --out")
-        start = 0
-        if resume and self.checkpoints():
-            self.acc.load_state(str(self.checkpoints()[-1]))
-            start = json.loads((self.checkpoints()[-1] / "trainer.json").read_text())["step"]
-        save(self.cfg, self.out / "config.yaml")
-        end = self.total if stop_after is None else min(self.total, start + stop_after)
+        refuse_stale(self.out, resume)
+        start = load_latest(self.acc, self.out)[0] if resume else 0
         log = self.out / "tune_log.jsonl"
+        if self.acc.is_main_process:
+            truncate_log(log, start, resume)
+            save(self.cfg, self.out / "config.yaml")
+        end = self.total if stop_after is None else min(self.total, start + stop_after)
         losses, t0 = [], time.perf_counter()
         for step in tqdm(range(start, end), initial=start, total=self.total, desc="vllm tune",
                          disable=not (progress and self.acc.is_main_process)):
@@ -157,7 +140,7 @@ class VllmTuner:
                                         "samples_per_s": round(v.batch_size * v.grad_accum * (step + 1 - start)
                                                                / (time.perf_counter() - t0), 2)}) + "\n")
             if (step + 1) % v.checkpoint_every == 0 or step + 1 == self.total:
-                self.save_checkpoint(step + 1)
+                save_checkpoint(self.acc, self.out, step + 1, v.keep_checkpoints)
         if end == self.total:
             self.export()
         return {"start": start, "end": end, "losses": losses, "skipped_images": self.bad}
