@@ -210,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--actions", type=int, help="override the number of EgoSynth actions")
     d.add_argument("--minutes", type=float, default=10.0, help="time budget that scales the training (default 10)")
     d.set_defaults(func=cmd_demo)
+
+    from .eval.cli import add_parsers
+
+    add_parsers(sub)
     return p
 
 

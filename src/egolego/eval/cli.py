@@ -1,0 +1,84 @@
+"""The ``egolego eval`` and ``egolego report`` sub-commands (parser and functions)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..commands import CliError, _positive, _writable_dir
+from .run import ALL_METRICS
+
+
+def add_parsers(sub) -> None:
+    e = sub.add_parser("eval", help="generate the test split with one method and score it (paper §4.1)",
+                       description="Generate every pair of a split with a LEGO model (or the `input` / `target` "
+                       "references), compute the metrics per pair, aggregate with 95 %% bootstrap intervals.")
+    e.add_argument("--model", required=True, help="a LEGO model folder, or `input` (copy the input) / `target` (GT)")
+    e.add_argument("--pairs", required=True, help="the pairs manifest folder")
+    e.add_argument("--out", required=True, help="output folder (images/, per_pair.parquet, eval.json)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--metrics", default=",".join(ALL_METRICS), help=f"comma list of {','.join(ALL_METRICS)}")
+    e.add_argument("--weights-dir", help="folder with the metric weights (README: Evaluation weights)")
+    e.add_argument("--steps", type=int, default=100, help="denoising steps (default 100, as the paper)")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--limit", type=int, help="evaluate only the first N pairs")
+    e.add_argument("--store", help="embedding store of `vllm enrich` (modes that use H_i / H_t)")
+    e.add_argument("--name", help="the method's name in tables (default: the model's run folder)")
+    e.add_argument("--tag", default="", help="a variant label for the ablation table, e.g. 'untuned VLLM'")
+    e.add_argument("--egosynth", help="EgoSynth folder for the action judge (default: found from the manifest)")
+    e.add_argument("--feature-vae", help="an AutoencoderKL folder: adds FID/KID on its latents (offline variant)")
+    e.add_argument("--caption-text", choices=("clip", "egovlp"), default="clip",
+                   help="text encoder comparing BLIP captions with descriptions (paper: clip; official code: egovlp)")
+    e.add_argument("--new-actions", type=int, default=6, help="frames in the new-actions strip (0: none)")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("report", help="one self-contained HTML report from eval folders",
+                       description="Tables, plots, sample grid, new-actions strip and configs of one or more "
+                       "`egolego eval` folders, in one HTML file with embedded images.")
+    r.add_argument("evals", nargs="+", help="eval folders")
+    r.add_argument("--out", required=True, help="the HTML file to write")
+    r.add_argument("--title", default="egolego evaluation")
+    r.add_argument("--sample", type=int, default=8, help="pairs in the image grid")
+    r.set_defaults(func=cmd_report)
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from .report import headline
+    from .run import EvalArgs, evaluate
+    from .tables import load_run
+
+    _positive(a.steps, "--steps")
+    _positive(a.batch_size, "--batch-size")
+    if a.limit is not None:
+        _positive(a.limit, "--limit")
+    metrics = tuple(m.strip() for m in a.metrics.split(",") if m.strip())
+    for flag, p in (("--pairs", a.pairs), ("--weights-dir", a.weights_dir), ("--store", a.store),
+                    ("--egosynth", a.egosynth), ("--feature-vae", a.feature_vae)):
+        if p is not None and not Path(p).exists():
+            raise CliError(f"{flag}: {p} does not exist")
+    args = EvalArgs(a.model, Path(a.pairs), _writable_dir(Path(a.out), "--out"), a.split, metrics,
+                    Path(a.weights_dir) if a.weights_dir else None, a.steps, a.batch_size, a.seed, a.limit,
+                    Path(a.store) if a.store else None, a.name, a.tag, Path(a.egosynth) if a.egosynth else None,
+                    Path(a.feature_vae) if a.feature_vae else None, a.caption_text, a.new_actions)
+    try:
+        evaluate(args, progress=not a.quiet)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    print(headline(load_run(args.out)))
+    print(f"eval: {args.out / 'eval.json'}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import build_report
+
+    _positive(a.sample, "--sample")
+    _writable_dir(Path(a.out).parent if str(Path(a.out).parent) else Path("."), "--out")
+    try:
+        out = build_report(a.evals, a.out, a.title, a.sample)
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    print(f"report: {out}")
+    return 0

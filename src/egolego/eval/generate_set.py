@@ -1,0 +1,101 @@
+"""Generate the action frame of every evaluated pair, resumably: ``EVAL/images/<pair_id>.png``.
+
+A method is a LEGO model folder, or one of two references that need no model: ``input`` (copy the input frame,
+the "nothing happens" baseline) and ``target`` (the ground truth itself, an upper bound for sanity).
+Each image is written atomically, so a killed run regenerates only what is missing; each pair has its own
+seeded generator, so the result does not depend on the batch size or on where a run was resumed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..data.manifest import resolve
+
+REFERENCES = ("input", "target")
+
+
+def safe_name(pair_id: str) -> str:
+    return pair_id.replace("/", "_")
+
+
+def _save(im: Image.Image, path: Path) -> None:
+    tmp = path.with_name(path.name + ".part.png")
+    im.save(tmp)
+    os.replace(tmp, path)
+
+
+def _embeddings(rows, store, vllm_dir, squares, rows_n):
+    """(h_img, h_txt, h_len, descriptions) for a batch, from the store or from the model's own VLLM."""
+    if store is not None:
+        es = [store.get(r["pair_id"]) for r in rows]
+        return (torch.stack([e.h_img.float() for e in es]), torch.stack([e.h_txt.float() for e in es]),
+                torch.tensor([e.length for e in es]), [r["description"] for r in rows])
+    from ..vllm.enrich import describe_and_embed
+
+    outs = [describe_and_embed(vllm_dir, im, r["label"], rows=rows_n) for im, r in zip(squares, rows)]
+    return (torch.cat([o[1]["h_img"] for o in outs]), torch.cat([o[1]["h_txt"] for o in outs]),
+            torch.cat([o[1]["h_len"] for o in outs]), [o[0] for o in outs])
+
+
+def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, steps: int = 100, batch_size: int = 8,
+                 seed: int = 0, store: str | Path | None = None, scheduler: str = "euler_a",
+                 progress: bool = True) -> dict:
+    """Write ``out/images/*.png`` for ``rows``; returns {"mode", "generated", "reused"}."""
+    img_dir = out / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    todo = [r for r in rows if not (img_dir / f"{safe_name(r['pair_id'])}.png").is_file()]
+    if method in REFERENCES:
+        for r in todo:
+            _save(Image.open(resolve(pairs, r[f"{method}_path"])).convert("RGB"), img_dir / f"{safe_name(r['pair_id'])}.png")
+        return {"mode": method, "generated": len(todo), "reused": len(rows) - len(todo)}
+
+    from ..ldm.conditioner import mode_uses
+    from ..ldm.generate import load_pipeline
+    from ..vllm.store import EmbeddingStore
+
+    pipe = load_pipeline(method)
+    pipe.use_scheduler(scheduler)
+    mode = pipe.conditioner.config.mode
+    needs_emb = any(mode_uses(mode))
+    emb_store = EmbeddingStore(store) if (needs_emb and store is not None) else None
+    vllm_dir = Path(method) / "vllm"
+    if needs_emb and emb_store is None and not vllm_dir.is_dir():
+        raise ValueError(f"mode {mode!r} needs VLLM embeddings: pass --store (the `vllm enrich` output) or use a "
+                         f"model folder with its tuned VLLM in {vllm_dir}")
+    if needs_emb and emb_store is not None:
+        absent = [r["pair_id"] for r in rows if r["pair_id"] not in emb_store]
+        if absent:
+            raise ValueError(f"{len(absent)} evaluated pairs are not in the store {store} (first: {absent[0]}); "
+                             "run `egolego vllm enrich` on these pairs")
+    bar = tqdm(total=len(todo), desc=f"generate ({mode})", disable=not progress, unit="frame")
+    for i in range(0, len(todo), batch_size):
+        batch = todo[i:i + batch_size]
+        squares = [Image.open(resolve(pairs, r["input_path"])).convert("RGB") for r in batch]
+        kw, prompts = {}, [r["label"] if mode == "label" else r["description"] for r in batch]
+        if needs_emb:
+            h_img, h_txt, h_len, descs = _embeddings(batch, emb_store, vllm_dir, squares, pipe.conditioner.config.text_tokens)
+            kw = {"h_img": h_img, "h_txt": h_txt, "h_len": h_len}
+            prompts = descs if mode != "label" else prompts
+        if mode != "label" and not all(prompts):
+            raise ValueError(f"mode {mode!r} needs descriptions; pair {batch[0]['pair_id']} has none (run curation or "
+                             "`vllm enrich` first)")
+        gens = [torch.Generator().manual_seed(seed * 1_000_003 + hash_id(r["pair_id"])) for r in batch]
+        outs = pipe(squares, prompts, num_inference_steps=steps, generator=gens, progress=False, **kw).images
+        for r, im in zip(batch, outs):
+            _save(im, img_dir / f"{safe_name(r['pair_id'])}.png")
+        bar.update(len(batch))
+    bar.close()
+    return {"mode": mode, "generated": len(todo), "reused": len(rows) - len(todo)}
+
+
+def hash_id(pair_id: str) -> int:
+    """A stable per-pair seed offset (Python's hash() changes between processes)."""
+    import zlib
+
+    return zlib.crc32(pair_id.encode()) % 1_000_003

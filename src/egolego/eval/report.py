@@ -1,0 +1,174 @@
+"""``egolego report EVAL [EVAL …] --out report.html``: one self-contained HTML file.
+
+Holds the comparison table (every method × every metric, best in bold, 95 % bootstrap intervals), the ablation
+table when several conditioning modes were evaluated, the transition-time plot (App. C.1), a grid of input /
+each method / ground truth for a sample of pairs, the new-actions strip (App. C.3), the skipped metrics and
+every run's config. Images and plots are embedded as base64 PNGs, so the file can be mailed or archived alone.
+A small script marks the page ``data-rendered="ok"`` once every image has decoded (the headless-browser test
+checks it).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+
+from PIL import Image
+
+from ..data.manifest import read_manifest, resolve
+from .generate_set import safe_name
+from .tables import METRICS, EvalRun, ablation_runs, load_run, table, transition_bins
+
+CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
+table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
+th{background:#f3f3f3}td.b{font-weight:bold}.grid img,.strip img{width:112px;height:112px;image-rendering:pixelated}
+img{max-width:100%}.grid td{text-align:center;font-size:11px;max-width:130px}.note{color:#666;font-size:13px}pre{background:#f7f7f7;
+padding:8px;font-size:12px;overflow:auto;max-height:300px}"""
+SCRIPT = """window.addEventListener('load',function(){var bad=[].filter.call(document.images,function(i){
+return !(i.complete&&i.naturalWidth>0)});document.body.setAttribute('data-rendered',bad.length?'broken:'+bad.length:'ok');});"""
+
+
+def _png(im: Image.Image) -> str:
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _img(im: Image.Image, title: str = "") -> str:
+    return f'<img src="{_png(im)}" title="{html.escape(title)}" alt="{html.escape(title)}">'
+
+
+def _table_html(t: dict) -> str:
+    head = "".join(f"<th>{html.escape(h)}{' ↓' if lo else ''}</th>" for _, h, lo in t["columns"])
+    body = []
+    for i, (name, cells) in enumerate(t["rows"]):
+        tds = "".join(f'<td class="{"b" if t["best"].get(m) == i else ""}">{html.escape(c)}</td>'
+                      for c, (m, _, _) in zip(cells, t["columns"]))
+        body.append(f"<tr><td>{html.escape(name)}</td>{tds}</tr>")
+    return f"<table><tr><th>method</th>{head}</tr>{''.join(body)}</table>"
+
+
+def _transition_plot(runs: list[EvalRun]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prefer = ["psnr", "lpips", "clip", "egovlp_plus", "blip_b", "action_all", "ssim"]
+    metrics = [m for m in prefer if any(m in r.per_pair for r in runs)][:3]
+    data = [(m, transition_bins(runs, m)) for m in metrics]
+    data = [(m, d) for m, d in data if d is not None]
+    if not data:
+        return '<p class="note">Too few pairs for transition-time bins.</p>'
+    fig, axes = plt.subplots(1, len(data), figsize=(4 * len(data), 3.2), squeeze=False)
+    headers = {m: h for m, h, _ in METRICS}
+    for ax, (m, d) in zip(axes[0], data):
+        labels = [f"{d['edges'][i]:.2f}–{d['edges'][i + 1]:.2f}s\n(n={d['counts'][i]})" for i in range(len(d["counts"]))]
+        for name, vals in d["methods"].items():
+            ax.plot(range(len(vals)), vals, marker="o", label=name)
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_title(headers[m])
+        ax.set_xlabel("transition time δ")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}" alt="transition time">'
+
+
+def _grid(runs: list[EvalRun], n: int) -> str:
+    common = [p for p in runs[0].per_pair["pair_id"] if all(p in r.per_pair["pair_id"] for r in runs)][:n]
+    pairs_dir = Path(runs[0].info["pairs"])
+    try:
+        rows = {r["pair_id"]: r for r in read_manifest(pairs_dir)}
+    except (FileNotFoundError, ValueError):
+        return f'<p class="note">The pairs manifest {html.escape(str(pairs_dir))} is not readable; no image grid.</p>'
+    head = "<tr><th>input</th>" + "".join(f"<th>{html.escape(r.name)}</th>" for r in runs) + "<th>ground truth</th></tr>"
+    body = []
+    for pid in common:
+        r = rows[pid]
+        cells = [_img(Image.open(resolve(pairs_dir, r["input_path"])), "input")]
+        for run in runs:
+            p = run.folder / "images" / f"{safe_name(pid)}.png"
+            cells.append(_img(Image.open(p), run.name) if p.is_file() else "–")
+        cells.append(_img(Image.open(resolve(pairs_dir, r["target_path"])), "ground truth"))
+        caption = f"<br>{html.escape(r['label'])}"
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+                    + f'<tr><td colspan="{len(cells)}" class="note">{html.escape(pid)}{caption}</td></tr>')
+    return f'<table class="grid">{head}{"".join(body)}</table>'
+
+
+def _strips(runs: list[EvalRun]) -> str:
+    parts = []
+    for run in runs:
+        na = run.info.get("new_actions")
+        if not na:
+            continue
+        src = Path(na["input"])
+        cells = [f"<td>{_img(Image.open(src), 'input')}<br>input</td>"] if src.is_file() else []
+        for it in na["items"]:
+            p = run.folder / "new_actions" / it["image"]
+            if p.is_file():
+                cells.append(f"<td>{_img(Image.open(p), it['text'] or it['action'])}<br>{html.escape(it['action'])}</td>")
+        parts.append(f"<h3>{html.escape(run.name)}</h3><table class='strip grid'><tr>{''.join(cells)}</tr></table>")
+    return "".join(parts) or '<p class="note">No run generated new actions.</p>'
+
+
+def build_report(folders: list[str | Path], out: str | Path, title: str = "egolego evaluation",
+                 sample: int = 8, notes: str = "") -> Path:
+    runs = [load_run(f) for f in folders]
+    comp = table(runs)
+    abl = ablation_runs(runs)
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if notes:
+        parts.append(f'<p class="note">{html.escape(notes)}</p>')
+    n = {r.info["n"] for r in runs}
+    parts.append(f"<h2>Comparison</h2><p class='note'>{'/'.join(map(str, sorted(n)))} pairs of split "
+                 f"{html.escape(runs[0].info['split'])}; mean [95 % bootstrap interval]; CLIP, EgoVLP, BLIP, SSIM and "
+                 "accuracies in %; best in bold.</p>" + _table_html(comp))
+    if len({r.info["mode"] for r in abl}) > 1:
+        parts.append("<h2>Ablation: conditioning</h2>" + _table_html(table(abl)))
+    parts.append("<h2>Transition time (App. C.1)</h2><p class='note'>4 bins of δ with equal counts.</p>"
+                 + _transition_plot(runs))
+    parts.append(f"<h2>Samples</h2>{_grid(runs, sample)}")
+    parts.append(f"<h2>New actions (App. C.3)</h2>{_strips(runs)}")
+    skipped: dict[tuple[str, str], list[str]] = {}
+    for r in runs:
+        for m, why in r.info.get("skipped", {}).items():
+            skipped.setdefault((m, why), []).append(r.name)
+    if skipped:
+        items = "".join(f"<li><b>{html.escape(m)}</b> — {html.escape(w)} ({html.escape(', '.join(names))})</li>"
+                        for (m, w), names in skipped.items())
+        parts.append(f"<h2>Skipped metrics</h2><ul>{items}</ul>")
+    cfg = []
+    for r in runs:
+        text = "\n".join(f"{k}: {v}" for k, v in r.info["args"].items())
+        if r.info.get("model_config"):
+            text += "\n\n# model config\n" + r.info["model_config"]
+        cfg.append(f"<details><summary>{html.escape(r.name)} ({r.info['seconds']} s)</summary><pre>{html.escape(text)}"
+                   "</pre></details>")
+    parts.append("<h2>Runs and configs</h2>" + "".join(cfg))
+    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{CSS}</style><script>{SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def headline(run: EvalRun) -> str:
+    """One line per method for the terminal."""
+    keys = ["psnr", "ssim", "lpips", "clip", "egovlp", "egovlp_plus", "fid", "kid", "fid_vae", "kid_vae", "blip_b",
+            "blip_l", "action_all"]
+    bits = []
+    for k in keys:
+        v = run.value(k)
+        if v is not None and not (isinstance(v["mean"], float) and math.isnan(v["mean"])):
+            bits.append(f"{k} {v['mean']:.4g}")
+    return f"{run.name:>22}: " + "  ".join(bits)
