@@ -11,13 +11,18 @@ from egolego.demo import run_demo
 def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     cfg = config.preset("tiny")
     cfg.synth.actions, cfg.synth.workers = 40, 1
-    s = run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4)
+    s = run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, steps=10)
     res = s["results"]
-    assert {"label", "lego", "input frame (copy)", "ground truth"} <= set(res)
-    assert res["ground truth"]["acc_all"] >= 0.75  # the judge accepts the real action frames
+    assert {"label", "lego", "input copy", "ground truth"} <= set(res)
+    assert res["ground truth"]["action_all"] >= 0.75  # the judge accepts the real action frames
+    assert res["ground truth"]["psnr"] == 100.0 and {"psnr", "ssim", "fid_vae", "kid_vae"} <= set(res["lego"])
     assert Image.open(s["figure"]).size[0] > 500
     assert json.loads((tmp_path / "results.json").read_text()) == res
+    html = (tmp_path / "report.html").read_text()
+    assert "New actions" in html and html.count("data:image/png;base64,") > 4 * 4
+    assert len(list((tmp_path / "eval" / "lego" / "new_actions").glob("*.png"))) == 6
     assert (tmp_path / "ldm_lego" / "model" / "vllm" / "config.json").is_file()
-    capsys.readouterr()
-    run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4)
-    assert capsys.readouterr().out.count("reused") >= 6
+    out = capsys.readouterr().out
+    assert f"report: {tmp_path / 'report.html'}" in out and out.count("[demo]      lego: psnr") + out.count("lego: psnr") >= 1
+    run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, steps=10)
+    assert capsys.readouterr().out.count("reused") >= 10

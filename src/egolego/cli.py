@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", help="a YAML config file (default: the tiny preset)")
     d.add_argument("--actions", type=int, help="override the number of EgoSynth actions")
     d.add_argument("--minutes", type=float, default=10.0, help="time budget that scales the training (default 10)")
+    d.add_argument("--weights-dir", help="metric weights (README: Evaluation weights); without it those metrics are skipped")
     d.set_defaults(func=cmd_demo)
 
     from .eval.cli import add_parsers

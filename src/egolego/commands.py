@@ -90,7 +90,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
         cfg.synth.actions = a.actions
     if a.minutes <= 0:
         raise CliError(f"--minutes must be positive, got {a.minutes}")
-    run_demo(cfg, _writable_dir(Path(a.out), "--out"), minutes=a.minutes)
+    if a.weights_dir is not None and not Path(a.weights_dir).is_dir():
+        raise CliError(f"--weights-dir: {a.weights_dir} is not a folder")
+    run_demo(cfg, _writable_dir(Path(a.out), "--out"), minutes=a.minutes,
+             weights_dir=Path(a.weights_dir) if a.weights_dir else None)
     return 0
 
 

@@ -1,25 +1,24 @@
 """``egolego demo``: the whole pipeline on the embedded default (EgoSynth, tiny preset, CPU).
 
 EgoSynth → data build (EPIC format) → curate (geometric) → VLLM tune → enrich → VAE → train ``lego`` and the
-``label`` baseline → generate the test set → evaluate (PSNR against the target, EgoSynth action accuracy) →
-a figure. Each stage prints one line and reuses what an earlier run built in the same folder. ``--minutes``
-scales the training steps to fit a time budget (default about 10 minutes on 2 cores).
+``label`` baseline → ``egolego eval`` of both and of the two references (copy the input; the ground truth) →
+``report.html`` and a figure. Each stage prints one line and reuses what an earlier run built in the same folder.
+``--minutes`` scales the training steps to fit a time budget (default about 10 minutes on 2 cores). Without
+``weights_dir`` the metrics that need pretrained networks are skipped (listed in the report); the offline ones
+(PSNR, SSIM, FID/KID on the project's own VAE features, the EgoSynth action judge) always run.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from .config import Config
 from .data.manifest import read_manifest, resolve
-from .synth.dataset import SynthArgs, generate, load_truth
+from .synth.dataset import SynthArgs, generate
 
 
 class Stage:
@@ -38,21 +37,14 @@ class Stage:
         return False
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float32) / 255 - b.astype(np.float32) / 255) ** 2))
-    return 10 * math.log10(1 / max(mse, 1e-10))
-
-
-def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24) -> dict:
+def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24, steps: int = 50,
+             weights_dir: Path | None = None) -> dict:
     from .curate.run import curate
     from .data.build import BuildArgs, build
-    from .ldm.generate import load_pipeline
     from .ldm.train import Trainer
     from .ldm.vae_train import train_vae
-    from .synth.judge import accuracy, judge
     from .tokenizer import train_tokenizer
     from .vllm.enrich import enrich
-    from .vllm.store import EmbeddingStore
     from .vllm.templates import QUESTION_TEMPLATES
     from .vllm.tune import VllmTuner
 
@@ -69,8 +61,6 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
         else:
             generate(SynthArgs(**{**args.__dict__, "overwrite": True}), progress=False)
             s.done(str(data))
-    truth = load_truth(data)
-    by_narration = {t["epic"]["narration_id"]: t for t in truth if "epic" in t}
 
     with Stage("data build: EPIC files -> pairs (best-of-7 sharpness, pixel similarity filter)") as s:
         if (pairs / "pairs.parquet").exists():
@@ -118,6 +108,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
         s.done(f"held-out reconstruction PSNR {q['psnr_heldout_db']} dB")
 
     methods = {"label": "label", "lego": "lego"}
+    ldm_steps = max(20, int(round(230 * scale)))
     models = {}
     for name, mode in methods.items():
         run = out / f"ldm_{name}"
@@ -126,7 +117,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
                 s.done(f"reused {run / 'model'}")
             else:
                 cfg.ldm.vae, cfg.ldm.tokenizer, cfg.ldm.conditioning = str(vae_dir), str(tok_dir), mode
-                cfg.ldm.max_steps, cfg.ldm.checkpoint_every = max(20, int(round(230 * scale))), 100
+                cfg.ldm.max_steps, cfg.ldm.checkpoint_every = ldm_steps, 100
                 cfg.ldm.lr = 5e-4
                 r = Trainer(cfg, pairs, store, run).run(resume=(run / "checkpoints").exists(), progress=False)
                 s.done(f"{cfg.ldm.max_steps} steps, last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
@@ -135,50 +126,60 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
     if not (models["lego"] / "vllm").exists():  # `egolego generate` finds the VLLM next to the LDM
         shutil.copytree(vllm_dir / "model", models["lego"] / "vllm")
 
-    test = [r for r in rows if r["split"] == "test"][:test_pairs]
-    emb = EmbeddingStore(store)
-    results, images = {}, {}
-    for name, mode in methods.items():
-        with Stage(f"generate {len(test)} test frames with `{mode}` and evaluate") as s:
-            pipe = load_pipeline(models[name])
-            kw = {}
-            if mode == "lego":
-                es = [emb.get(r["pair_id"]) for r in test]
-                kw = {"h_img": torch.stack([e.h_img.float() for e in es]), "h_txt": torch.stack([e.h_txt.float() for e in es]),
-                      "h_len": torch.tensor([e.length for e in es])}
-            inputs = [Image.open(resolve(pairs, r["input_path"])).convert("RGB") for r in test]
-            prompts = [r["label"] if mode == "label" else r["description"] for r in test]
-            outs = pipe(inputs, prompts, num_inference_steps=50, progress=False,
-                        generator=[torch.Generator().manual_seed(i) for i in range(len(test))], **kw).images
-            images[name] = outs
-            psnr = [_psnr(np.asarray(o), np.asarray(Image.open(resolve(pairs, r["target_path"])))) for o, r in zip(outs, test)]
-            verdicts = [judge(o, by_narration[r["pair_id"]]) for o, r in zip(outs, test)]
-            results[name] = {"psnr_db": round(float(np.mean(psnr)), 2), **{f"acc_{k}": round(v, 3) for k, v in accuracy(verdicts).items()}}
-            s.done(json.dumps(results[name]))
-    base_psnr = np.mean([_psnr(np.asarray(Image.open(resolve(pairs, r["input_path"]))),
-                               np.asarray(Image.open(resolve(pairs, r["target_path"])))) for r in test])
-    inputs_acc = accuracy([judge(Image.open(resolve(pairs, r["input_path"])), by_narration[r["pair_id"]]) for r in test])
-    targets_acc = accuracy([judge(Image.open(resolve(pairs, r["target_path"])), by_narration[r["pair_id"]]) for r in test])
-    results["input frame (copy)"] = {"psnr_db": round(float(base_psnr), 2), **{f"acc_{k}": round(v, 3) for k, v in inputs_acc.items()}}
-    results["ground truth"] = {**{f"acc_{k}": round(v, 3) for k, v in targets_acc.items()}}
-    fig = _figure(pairs, test[:8], images, out / "demo_results.png")
+    from .eval.report import build_report, headline
+    from .eval.run import EvalArgs, evaluate
+    from .eval.tables import load_run
+
+    n_test = sum(r["split"] == "test" for r in rows)
+    evals = {}
+    for name, method in (("lego", models["lego"]), ("label", models["label"]), ("input copy", "input"),
+                         ("ground truth", "target")):
+        d = out / "eval" / name.replace(" ", "_")
+        with Stage(f"eval `{name}` on {min(test_pairs, n_test)} test pairs (generate, PSNR/SSIM, judge, FID/KID)") as s:
+            if (d / "eval.json").exists() and json.loads((d / "eval.json").read_text())["n"] == min(test_pairs, n_test):
+                s.done(f"reused {d}")
+            else:
+                evaluate(EvalArgs(str(method), pairs, d, metrics=("psnr", "ssim", "fid", "action", "lpips", "clip",
+                                                                 "egovlp", "blip"),
+                                  weights_dir=weights_dir, steps=steps, batch_size=24, limit=test_pairs, store=store,
+                                  name=name, egosynth=data, feature_vae=vae_dir, new_actions=6 if method != "input"
+                                  and method != "target" else 0), progress=False)
+                s.done(headline(load_run(d)).strip())
+        evals[name] = d
+    runs = [load_run(d) for d in evals.values()]
+    fig = _figure(pairs, runs, out / "demo_results.png")
+    report = build_report(list(evals.values()), out / "report.html", "egolego demo: EgoSynth, tiny preset, CPU",
+                          notes=f"{cfg.synth.actions} EgoSynth actions at {cfg.synth.size}px; LDM "
+                          f"{ldm_steps} steps, VAE held-out PSNR {q['psnr_heldout_db']} dB; {steps} sampling "
+                          "steps. Toy scale: read the numbers as a smoke test of the pipeline, not as the paper's results.")
+    results = {r.info["name"]: {k: round(v["mean"], 4) for k, v in r.info["metrics"].items()}
+               | {k: round(v, 4) for k, v in r.info["set_metrics"].items()} for r in runs}
     (out / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"[demo] report: {report}")
     print(f"[demo] figure: {fig}")
-    for name, r in results.items():
-        print(f"[demo] {name:>18}: " + "  ".join(f"{k} {v}" for k, v in r.items()))
-    return {"results": results, "figure": str(fig), "out": str(out)}
+    for r in runs:
+        print(f"[demo] {headline(r)}")
+    return {"results": results, "figure": str(fig), "report": str(report), "out": str(out)}
 
 
-def _figure(pairs: Path, rows: list[dict], images: dict, path: Path) -> Path:
-    cols = ["input"] + list(images) + ["ground truth"]
+def _figure(pairs: Path, runs: list, path: Path, n: int = 8) -> Path:
+    """input | each method | ground truth for the first ``n`` evaluated pairs (the README's figure)."""
+    from .eval.generate_set import safe_name
+
+    ids = runs[0].per_pair["pair_id"][:n]
+    by_id = {r["pair_id"]: r for r in read_manifest(pairs)}
+    methods = [r for r in runs if r.info["mode"] != "target"]
+    cols = ["input"] + [r.name for r in methods if r.info["mode"] != "input"] + ["ground truth"]
     s, pad = 128, 6
-    sheet = Image.new("RGB", (len(cols) * (s + pad) + pad, len(rows) * (s + pad) + 24), "white")
+    sheet = Image.new("RGB", (len(cols) * (s + pad) + pad, len(ids) * (s + pad) + 24), "white")
     d = ImageDraw.Draw(sheet)
     for c, name in enumerate(cols):
         d.text((pad + c * (s + pad), 6), name, fill="black")
-    for i, r in enumerate(rows):
-        ims = [Image.open(resolve(pairs, r["input_path"]))] + [images[m][i] for m in images] + \
-              [Image.open(resolve(pairs, r["target_path"]))]
+    for i, pid in enumerate(ids):
+        row = by_id[pid]
+        ims = [Image.open(resolve(pairs, row["input_path"]))]
+        ims += [Image.open(r.folder / "images" / f"{safe_name(pid)}.png") for r in methods if r.info["mode"] != "input"]
+        ims.append(Image.open(resolve(pairs, row["target_path"])))
         for c, im in enumerate(ims):
             sheet.paste(im.convert("RGB").resize((s, s), Image.NEAREST), (pad + c * (s + pad), 22 + i * (s + pad)))
     sheet.save(path)

@@ -1,8 +1,9 @@
 """The pure pixel metrics, PSNR and SSIM, on [0, 1] images (paper §4.1).
 
 Both take (B, 3, H, W) float tensors in [0, 1] and return one value per image. SSIM is Wang et al.'s: an 11-tap
-Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03, valid positions only, averaged over channels and positions —
-the same convention as torchmetrics' ``structural_similarity_index_measure`` (which the tests compare against).
+Gaussian window (σ = 1.5), K1 = 0.01, K2 = 0.03, averaged over channels and *valid* positions, as in Wang et
+al.'s MATLAB code and scikit-image. (torchmetrics 1.9 also averages the reflect-padded border, which gives
+slightly different numbers; the tests compare with its SSIM map cropped to the valid positions.)
 """
 
 from __future__ import annotations

@@ -262,7 +262,8 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
 
 
 def new_actions(a: EvalArgs, rows: list[dict], progress: bool) -> dict | None:
-    """App. C.3: the first evaluated input frame with ``a.new_actions`` different actions of the test set."""
+    """App. C.3: the first evaluated input frame with its own action and ``a.new_actions - 1`` other actions of the
+    manifest (test split first, then train), generated one by one as a user would with ``egolego generate``."""
     from ..ldm.generate import generate_one, load_pipeline
 
     mode = load_pipeline(a.model).conditioner.config.mode
@@ -270,7 +271,11 @@ def new_actions(a: EvalArgs, rows: list[dict], progress: bool) -> dict | None:
         _log("new actions: skipped (the model folder has no tuned VLLM to describe new actions)", progress)
         return None
     base = rows[0]
-    labels = [base["label"]] + sorted({r["label"] for r in rows if r["label"] != base["label"]})[: a.new_actions - 1]
+    every = sorted(read_manifest(a.pairs), key=lambda r: (r["split"] != a.split, r["pair_id"]))
+    labels = [base["label"]]
+    for r in every:
+        if len(labels) < a.new_actions and r["label"] not in labels:
+            labels.append(r["label"])
     d = a.out / "new_actions"
     d.mkdir(exist_ok=True)
     src = resolve(a.pairs, base["input_path"])

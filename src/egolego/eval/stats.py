@@ -19,8 +19,11 @@ def bootstrap_ci(values, n_boot: int = 1000, level: float = 0.95, seed: int = 0)
 
 
 def equal_count_bins(delta, n_bins: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """(bin index per value, the n_bins + 1 edges): thresholds at quantiles, so bins hold ~equal counts."""
+    """(bin index per value, the n_bins + 1 edges): bins by rank, so counts differ by at most one even when
+    many δ are equal (ties go by order); edge k is the smallest δ of bin k, the last edge the largest δ."""
     d = np.asarray(delta, dtype=np.float64)
-    edges = np.quantile(d, np.linspace(0, 1, n_bins + 1))
-    idx = np.clip(np.searchsorted(edges[1:-1], d, side="right"), 0, n_bins - 1)
+    order = np.argsort(d, kind="stable")
+    idx = np.empty(len(d), dtype=np.int64)
+    idx[order] = np.arange(len(d)) * n_bins // max(len(d), 1)
+    edges = np.array([d[idx == b].min() for b in range(n_bins)] + [d.max()])
     return idx, edges

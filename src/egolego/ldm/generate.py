@@ -32,7 +32,10 @@ def load_pipeline(model: str | Path) -> LegoPipeline:
     if not (d / "model_index.json").is_file():
         raise FileNotFoundError(f"--model: {d} is not a LEGO model folder (no model_index.json); "
                                 "it is written by `egolego train` as <out>/model")
-    pipe = LegoPipeline.from_pretrained(str(d), local_files_only=True)
+    from ..hf_quiet import quiet_loading
+
+    with quiet_loading():
+        pipe = LegoPipeline.from_pretrained(str(d), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

@@ -64,8 +64,11 @@ def load_llava(folder: str | Path, dtype: torch.dtype = torch.float32):
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a HF-format LLaVA folder (no config.json)")
-    model = LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
-    proc = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+    from ..hf_quiet import quiet_loading
+
+    with quiet_loading():
+        model = LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
+        proc = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
     return model, proc
 
 

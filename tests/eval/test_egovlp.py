@@ -1,0 +1,75 @@
+"""EgoVLP's divided space-time attention against masked full attention; checkpoint loading; clip layouts."""
+
+import pytest
+import torch
+from PIL import Image
+
+from egolego.eval.egovlp import EgoVLP, SpaceTimeTransformer, VarAttention
+
+
+def _reference_attention(att: VarAttention, x: torch.Tensor, frames: int, patches: int, over: str) -> torch.Tensor:
+    """Full attention with a mask: CLS sees everything; patch (f, n) sees CLS and its frame (space) or position (time)."""
+    b, n1, d = x.shape
+    h = att.heads
+    q, k, v = att.qkv(x).chunk(3, -1)
+    q, k, v = (t.reshape(b, n1, h, d // h).transpose(1, 2) for t in (q, k, v))  # (B, h, n1, hd)
+    f_of = torch.tensor([-1] + [i // patches for i in range(frames * patches)])
+    n_of = torch.tensor([-1] + [i % patches for i in range(frames * patches)])
+    key = f_of if over == "space" else n_of
+    allowed = (key[:, None] == key[None, :]) | (torch.arange(n1)[None, :] == 0)
+    allowed[0, :] = True
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    return att.proj(out.transpose(1, 2).reshape(b, n1, d))
+
+
+@pytest.mark.parametrize("over", ["space", "time"])
+def test_divided_attention_equals_masked_attention(over):
+    torch.manual_seed(0)
+    att = VarAttention(24, 4)
+    x = torch.randn(2, 1 + 3 * 5, 24)
+    assert torch.allclose(att(x, 3, 5, over), _reference_attention(att, x, 3, 5, over), atol=1e-5)
+
+
+class ForeignConfig:  # stands for EgoVLP's pickled ConfigParser: must not be needed to load the file
+    def __init__(self):
+        self.value = 1
+
+
+def _tiny(tmp_path, frames=4):
+    torch.manual_seed(0)
+    video = SpaceTimeTransformer(image_size=32, patch=16, dim=24, depth=2, heads=4, frames=frames)
+    m = EgoVLP(video, proj_dim=8)
+    for p in m.parameters():
+        p.data.normal_(0, 0.3)
+    sd = {f"module.{k}": v for k, v in m.state_dict().items()}
+    sd["module.text_model.embeddings.word_embeddings.weight"] = torch.zeros(3, 3)  # ignored without a text folder
+    path = tmp_path / "egovlp.pth"
+    torch.save({"state_dict": sd, "config": ForeignConfig(), "epoch": 3}, path)
+    return m, path
+
+
+def test_checkpoint_round_trip_and_scores(tmp_path):
+    m, path = _tiny(tmp_path)
+    loaded = EgoVLP.from_checkpoint(path, heads=4)
+    assert loaded.frames == 4 and loaded.video_model.patches == 4
+    ims = [Image.new("RGB", (48, 40), c) for c in ("red", "blue", "green")]
+    noisy = [Image.effect_noise((40, 40), 60).convert("RGB") for _ in range(3)]
+    clips = [m.clips(a) for a in ims]
+    assert torch.allclose(loaded.video_embeddings(clips), m.video_embeddings(clips), atol=1e-6)
+    s = loaded.score(ims, ims)
+    assert torch.allclose(s, torch.ones(3), atol=1e-5)
+    assert (loaded.score(ims, noisy) < 0.9999).all()
+    plus = loaded.clips(ims[0], ims[1])  # EgoVLP+: the input frame first
+    assert plus == [ims[1], ims[1], ims[0], ims[0]]
+    assert not torch.allclose(loaded.score(ims, noisy), loaded.score(ims, noisy, noisy))
+    v = loaded.video_tensor([[ims[0]]])
+    assert v.shape == (1, 1, 3, 32, 32)  # shorter side to 32, centre crop
+
+
+def test_checkpoint_errors(tmp_path):
+    _, path = _tiny(tmp_path)
+    ck = torch.load(path, weights_only=False)
+    ck["state_dict"].pop("module.video_model.blocks.1.timeattn.qkv.weight")
+    torch.save(ck, tmp_path / "broken.pth")
+    with pytest.raises(ValueError, match="not an EgoVLP checkpoint"):
+        EgoVLP.from_checkpoint(tmp_path / "broken.pth", heads=4)

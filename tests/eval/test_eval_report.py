@@ -1,0 +1,95 @@
+"""`egolego eval` end to end on EgoSynth pairs (the `input` / `target` references), and the HTML report in Chromium."""
+
+import json
+import subprocess
+
+import pyarrow.parquet as pq
+import pytest
+
+from egolego.cli import main
+from egolego.eval.run import EvalArgs, evaluate
+from egolego.eval.tables import load_run, markdown, table, transition_bins
+
+
+@pytest.fixture(scope="module")
+def evals(eval_pairs, weights_dir, small_dataset, tmp_path_factory):
+    out = {}
+    for method in ("input", "target"):
+        d = tmp_path_factory.mktemp(f"eval_{method}")
+        evaluate(EvalArgs(method, eval_pairs, d, weights_dir=weights_dir, egosynth=small_dataset, batch_size=4),
+                 progress=False)
+        out[method] = d
+    return out
+
+
+def test_per_pair_metrics_and_summary(evals):
+    cols = {m: pq.read_table(d / "per_pair.parquet").to_pydict() for m, d in evals.items()}
+    for c in ("psnr", "ssim", "lpips", "clip", "egovlp", "egovlp_plus", "action_all", "delta"):
+        assert c in cols["input"], c
+    t, i = cols["target"], cols["input"]
+    n = len(t["pair_id"])
+    assert n >= 4 and i["pair_id"] == t["pair_id"]
+    assert t["psnr"] == [100.0] * n and all(v == pytest.approx(1, abs=1e-5) for v in t["ssim"] + t["clip"] + t["egovlp"])
+    assert all(abs(v) < 1e-6 for v in t["lpips"])
+    assert all(v > 0 for v in i["lpips"]) and max(i["psnr"]) < 40
+    assert sum(t["action_all"]) / n >= 0.9 and sum(i["action_all"]) / n <= 0.1  # the judge knows a done action
+    info = json.loads((evals["input"] / "eval.json").read_text())
+    assert info["n"] == n and info["mode"] == "input"
+    m = info["metrics"]["psnr"]
+    assert m["lo"] <= m["mean"] <= m["hi"]
+    assert {"fid", "kid"} <= set(info["set_metrics"])
+    assert "blip_b" in info["skipped"] and "blip-image-captioning-base" in info["skipped"]["blip_b"]
+
+
+def test_tables(evals):
+    runs = [load_run(d) for d in evals.values()]
+    t = table(runs)
+    names = [c[0] for c in t["columns"]]
+    assert names.index("fid") < names.index("psnr")  # the paper's column order
+    assert t["best"]["psnr"] == 1 and t["best"]["lpips"] == 1 and t["best"]["fid"] == 1  # lower-is-better handled
+    md = markdown(t)
+    assert md.count("\n") == 3 and "**100.00" in md
+    bins = transition_bins(runs, "psnr")
+    assert len(bins["edges"]) == 5 and sum(bins["counts"]) == len(runs[0].per_pair["pair_id"])
+    assert bins["methods"]["target"] == [100.0] * 4
+
+
+def test_resume_regenerates_only_missing(evals, eval_pairs, weights_dir):
+    d = evals["input"]
+    victim = sorted((d / "images").glob("*.png"))[0]
+    victim.unlink()
+    r = evaluate(EvalArgs("input", eval_pairs, d, metrics=("psnr",), weights_dir=weights_dir), progress=False)
+    assert r["generated"]["generated"] == 1 and victim.is_file()
+
+
+def test_cli_errors(eval_pairs, tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path), "--pairs", str(eval_pairs), "--out", str(tmp_path / "e")]) == 2
+    assert "neither a LEGO model folder" in capsys.readouterr().err
+    assert main(["eval", "--model", "input", "--pairs", str(eval_pairs), "--out", str(tmp_path / "e"),
+                 "--metrics", "psnr,bogus"]) == 2
+    assert "unknown ['bogus']" in capsys.readouterr().err
+    assert main(["eval", "--model", "input", "--pairs", str(tmp_path / "nope"), "--out", str(tmp_path / "e")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    assert "no eval.json" in capsys.readouterr().err
+
+
+def test_report_renders_in_chromium(evals, chromium, tmp_path):
+    html = tmp_path / "report.html"
+    assert main(["report", str(evals["input"]), str(evals["target"]), "--out", str(html)]) == 0
+    text = html.read_text()
+    assert "<h2>Comparison</h2>" in text and "data:image/png;base64," in text and "src=\"file:" not in text
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+             "--no-first-run", "--virtual-time-budget=5000"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-800:]
+    assert 'data-rendered="ok"' in dom.stdout  # every embedded image decoded
+    assert dom.stdout.count("<tr>") >= 10
+    shot = tmp_path / "shot.png"
+    r = subprocess.run([chromium, *flags, "--window-size=1200,1600", f"--screenshot={shot}", html.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and shot.is_file()
+    from PIL import Image
+
+    px = Image.open(shot).convert("L")
+    assert px.getextrema()[0] < 100  # something dark (text, images) was drawn on the page
