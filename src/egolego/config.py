@@ -27,7 +27,7 @@ PRESETS = ("tiny", "paper")
 class SynthConfig:
     """EgoSynth generation (``egolego synth``)."""
 
-    actions: int = 400
+    actions: int = 500
     size: int = 64  # frame height in pixels; width is 16:9 rounded to a multiple of 8
     seed: int = 0
     formats: list[str] = field(default_factory=lambda: ["epic", "ego4d"])

@@ -22,6 +22,8 @@ from .synth.dataset import SynthArgs, generate
 
 
 class Stage:
+    """One progress line when a stage starts, one when it ends; the wall time goes to ``TIMINGS``."""
+
     def __init__(self, name: str):
         self.name = name
 
@@ -34,7 +36,11 @@ class Stage:
         print(f"[demo]   {what} ({time.perf_counter() - self.t0:.0f}s)", flush=True)
 
     def __exit__(self, *exc):
+        TIMINGS[self.name] = round(time.perf_counter() - self.t0, 1)
         return False
+
+
+TIMINGS: dict[str, float] = {}  # stage -> seconds of the last run_demo (benchmarks/bench_demo.py reads it)
 
 
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24, steps: int = 50,
@@ -49,6 +55,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
     from .vllm.tune import VllmTuner
 
     out.mkdir(parents=True, exist_ok=True)
+    TIMINGS.clear()
     scale = max(0.05, minutes / 10.0)
     data, pairs = out / "egosynth", out / "pairs"
 
@@ -159,7 +166,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
     print(f"[demo] figure: {fig}")
     for r in runs:
         print(f"[demo] {headline(r)}")
-    return {"results": results, "figure": str(fig), "report": str(report), "out": str(out)}
+    return {"results": results, "figure": str(fig), "report": str(report), "out": str(out), "stages": dict(TIMINGS)}
 
 
 def _figure(pairs: Path, runs: list, path: Path, n: int = 8) -> Path:

@@ -81,6 +81,8 @@ def _transition_plot(runs: list[EvalRun]) -> str:
 
 
 def _grid(runs: list[EvalRun], n: int) -> str:
+    """input | each method | ground truth; the `input` / `target` references are those first and last columns."""
+    runs = [r for r in runs if r.info["mode"] not in ("input", "target")] or runs
     common = [p for p in runs[0].per_pair["pair_id"] if all(p in r.per_pair["pair_id"] for r in runs)][:n]
     pairs_dir = Path(runs[0].info["pairs"])
     try:

@@ -172,6 +172,9 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
             extractors["_vae"] = VaeFeatures(a.feature_vae)
         for suffix, ex in extractors.items():
             fr, ft = _features(ex, targets, a.batch_size), _features(ex, fakes, a.batch_size)
+            if suffix:  # latents have no fixed scale: unit RMS on the real set keeps KID's cubic kernel sane
+                rms = float(np.sqrt((fr ** 2).mean())) or 1.0
+                fr, ft = fr / rms, ft / rms
             set_metrics[f"fid{suffix}"] = fid(fr, ft)
             k_mean, k_std = kid(fr, ft, subsets=100, subset_size=min(1000, len(rows)), seed=a.seed)
             set_metrics[f"kid{suffix}"] = k_mean

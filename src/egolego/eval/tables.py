@@ -56,7 +56,8 @@ def _fmt(v: dict | None, metric: str) -> str:
         return "–"
     scale = 100 if metric.startswith(("clip", "egovlp", "blip", "action", "ssim")) else 1
     digits = 4 if metric.startswith("kid") or metric == "lpips" else 1 if scale == 100 or metric.startswith("fid") else 2
-    s = f"{v['mean'] * scale:.{digits}f}"
+    s = f"{v['mean'] * scale + 0.0:.{digits}f}".replace("-0.0", "0.0") if abs(v["mean"] * scale) < 10 ** -digits \
+        else f"{v['mean'] * scale:.{digits}f}"
     if "lo" in v and not math.isnan(v["lo"]):
         s += f" [{v['lo'] * scale:.{digits}f}, {v['hi'] * scale:.{digits}f}]"
     return s
