@@ -19,7 +19,7 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert Image.open(s["figure"]).size[0] > 500
     assert json.loads((tmp_path / "results.json").read_text()) == res
     html = (tmp_path / "report.html").read_text()
-    assert "New actions" in html and html.count("data:image/png;base64,") > 4 * 4
+    assert "New actions" in html and "Ablation: conditioning" in html and html.count("data:image/png;base64,") > 4 * 4
     assert len(list((tmp_path / "eval" / "lego" / "new_actions").glob("*.png"))) == 6
     assert (tmp_path / "ldm_lego" / "model" / "vllm" / "config.json").is_file()
     out = capsys.readouterr().out

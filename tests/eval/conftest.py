@@ -44,7 +44,24 @@ def weights_dir(tmp_path_factory):
     for p in ego.parameters():
         p.data.normal_(0, 0.3)
     torch.save({"state_dict": {f"module.{k}": v for k, v in ego.state_dict().items()}}, d / "egovlp.pth")
+    _tiny_blip(d / "blip-image-captioning-base")  # BLIP-L stays missing: its skip line is tested
     return d
+
+
+def _tiny_blip(folder):
+    from transformers import BlipConfig, BlipForConditionalGeneration
+
+    from egolego.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["a picture of a hand taking a cup", "the person opens the drawer"] * 5, folder, 300, 40)
+    cfg = BlipConfig(text_config={"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64,
+                                  "num_hidden_layers": 1, "num_attention_heads": 4, "encoder_hidden_size": 32,
+                                  "bos_token_id": tok.convert_tokens_to_ids("<s>"),
+                                  "sep_token_id": tok.convert_tokens_to_ids("</s>"), "pad_token_id": tok.pad_token_id,
+                                  "max_position_embeddings": 40},
+                     vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                                    "num_attention_heads": 4, "image_size": 32, "patch_size": 8})
+    BlipForConditionalGeneration(cfg).save_pretrained(folder)
 
 
 @pytest.fixture(scope="session")

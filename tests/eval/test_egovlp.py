@@ -73,3 +73,32 @@ def test_checkpoint_errors(tmp_path):
     torch.save(ck, tmp_path / "broken.pth")
     with pytest.raises(ValueError, match="not an EgoVLP checkpoint"):
         EgoVLP.from_checkpoint(tmp_path / "broken.pth", heads=4)
+
+
+def test_text_tower_is_distilbert_plus_projection(tmp_path):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from egolego.tokenizer import train_tokenizer
+
+    text_dir = tmp_path / "distilbert"
+    tok = train_tokenizer(["the person opens the drawer", "a cup on a table", "cut carrot"] * 4, text_dir, 300, 32)
+    DistilBertConfig(vocab_size=len(tok), dim=24, n_layers=1, n_heads=4, hidden_dim=48,
+                     max_position_embeddings=32, pad_token_id=tok.pad_token_id).save_pretrained(text_dir)
+    torch.manual_seed(0)
+    video = SpaceTimeTransformer(image_size=32, patch=16, dim=24, depth=1, heads=4, frames=4)
+    m = EgoVLP(video, proj_dim=8, text_folder=text_dir)
+    for p in m.parameters():
+        p.data.normal_(0, 0.3)
+    path = tmp_path / "egovlp.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in m.state_dict().items()}}, path)
+    loaded = EgoVLP.from_checkpoint(path, text_folder=text_dir, heads=4)
+    # by hand: DistilBERT's first-token state -> ReLU -> Linear -> unit length
+    bert = DistilBertModel(DistilBertConfig.from_pretrained(text_dir))
+    bert.load_state_dict({k.removeprefix("text_model."): v for k, v in m.state_dict().items() if k.startswith("text_model.")})
+    bert.eval()
+    ids = tok(["cut carrot", "a cup on a table"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        cls = bert(**ids).last_hidden_state[:, 0]
+        w, b = m.state_dict()["txt_proj.1.weight"], m.state_dict()["txt_proj.1.bias"]
+        ref = torch.nn.functional.normalize(torch.relu(cls) @ w.T + b, dim=-1)
+    assert torch.allclose(loaded.text_embeddings(["cut carrot", "a cup on a table"]), ref, atol=1e-5)

@@ -24,7 +24,7 @@ def evals(eval_pairs, weights_dir, small_dataset, tmp_path_factory):
 
 def test_per_pair_metrics_and_summary(evals):
     cols = {m: pq.read_table(d / "per_pair.parquet").to_pydict() for m, d in evals.items()}
-    for c in ("psnr", "ssim", "lpips", "clip", "egovlp", "egovlp_plus", "action_all", "delta"):
+    for c in ("psnr", "ssim", "lpips", "clip", "egovlp", "egovlp_plus", "blip_b", "blip_b_caption", "action_all", "delta"):
         assert c in cols["input"], c
     t, i = cols["target"], cols["input"]
     n = len(t["pair_id"])
@@ -38,7 +38,8 @@ def test_per_pair_metrics_and_summary(evals):
     m = info["metrics"]["psnr"]
     assert m["lo"] <= m["mean"] <= m["hi"]
     assert {"fid", "kid"} <= set(info["set_metrics"])
-    assert "blip_b" in info["skipped"] and "blip-image-captioning-base" in info["skipped"]["blip_b"]
+    assert "blip_l" in info["skipped"] and "blip-image-captioning-large" in info["skipped"]["blip_l"]
+    assert all(-1 <= v <= 1 for v in i["blip_b"]) and all(isinstance(c, str) for c in i["blip_b_caption"])
 
 
 def test_tables(evals):

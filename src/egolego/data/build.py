@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..atomic import write_json
 from .frames import best_of, decode_frames, pixel_similarity, read_jpegs, sharpness
 from .manifest import write_manifest
 from .sources import ActionRecord, ParseReport, parse_ego4d, parse_epic, read_video_info
@@ -174,9 +174,7 @@ def build(args: BuildArgs, progress: bool = True) -> dict:
     def keep(res):
         video, rows, dropped, sims = res
         results[video] = {"rows": rows, "dropped": dropped, "sims": sims}
-        tmp = done_dir / f"{video}.json.part"
-        tmp.write_text(json.dumps(results[video]))
-        os.replace(tmp, done_dir / f"{video}.json")
+        write_json(done_dir / f"{video}.json", results[video])
         bar.update()
 
     if args.workers > 1 and len(todo) > 1:

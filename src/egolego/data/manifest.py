@@ -22,13 +22,14 @@ Writes are atomic (temp file, rename).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
+
+from ..atomic import atomic_path
 
 COLUMNS = {"pair_id": pa.string(), "source": pa.string(), "split": pa.string(), "video_id": pa.string(),
            "label": pa.string(), "description": pa.string(), "input_path": pa.string(), "target_path": pa.string(),
@@ -62,9 +63,8 @@ def write_manifest(rows: list[dict], path: str | Path) -> Path:
     if len(set(ids)) != len(ids):
         raise ValueError("pair_id values are not unique")
     table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
-    tmp = f.with_name(f.name + ".part")
-    pq.write_table(table, tmp)
-    os.replace(tmp, f)
+    with atomic_path(f) as tmp:
+        pq.write_table(table, tmp)
     return f
 
 

@@ -8,13 +8,13 @@ seeded generator, so the result does not depend on the batch size or on where a 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..data.manifest import resolve
 
 REFERENCES = ("input", "target")
@@ -25,9 +25,8 @@ def safe_name(pair_id: str) -> str:
 
 
 def _save(im: Image.Image, path: Path) -> None:
-    tmp = path.with_name(path.name + ".part.png")
-    im.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
 
 
 def _embeddings(rows, store, vllm_dir, squares, rows_n):

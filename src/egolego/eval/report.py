@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..atomic import write_text
 from ..data.manifest import read_manifest, resolve
 from .generate_set import safe_name
 from .tables import METRICS, EvalRun, ablation_runs, load_run, table, transition_bins
@@ -156,12 +157,8 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
     parts.append("<h2>Runs and configs</h2>" + "".join(cfg))
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{CSS}</style><script>{SCRIPT}</script></head><body>{''.join(parts)}</body></html>")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    write_text(out, doc)
+    return Path(out)
 
 
 def headline(run: EvalRun) -> str:

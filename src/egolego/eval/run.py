@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
+from ..atomic import atomic_path
+from ..atomic import write_json as atomic_json
 from ..data.manifest import read_manifest, resolve
-from ..vllm.store import atomic_json
 from . import weights as W
 from .generate_set import REFERENCES, generate_set, safe_name
 from .pixels import psnr, ssim, to_unit
@@ -244,9 +245,8 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
                 cols[f"action_{k}"] = [float(getattr(v, k)) if v is not None else math.nan for v in vs]
 
     per_pair = pa.table({k: v for k, v in cols.items()})
-    tmp = a.out / "per_pair.parquet.part"
-    pq.write_table(per_pair, tmp)
-    tmp.replace(a.out / "per_pair.parquet")
+    with atomic_path(a.out / "per_pair.parquet") as tmp:
+        pq.write_table(per_pair, tmp)
     numeric = [k for k, v in cols.items() if k not in ("delta",) and v and isinstance(v[0], float)]
     summary = {k: bootstrap_ci(cols[k], a.bootstrap, seed=a.seed) for k in numeric}
     new = new_actions(a, rows, progress) if a.new_actions and a.model not in REFERENCES else None

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import write_text as atomic_write_text
 from .describe import description, ego4d_narration, label, state_words
 from .ego4d_writer import clip_parent_start_frame, intervals, is_valid, write_ego4d
 from .epic_writer import write_epic
 from .job import render_ego4d, render_epic
-from .media import atomic_write_text
 from .render import frame_size
 from .shapes import entities, hand_box
 from .timeline import Segment, VideoPlan, plan_dataset

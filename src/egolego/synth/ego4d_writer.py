@@ -12,8 +12,8 @@ import json
 import uuid
 from pathlib import Path
 
+from ..atomic import write_text as atomic_write_text
 from .describe import ego4d_narration, state_words
-from .media import atomic_write_text
 from .timeline import EGO4D_FPS, Segment, VideoPlan
 from .vocab import EGO4D_STRUCTURED_VERB, KINDS, VERBS
 

@@ -17,9 +17,9 @@ import io
 import json
 from pathlib import Path
 
+from ..atomic import write_text as atomic_write_text
 from ..data.epic_schema import COLUMNS, format_timestamp, frame_of, parse_timestamp
 from .describe import label
-from .media import atomic_write_text
 from .timeline import Segment, VideoPlan
 from .vocab import EPIC_NOUN_CATEGORY, EPIC_VERB_CATEGORY, EPIC_VERB_KEYS, KINDS, VERBS
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +10,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_path
+
 
 def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: Fraction | int, width: int, height: int) -> int:
     """Encode (H, W, 3) uint8 frames at a constant frame rate; returns the number of frames.
@@ -18,10 +19,8 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: Fraction | int, wid
     Single-threaded x264 with a fixed preset keeps the bytes deterministic; pts count frames so that
     decoded frame ``i`` is exactly the ``i``-th frame written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
     n = 0
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = 1 / Fraction(fps)
@@ -35,18 +34,9 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: Fraction | int, wid
             n += 1
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
     return n
 
 
 def write_jpeg(path: Path, arr: np.ndarray, quality: int = 90) -> None:
-    tmp = path.with_name(path.name + ".part")
-    Image.fromarray(arr).save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="JPEG", quality=quality)

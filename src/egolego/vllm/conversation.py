@@ -11,11 +11,11 @@ raises — LLaVA's silent "tokenization mismatch -> loss 0" becomes a loud error
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_json as atomic_write_json
 from .templates import QUESTION_TEMPLATES, answer_text, prompt_text, question
 
 IGNORE = -100
@@ -40,11 +40,7 @@ def records_from_manifest(rows: list[dict], seed: int = 0, templates: list[str] 
 
 
 def write_json(records: list[dict], path: str | Path) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_text(json.dumps(records, indent=1))
-    os.replace(tmp, p)
+    atomic_write_json(path, records, indent=1)
 
 
 def read_json(path: str | Path) -> list[dict]:

@@ -18,10 +18,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..atomic import write_json as atomic_json
 from ..data.manifest import manifest_file, read_manifest, resolve, update_column
 from .embed import teacher_forced_states
 from .model import fingerprint, image_tokens, load_llava
-from .store import EmbeddingStore, StoreWriter, atomic_json
+from .store import EmbeddingStore, StoreWriter
 from .templates import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
 
 

@@ -14,13 +14,15 @@ killed run loses at most the unflushed rows; a rerun skips every pair already in
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from ..atomic import atomic_path
+from ..atomic import write_json as atomic_json
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -30,12 +32,6 @@ class Embedding:
     h_img: torch.Tensor  # (M, D)
     h_txt: torch.Tensor  # (N, D), zero rows past ``length``
     length: int
-
-
-def atomic_json(path: Path, data: dict, sort_keys: bool = False) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, sort_keys=sort_keys))
-    os.replace(tmp, path)
 
 
 class EmbeddingStore:
@@ -125,9 +121,8 @@ class StoreWriter:
         tensors = {"h_img": torch.stack([r[1] for r in self._rows]).to(dt).contiguous(),
                    "h_txt": torch.stack([r[2] for r in self._rows]).to(dt).contiguous(),
                    "length": torch.tensor([r[3] for r in self._rows], dtype=torch.int32)}
-        tmp = self.root / (name + ".part")
-        save_file(tensors, str(tmp), metadata={"pair_ids": json.dumps([r[0] for r in self._rows])})
-        os.replace(tmp, self.root / name)
+        with atomic_path(self.root / name) as tmp:
+            save_file(tensors, str(tmp), metadata={"pair_ids": json.dumps([r[0] for r in self._rows])})
         for row, (pid, _, _, length) in enumerate(self._rows):
             self.index["entries"][pid] = {"shard": name, "row": row, "length": length}
         atomic_json(self.index_path, self.index)
