@@ -16,6 +16,7 @@ from .commands import (
     cmd_curate,
     cmd_data_build,
     cmd_data_export,
+    cmd_data_merge,
     cmd_demo,
     cmd_generate,
     cmd_pairs_egosynth,
@@ -179,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--out", required=True)
     de.add_argument("--prompt", default="description", choices=["description", "label"])
     de.set_defaults(func=cmd_data_export)
+    dm = das.add_parser("merge", help="one manifest over the shard-IofK folders of a sharded build",
+                        description="Merge pairs manifests (images stay in place; paths become relative to --out).")
+    dm.add_argument("shards", nargs="+", help="manifest folders, e.g. PAIRS/shard-*of4")
+    dm.add_argument("--out", required=True)
+    dm.set_defaults(func=cmd_data_merge)
 
     cu = sub.add_parser("curate", help="detailed descriptions for the pairs (Fig. 9 prompt or offline)",
                         description="Write a description per pair into the manifest and the LLaVA tuning JSON.")

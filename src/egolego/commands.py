@@ -268,6 +268,17 @@ def cmd_data_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_merge(a: argparse.Namespace) -> int:
+    from .data.manifest import merge_manifests
+
+    try:
+        f, n = merge_manifests(a.shards, _writable_dir(Path(a.out), "--out"))
+    except (FileNotFoundError, ValueError) as e:
+        raise CliError(str(e)) from None
+    print(f"data merge: {n} pairs from {len(a.shards)} manifests -> {f}")
+    return 0
+
+
 def cmd_curate(a: argparse.Namespace) -> int:
     from .curate.run import curate
 

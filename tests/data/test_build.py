@@ -180,3 +180,23 @@ def test_mangled_ego4d_actions_never_crash(tmp_path_factory, actions):
     except (TypeError, AttributeError, ValueError) as e:  # pragma: no cover - the test fails with the reason
         pytest.fail(f"parser crashed: {e!r}")
     assert rep.rows == len(actions) and rep.kept == len(recs) and rep.kept + sum(rep.dropped.values()) == rep.rows
+
+
+def test_sharded_build_merges_to_the_whole(small_dataset, tmp_path):
+    from egolego.cli import main
+    from egolego.data.manifest import resolve
+
+    whole = tmp_path / "whole"
+    build(BuildArgs("epic", small_dataset / "epic", whole, frames_from="jpg", size=64), progress=False)
+    for i in range(2):
+        build(BuildArgs("epic", small_dataset / "epic", tmp_path / "sharded", frames_from="jpg", size=64, num_shards=2,
+                        shard_index=i), progress=False)
+    shards = sorted((tmp_path / "sharded").glob("shard-*of2"))
+    assert len(shards) == 2 and all(read_manifest(s) for s in shards)
+    merged = tmp_path / "merged"
+    assert main(["data", "merge", *map(str, shards), "--out", str(merged)]) == 0
+    a, b = read_manifest(whole), read_manifest(merged)
+    assert [r["pair_id"] for r in a] == [r["pair_id"] for r in b]
+    for ra, rb in zip(a, b):
+        assert resolve(whole, ra["target_path"]).read_bytes() == resolve(merged, rb["target_path"]).read_bytes()
+    assert main(["data", "merge", str(shards[0]), str(shards[0]), "--out", str(tmp_path / "m2")]) == 2  # shared ids

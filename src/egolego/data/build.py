@@ -63,6 +63,10 @@ class BuildArgs:
         if not Path(self.root).is_dir():
             raise ValueError(f"--root: {self.root} is not a folder")
 
+    def out_dir(self) -> Path:
+        """The manifest folder this run writes: ``out``, or ``out/shard-IofK`` for a shard."""
+        return Path(self.out) if self.num_shards == 1 else Path(self.out) / f"shard-{self.shard_index}of{self.num_shards}"
+
 
 def _shard_of(video: str, k: int) -> int:
     return int(hashlib.md5(video.encode()).hexdigest(), 16) % k
@@ -82,7 +86,7 @@ def _video_job(job) -> tuple[str, list[dict], list[tuple[str, str]], list[float]
     """Build the pairs of one video: (video, rows, dropped [(pair_id, reason)], similarities)."""
     args, video, recs, info = job
     quality, similarity = _scorers(args)
-    root, out = Path(args.root), Path(args.out)
+    root, out = Path(args.root), args.out_dir()
     rows, dropped, sims = [], [], []
     wanted = [k + d for r in recs for k in (r.input_frame, r.target_frame) for d in range(-3, 4)]
     try:
@@ -153,7 +157,7 @@ def build(args: BuildArgs, progress: bool = True) -> dict:
     report = ParseReport()
     root = Path(args.root)
     recs = parse_epic(root, report) if args.source == "epic" else parse_ego4d(root, report)
-    out = Path(args.out) if args.num_shards == 1 else Path(args.out) / f"shard-{args.shard_index}of{args.num_shards}"
+    out = args.out_dir()
     (out / "images").mkdir(parents=True, exist_ok=True)
     done_dir = out / ".videos"
     done_dir.mkdir(exist_ok=True)

@@ -22,6 +22,7 @@ Writes are atomic (temp file, rename).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -66,6 +67,24 @@ def write_manifest(rows: list[dict], path: str | Path) -> Path:
     with atomic_path(f) as tmp:
         pq.write_table(table, tmp)
     return f
+
+
+def merge_manifests(shards: list[str | Path], out: str | Path) -> tuple[Path, int]:
+    """One manifest over several (``data build --num-shards`` writes ``shard-IofK`` folders): the images stay
+    where they are, paths are rewritten relative to ``out``. Refuses shards that share a pair id."""
+    out = Path(out)
+    rows, seen = [], {}
+    for sh in shards:
+        for r in read_manifest(sh):
+            if r["pair_id"] in seen:
+                raise ValueError(f"pair {r['pair_id']!r} is in both {seen[r['pair_id']]} and {sh}")
+            seen[r["pair_id"]] = sh
+            for c in ("input_path", "target_path", "target_full_path"):
+                if r.get(c):
+                    r[c] = os.path.relpath(Path(sh).resolve() / r[c], out.resolve())
+            rows.append(r)
+    rows.sort(key=lambda r: r["pair_id"])
+    return write_manifest(rows, out), len(rows)
 
 
 def update_column(path: str | Path, column: str, values: dict[str, str]) -> None:
