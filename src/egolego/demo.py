@@ -110,12 +110,12 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
         if (vae_dir / "quality.json").exists():
             q = json.loads((vae_dir / "quality.json").read_text())
         else:
-            cfg.vae.steps = max(50, int(round(260 * scale)))
+            cfg.vae.steps = max(50, int(round(240 * scale)))
             q = train_vae(cfg, pairs, vae_dir, progress=False)
         s.done(f"held-out reconstruction PSNR {q['psnr_heldout_db']} dB")
 
     methods = {"label": "label", "lego": "lego"}
-    ldm_steps = max(20, int(round(230 * scale)))
+    ldm_steps = max(20, int(round(210 * scale)))
     models = {}
     for name, mode in methods.items():
         run = out / f"ldm_{name}"
