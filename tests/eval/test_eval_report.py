@@ -94,3 +94,9 @@ def test_report_renders_in_chromium(evals, chromium, tmp_path):
 
     px = Image.open(shot).convert("L")
     assert px.getextrema()[0] < 100  # something dark (text, images) was drawn on the page
+
+
+def test_one_pair_skips_fid_instead_of_failing(eval_pairs, weights_dir, tmp_path):
+    r = evaluate(EvalArgs("input", eval_pairs, tmp_path, metrics=("psnr", "fid"), weights_dir=weights_dir, limit=1,
+                          new_actions=0), progress=False)
+    assert r["n"] == 1 and "fid" in r["skipped"] and "psnr" in r["metrics"]

@@ -158,7 +158,9 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
             net = LPIPS.from_files(*paths)
             cols["lpips"] = [float(v) for fb, tb in zip(_batches(fakes, a.batch_size), _batches(targets, a.batch_size))
                              for v in net.from_unit(to_unit(fb), to_unit(tb))]
-    if "fid" in a.metrics:
+    if "fid" in a.metrics and len(rows) < 2:
+        skip("fid", f"FID/KID need at least 2 pairs, got {len(rows)}")
+    elif "fid" in a.metrics:
         from .fid import fid, kid
 
         extractors = {}
