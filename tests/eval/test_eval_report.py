@@ -2,13 +2,14 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from egolego.cli import main
 from egolego.eval.run import EvalArgs, evaluate
-from egolego.eval.tables import load_run, markdown, table, transition_bins
+from egolego.eval.tables import EvalRun, ablation_runs, load_run, markdown, table, transition_bins
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +48,29 @@ def test_tables(evals):
     t = table(runs)
     names = [c[0] for c in t["columns"]]
     assert names.index("fid") < names.index("psnr")  # the paper's column order
-    assert t["best"]["psnr"] == 1 and t["best"]["lpips"] == 1 and t["best"]["fid"] == 1  # lower-is-better handled
-    md = markdown(t)
-    assert md.count("\n") == 3 and "**100.00" in md
+    assert t["best"] == {}  # references are shown, never ranked
+    assert markdown(t).count("\n") == 3 and "**" not in markdown(t)
     bins = transition_bins(runs, "psnr")
     assert len(bins["edges"]) == 5 and sum(bins["counts"]) == len(runs[0].per_pair["pair_id"])
     assert bins["methods"]["target"] == [100.0] * 4
+
+
+def _run(name, mode, **metrics):
+    return EvalRun(Path("."), {"name": name, "mode": mode, "metrics": {k: {"mean": v} for k, v in metrics.items()
+                                                                       if k != "fid"},
+                               "set_metrics": {"fid": metrics["fid"]}}, {})
+
+
+def test_best_is_among_trained_methods_with_ties_and_directions():
+    runs = [_run("label", "label", psnr=17.2, lpips=0.30, action_all=0.04, fid=3.0),
+            _run("lego", "lego", psnr=16.9, lpips=0.25, action_all=0.0401, fid=2.0),
+            _run("gt", "target", psnr=100.0, lpips=0.0, action_all=1.0, fid=0.0)]
+    t = table(runs)
+    assert t["best"]["psnr"] == {0} and t["best"]["lpips"] == {1} and t["best"]["fid"] == {1}
+    assert t["best"]["action_all"] == {0, 1}  # equal as displayed (4.0 %): both bold
+    assert [r.info["mode"] for r in ablation_runs(runs[::-1])] == ["label", "lego"]
+    md = markdown(t)
+    assert "**17.20**" in md and "100.00" in md and "**100.00" not in md
 
 
 def test_resume_regenerates_only_missing(evals, eval_pairs, weights_dir):

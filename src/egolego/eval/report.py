@@ -46,7 +46,7 @@ def _table_html(t: dict) -> str:
     head = "".join(f"<th>{html.escape(h)}{' ↓' if lo else ''}</th>" for _, h, lo in t["columns"])
     body = []
     for i, (name, cells) in enumerate(t["rows"]):
-        tds = "".join(f'<td class="{"b" if t["best"].get(m) == i else ""}">{html.escape(c)}</td>'
+        tds = "".join(f'<td class="{"b" if i in t["best"].get(m, ()) else ""}">{html.escape(c)}</td>'
                       for c, (m, _, _) in zip(cells, t["columns"]))
         body.append(f"<tr><td>{html.escape(name)}</td>{tds}</tr>")
     return f"<table><tr><th>method</th>{head}</tr>{''.join(body)}</table>"
@@ -132,7 +132,7 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
     n = {r.info["n"] for r in runs}
     parts.append(f"<h2>Comparison</h2><p class='note'>{'/'.join(map(str, sorted(n)))} pairs of split "
                  f"{html.escape(runs[0].info['split'])}; mean [95 % bootstrap interval]; CLIP, EgoVLP, BLIP, SSIM and "
-                 "accuracies in %; best in bold.</p>" + _table_html(comp))
+                 "accuracies in %; best trained method in bold (the references are not ranked).</p>" + _table_html(comp))
     if len({r.info["mode"] for r in abl}) > 1:
         parts.append("<h2>Ablation: conditioning</h2>" + _table_html(table(abl)))
     parts.append("<h2>Transition time (App. C.1)</h2><p class='note'>4 bins of δ with equal counts.</p>"

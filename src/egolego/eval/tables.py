@@ -23,6 +23,7 @@ METRICS = [("clip", "CLIP", False), ("egovlp", "EgoVLP", False), ("egovlp_plus",
            ("action_hand", "hand ok", False), ("action_object", "object ok", False),
            ("action_state", "state ok", False), ("action_all", "action acc.", False)]
 MODE_ORDER = ["label", "desc", "desc+img", "desc+txt", "lego"]
+REFERENCE_MODES = ("input", "target")
 
 
 @dataclass
@@ -64,14 +65,21 @@ def _fmt(v: dict | None, metric: str) -> str:
 
 
 def table(runs: list[EvalRun]) -> dict:
-    """{"columns": [(metric, header, lower)], "rows": [(name, [cell...])], "best": {metric: row index}}."""
+    """{"columns": [(metric, header, lower)], "rows": [(name, [cell...])], "best": {metric: {row index}}}.
+
+    "Best" is among the generating methods only (the `input` / `target` references are shown, never bold);
+    rows that tie with the best value as displayed are all bold.
+    """
     cols = [m for m in METRICS if any(r.value(m[0]) is not None for r in runs)]
     rows, best = [], {}
+    candidates = [i for i, r in enumerate(runs) if r.info["mode"] not in REFERENCE_MODES]
     for metric, _, lower in cols:
-        vals = [(r.value(metric) or {}).get("mean") for r in runs]
-        ok = [(v, i) for i, v in enumerate(vals) if v is not None and not math.isnan(v)]
+        shown = {i: _fmt(runs[i].value(metric), metric).split(" [")[0] for i in candidates}
+        vals = {i: (runs[i].value(metric) or {}).get("mean") for i in candidates}
+        ok = {i: v for i, v in vals.items() if v is not None and not math.isnan(v)}
         if len(ok) > 1:
-            best[metric] = (min(ok) if lower else max(ok))[1]
+            top = (min if lower else max)(ok, key=ok.get)
+            best[metric] = {i for i in ok if shown[i] == shown[top]}
     for r in runs:
         rows.append((r.name, [_fmt(r.value(m), m) for m, _, _ in cols]))
     return {"columns": cols, "rows": rows, "best": best}
@@ -87,7 +95,7 @@ def markdown(t: dict) -> str:
     head = "| method | " + " | ".join(h + (" ↓" if lo else "") for _, h, lo in t["columns"]) + " |"
     lines = [head, "|" + "---|" * (len(t["columns"]) + 1)]
     for i, (name, cells) in enumerate(t["rows"]):
-        cells = [f"**{c}**" if t["best"].get(m) == i else c for c, (m, _, _) in zip(cells, t["columns"])]
+        cells = [f"**{c}**" if i in t["best"].get(m, ()) else c for c, (m, _, _) in zip(cells, t["columns"])]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
