@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,6 @@ from .pixels import psnr, ssim, to_unit
 from .stats import bootstrap_ci
 
 ALL_METRICS = ("psnr", "ssim", "lpips", "fid", "clip", "egovlp", "blip", "action")
-LOWER_IS_BETTER = {"lpips", "fid", "kid", "fid_vae", "kid_vae"}
 
 
 @dataclass
@@ -55,7 +54,6 @@ class EvalArgs:
     caption_text: str = "clip"  # "clip" | "egovlp"
     new_actions: int = 6
     bootstrap: int = 1000
-    extra: dict = field(default_factory=dict)
 
 
 def _log(msg: str, progress: bool) -> None:
