@@ -146,11 +146,9 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
             if (d / "eval.json").exists() and json.loads((d / "eval.json").read_text())["n"] == min(test_pairs, n_test):
                 s.done(f"reused {d}")
             else:
-                evaluate(EvalArgs(str(method), pairs, d, metrics=("psnr", "ssim", "fid", "action", "lpips", "clip",
-                                                                 "egovlp", "blip"),
-                                  weights_dir=weights_dir, steps=steps, batch_size=24, limit=test_pairs, store=store,
-                                  name=name, egosynth=data, feature_vae=vae_dir, new_actions=6 if method != "input"
-                                  and method != "target" else 0), progress=False)
+                evaluate(EvalArgs(str(method), pairs, d, weights_dir=weights_dir, steps=steps, batch_size=24,
+                                  limit=test_pairs, store=store, name=name, egosynth=data, feature_vae=vae_dir),
+                         progress=False)
                 s.done(headline(load_run(d)).strip())
         evals[name] = d
     runs = [load_run(d) for d in evals.values()]
@@ -171,12 +169,12 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 24
 
 def _figure(pairs: Path, runs: list, path: Path, n: int = 8) -> Path:
     """input | each method | ground truth for the first ``n`` evaluated pairs (the README's figure)."""
-    from .eval.generate_set import safe_name
+    from .eval.generate_set import REFERENCES, safe_name
 
     ids = runs[0].per_pair["pair_id"][:n]
     by_id = {r["pair_id"]: r for r in read_manifest(pairs)}
-    methods = [r for r in runs if r.info["mode"] != "target"]
-    cols = ["input"] + [r.name for r in methods if r.info["mode"] != "input"] + ["ground truth"]
+    methods = [r for r in runs if r.info["mode"] not in REFERENCES]
+    cols = ["input"] + [r.name for r in methods] + ["ground truth"]
     s, pad = 128, 6
     sheet = Image.new("RGB", (len(cols) * (s + pad) + pad, len(ids) * (s + pad) + 24), "white")
     d = ImageDraw.Draw(sheet)
@@ -185,7 +183,7 @@ def _figure(pairs: Path, runs: list, path: Path, n: int = 8) -> Path:
     for i, pid in enumerate(ids):
         row = by_id[pid]
         ims = [Image.open(resolve(pairs, row["input_path"]))]
-        ims += [Image.open(r.folder / "images" / f"{safe_name(pid)}.png") for r in methods if r.info["mode"] != "input"]
+        ims += [Image.open(r.folder / "images" / f"{safe_name(pid)}.png") for r in methods]
         ims.append(Image.open(resolve(pairs, row["target_path"])))
         for c, im in enumerate(ims):
             sheet.paste(im.convert("RGB").resize((s, s), Image.NEAREST), (pad + c * (s + pad), 22 + i * (s + pad)))

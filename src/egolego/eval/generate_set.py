@@ -8,6 +8,7 @@ seeded generator, so the result does not depend on the batch size or on where a 
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import torch
@@ -95,6 +96,4 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, steps: i
 
 def hash_id(pair_id: str) -> int:
     """A stable per-pair seed offset (Python's hash() changes between processes)."""
-    import zlib
-
     return zlib.crc32(pair_id.encode()) % 1_000_003

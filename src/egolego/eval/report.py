@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..atomic import write_text
 from ..data.manifest import read_manifest, resolve
-from .generate_set import safe_name
+from .generate_set import REFERENCES, safe_name
 from .tables import METRICS, EvalRun, ablation_runs, load_run, table, transition_bins
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -83,7 +83,7 @@ def _transition_plot(runs: list[EvalRun]) -> str:
 
 def _grid(runs: list[EvalRun], n: int) -> str:
     """input | each method | ground truth; the `input` / `target` references are those first and last columns."""
-    runs = [r for r in runs if r.info["mode"] not in ("input", "target")] or runs
+    runs = [r for r in runs if r.info["mode"] not in REFERENCES] or runs
     common = [p for p in runs[0].per_pair["pair_id"] if all(p in r.per_pair["pair_id"] for r in runs)][:n]
     pairs_dir = Path(runs[0].info["pairs"])
     try:

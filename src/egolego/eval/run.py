@@ -92,6 +92,11 @@ def truth_by_pair_id(root: Path) -> dict[str, dict]:
     return out
 
 
+def _per_pair(fn, xs: list, ys: list, batch: int) -> list[float]:
+    """``fn`` over aligned batches of ``xs`` and ``ys``, flattened to one float per pair."""
+    return [float(v) for xb, yb in zip(_batches(xs, batch), _batches(ys, batch)) for v in fn(xb, yb)]
+
+
 def _features(extractor, images: list[Image.Image], batch: int) -> np.ndarray:
     return np.concatenate([extractor(to_unit(b)).numpy() for b in _batches(images, batch)])
 
@@ -141,11 +146,9 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
         skipped[metric] = why
         _log(f"skip {metric}: {why}", progress)
 
-    if "psnr" in a.metrics or "ssim" in a.metrics:
-        for m, fn in (("psnr", psnr), ("ssim", ssim)):
-            if m in a.metrics:
-                cols[m] = [float(v) for fb, tb in zip(_batches(fakes, 64), _batches(targets, 64))
-                           for v in fn(to_unit(fb), to_unit(tb))]
+    for m, fn in (("psnr", psnr), ("ssim", ssim)):
+        if m in a.metrics:
+            cols[m] = _per_pair(lambda f, t, fn=fn: fn(to_unit(f), to_unit(t)), fakes, targets, 64)
     if "lpips" in a.metrics:
         paths, why = W.find(a.weights_dir, "lpips")
         if why:
@@ -154,8 +157,7 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
             from .lpips import LPIPS
 
             net = LPIPS.from_files(*paths)
-            cols["lpips"] = [float(v) for fb, tb in zip(_batches(fakes, a.batch_size), _batches(targets, a.batch_size))
-                             for v in net.from_unit(to_unit(fb), to_unit(tb))]
+            cols["lpips"] = _per_pair(lambda f, t: net.from_unit(to_unit(f), to_unit(t)), fakes, targets, a.batch_size)
     if "fid" in a.metrics and len(rows) < 2:
         skip("fid", f"FID/KID need at least 2 pairs, got {len(rows)}")
     elif "fid" in a.metrics:
@@ -190,8 +192,7 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
 
             clip_model = ClipSimilarity(paths[0])
             if "clip" in a.metrics:
-                cols["clip"] = [float(v) for fb, tb in zip(_batches(fakes, a.batch_size), _batches(targets, a.batch_size))
-                                for v in clip_model.image_image(fb, tb)]
+                cols["clip"] = _per_pair(clip_model.image_image, fakes, targets, a.batch_size)
     egovlp = None
     if "egovlp" in a.metrics or ("blip" in a.metrics and a.caption_text == "egovlp"):
         source = rows[0].get("source", "")
@@ -205,11 +206,9 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
 
             egovlp = EgoVLP.from_checkpoint(paths[0], text_paths[0] if text_paths else None)
             if "egovlp" in a.metrics:
-                cols["egovlp"], cols["egovlp_plus"] = [], []
-                for fb, tb, ib in zip(_batches(fakes, a.batch_size), _batches(targets, a.batch_size),
-                                      _batches(inputs, a.batch_size)):
-                    cols["egovlp"] += [float(v) for v in egovlp.score(fb, tb)]
-                    cols["egovlp_plus"] += [float(v) for v in egovlp.score(fb, tb, ib)]
+                cols["egovlp"] = _per_pair(egovlp.score, fakes, targets, a.batch_size)
+                cols["egovlp_plus"] = _per_pair(lambda f, ti: egovlp.score(f, [t for t, _ in ti], [i for _, i in ti]),
+                                                fakes, list(zip(targets, inputs)), a.batch_size)
     if "blip" in a.metrics:
         text_sim = None
         if a.caption_text == "clip" and clip_model is not None:
@@ -231,7 +230,7 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
                 caps = [c for b in _batches(fakes, a.batch_size) for c in cap(b)]
                 cols[f"{col}_caption"] = caps
                 descs = [r["description"] or r["label"] for r in rows]
-                cols[col] = [float(v) for cb, db in zip(_batches(caps, 64), _batches(descs, 64)) for v in text_sim(cb, db)]
+                cols[col] = _per_pair(text_sim, caps, descs, 64)
     if "action" in a.metrics:
         root = egosynth_root(a.pairs, a.egosynth)
         if root is None:
@@ -249,7 +248,7 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
         pq.write_table(per_pair, tmp)
     numeric = [k for k, v in cols.items() if k not in ("delta",) and v and isinstance(v[0], float)]
     summary = {k: bootstrap_ci(cols[k], a.bootstrap, seed=a.seed) for k in numeric}
-    new = new_actions(a, rows, progress) if a.new_actions and a.model not in REFERENCES else None
+    new = new_actions(a, gen["mode"], rows, progress) if a.new_actions and a.model not in REFERENCES else None
     model_cfg = None
     if a.model not in REFERENCES:
         for cand in (Path(a.model) / "lego_config.yaml", Path(a.model).parent / "config.yaml"):
@@ -264,12 +263,11 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
     return result
 
 
-def new_actions(a: EvalArgs, rows: list[dict], progress: bool) -> dict | None:
+def new_actions(a: EvalArgs, mode: str, rows: list[dict], progress: bool) -> dict | None:
     """App. C.3: the first evaluated input frame with its own action and ``a.new_actions - 1`` other actions of the
     manifest (test split first, then train), generated one by one as a user would with ``egolego generate``."""
-    from ..ldm.generate import generate_one, load_pipeline
+    from ..ldm.generate import generate_one
 
-    mode = load_pipeline(a.model).conditioner.config.mode
     if mode != "label" and not (Path(a.model) / "vllm").is_dir():
         _log("new actions: skipped (the model folder has no tuned VLLM to describe new actions)", progress)
         return None

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from .generate_set import REFERENCES
 from .stats import equal_count_bins
 
 # (column, header, lower is better), in the paper's order
@@ -23,7 +24,6 @@ METRICS = [("clip", "CLIP", False), ("egovlp", "EgoVLP", False), ("egovlp_plus",
            ("action_hand", "hand ok", False), ("action_object", "object ok", False),
            ("action_state", "state ok", False), ("action_all", "action acc.", False)]
 MODE_ORDER = ["label", "desc", "desc+img", "desc+txt", "lego"]
-REFERENCE_MODES = ("input", "target")
 
 
 @dataclass
@@ -72,7 +72,7 @@ def table(runs: list[EvalRun]) -> dict:
     """
     cols = [m for m in METRICS if any(r.value(m[0]) is not None for r in runs)]
     rows, best = [], {}
-    candidates = [i for i, r in enumerate(runs) if r.info["mode"] not in REFERENCE_MODES]
+    candidates = [i for i, r in enumerate(runs) if r.info["mode"] not in REFERENCES]
     for metric, _, lower in cols:
         shown = {i: _fmt(runs[i].value(metric), metric).split(" [")[0] for i in candidates}
         vals = {i: (runs[i].value(metric) or {}).get("mean") for i in candidates}
