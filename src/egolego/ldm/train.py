@@ -82,6 +82,7 @@ class Trainer:
         self.sched = get_scheduler("constant", self.opt)
         self.model, self.opt, self.sched = self.acc.prepare(self.model, self.opt, self.sched)
         self.dev = self.acc.device
+        self.ema.to(self.dev)  # prepare() moved the model; the EMA shadows must follow (diffusers does the same)
         self._cache_text()
         self._cache_latents()
 
@@ -177,7 +178,7 @@ class Trainer:
     def load_checkpoint(self) -> int:
         step, folder = load_latest(self.acc, self.out)
         if folder is not None:
-            self.ema.load_state_dict(torch.load(folder / "ema.pt", weights_only=False))
+            self.ema.load_state_dict(torch.load(folder / "ema.pt", weights_only=True))
         return step
 
     def run(self, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
@@ -198,9 +199,9 @@ class Trainer:
         for step in bar:
             total = 0.0
             for a in range(c.grad_accum):
-                loss = self.micro_step(step * c.grad_accum + a) / c.grad_accum
-                self.acc.backward(loss)
-                total += loss.item()
+                loss = self.micro_step(step * c.grad_accum + a)
+                self.acc.backward(loss)  # accelerate divides by gradient_accumulation_steps itself
+                total += loss.item() / c.grad_accum
             if c.grad_clip:
                 self.acc.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.opt.step()
