@@ -12,6 +12,7 @@ import sys
 
 from .commands import (
     CliError,
+    add_sampling_flags,
     cmd_config,
     cmd_curate,
     cmd_data_build,
@@ -20,6 +21,7 @@ from .commands import (
     cmd_demo,
     cmd_generate,
     cmd_pairs_egosynth,
+    cmd_reproduce,
     cmd_synth,
     cmd_tokenizer,
     cmd_train,
@@ -106,13 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Generate the egocentric action frame for an image and an action.")
     g.add_argument("--model", default="runs/demo/ldm_lego/model",
                    help="a LEGO model folder (<train out>/model; default: the demo's lego model)")
-    g.add_argument("--image", required=True)
+    g.add_argument("--image", required=True, help="the egocentric frame (any size; the output keeps its aspect ratio)")
     g.add_argument("--action", required=True, help='the action, e.g. "open drawer"')
     g.add_argument("--out", required=True, help="output PNG")
-    g.add_argument("--description", help="the detailed description (modes without a VLLM)")
-    g.add_argument("--steps", type=int, default=100)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--scheduler", default="euler_a", choices=["euler_a", "ddim", "dpm++"])
+    g.add_argument("--description", help="the detailed description (default: written by the model's tuned VLLM)")
+    g.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    add_sampling_flags(g)
     g.set_defaults(func=cmd_generate)
 
     vl = sub.add_parser("vllm", help="visual instruction tuning and enrichment", description="VLLM commands.")
@@ -217,6 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--minutes", type=float, default=10.0, help="time budget that scales the training (default 10)")
     d.add_argument("--weights-dir", help="metric weights (README: Evaluation weights); without it those metrics are skipped")
     d.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("reproduce", help="the paper's Tables 1, 3, 4 at toy scale on EgoSynth (6 LDMs, one budget)",
+                        description="Train label, desc, desc+img, desc+txt, lego and lego on the untuned VLLM with "
+                        "one recipe and one budget, evaluate them on the same test pairs, and write report.html with "
+                        "the tables and paired bootstrap intervals (lego - label, overall and on twin scenes). "
+                        "Resumable: rerun after a kill.")
+    rp.add_argument("--out", required=True, help="output folder (one sub-folder per EgoSynth seed)")
+    rp.add_argument("--minutes", type=float, default=60.0, help="time budget that sizes the training (default 60)")
+    rp.add_argument("--seeds", type=int, default=1, help="EgoSynth seeds, from synth.seed on (default 1)")
+    rp.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and sample (default cpu)")
+    rp.add_argument("--config", help="a YAML config file (default: the tiny preset)")
+    rp.add_argument("--actions", type=int, help="EgoSynth actions per seed (default: the config's synth.actions)")
+    rp.add_argument("--test-pairs", type=int, default=96, help="test pairs evaluated per model (default 96)")
+    rp.add_argument("--ldm-steps", type=int, help="training steps per model (default: sized from --minutes)")
+    add_sampling_flags(rp)
+    rp.set_defaults(func=cmd_reproduce)
 
     from .eval.cli import add_parsers
 

@@ -97,6 +97,33 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    from .reproduce import run_reproduce
+
+    cfg = _load_cfg(a)
+    sampling = sampling_args(a)
+    for flag, v in (("--seeds", a.seeds), ("--test-pairs", a.test_pairs), ("--ldm-steps", a.ldm_steps),
+                    ("--actions", a.actions)):
+        _positive(v, flag)
+    if a.minutes <= 0:
+        raise CliError(f"--minutes must be positive, got {a.minutes}")
+    if a.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CliError("--device cuda: no CUDA device is visible to PyTorch")
+    if a.actions:
+        cfg.synth.actions = a.actions
+    s = run_reproduce(cfg, _writable_dir(Path(a.out), "--out"), a.minutes, a.seeds, a.device, a.test_pairs,
+                      a.ldm_steps, sampling)
+    for seed, r in s["seeds"].items():
+        d = r["paired"].get("action_all/twin scenes")
+        twin = f"; lego - label on {r['twins']} twin scenes: {d['mean'] * 100:+.1f} [{d['lo'] * 100:+.1f}, " \
+               f"{d['hi'] * 100:+.1f}] points" if d else ""
+        print(f"reproduce: seed {seed}: {r['report']}{twin}")
+    return 0
+
+
 def _load_cfg(a: argparse.Namespace):
     from . import config
 
@@ -155,14 +182,37 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    """--steps, --scheduler and both guidance scales; each defaults to the model's own setting (lego_config.yaml)."""
+    from .ldm.pipeline import SCHEDULERS
+
+    p.add_argument("--steps", type=int, help="denoising steps (default: the model's ldm.steps; paper preset 100)")
+    p.add_argument("--scheduler", choices=list(SCHEDULERS),
+                   help="sampler (default: the model's ldm.scheduler; paper preset euler_a, tiny flow_euler)")
+    p.add_argument("--condition-guidance", type=float,
+                   help="s_c, guidance on the condition C (default: the model's; paper preset 7.5)")
+    p.add_argument("--image-guidance", type=float,
+                   help="s_x, guidance on the input image (default: the model's; paper preset 1.5)")
+
+
+def sampling_args(a: argparse.Namespace) -> dict:
+    """The sampling flags as overrides (None: keep the model's)."""
+    _positive(a.steps, "--steps")
+    for flag, v in (("--condition-guidance", a.condition_guidance), ("--image-guidance", a.image_guidance)):
+        if v is not None and not (0 <= v < 1e4):
+            raise CliError(f"{flag} must be a finite number >= 0, got {v}")
+    return {"steps": a.steps, "scheduler": a.scheduler, "condition_guidance": a.condition_guidance,
+            "image_guidance": a.image_guidance}
+
+
 def cmd_generate(a: argparse.Namespace) -> int:
     from .ldm.generate import generate_one
 
-    _positive(a.steps, "--steps")
+    sampling = sampling_args(a)
     out = Path(a.out)
     _writable_dir(out.parent if str(out.parent) else Path("."), "--out")
     try:
-        img, prompt = generate_one(a.model, a.image, a.action, a.description, a.steps, a.seed, scheduler=a.scheduler)
+        img, prompt = generate_one(a.model, a.image, a.action, a.description, seed=a.seed, **sampling)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
     img.save(out)

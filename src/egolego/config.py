@@ -45,33 +45,63 @@ class TokenizerConfig:
 
 @dataclass
 class LdmConfig:
-    """The LEGO diffusion model and its training (``egolego train``; paper §3.2, D.4)."""
+    """The LEGO diffusion model, its training recipe (``egolego train``; paper §3.2, D.4) and its sampling.
+
+    The recipe keys (``objective`` … ``warmup_steps``) are read by the trainer *and* saved with the model, so that
+    ``LegoPipeline`` samples the way the model was trained. The paper preset keeps the paper's recipe
+    (ε-prediction on SD-1.5's DDPM schedule, 100 Euler-ancestral steps, s_c 7.5 / s_x 1.5); the tiny preset uses
+    a recipe that learns EgoSynth's actions on a CPU in minutes (see README, "where we differ").
+    """
 
     base: str | None = None  # paper: a local SD-1.5 or InstructPix2Pix diffusers folder
-    vae: str | None = None  # tiny: the folder written by `egolego vae train`
+    vae: str | None = None  # tiny with autoencoder "vae": the folder written by `egolego vae train`
+    autoencoder: str = "vae"  # vae (AutoencoderKL) | unshuffle (lossless pixel_unshuffle, tiny only)
     tokenizer: str | None = None  # tiny: the folder written by `egolego tokenizer`
     conditioning: str = "lego"  # label | desc | desc+img | desc+txt | lego
+    # --- recipe
+    objective: str = "ddpm"  # ddpm (SD's noise schedule) | flow (x_t = (1 - t) x_0 + t n, t ~ U(0, 1))
+    prediction: str = "epsilon"  # ddpm: epsilon | v_prediction | sample;  flow: sample | velocity
+    residual: bool = False  # sample prediction only: the UNet predicts x_0 - E(X), its last conv zero-initialised
+    loss_weighting: str = "none"  # none | min_snr (ddpm) | change (x change_weight where |target - input| > thr)
+    min_snr_gamma: float = 5.0
+    change_weight: float = 5.0
+    change_threshold: float = 0.1  # on latents (pixels in [-1, 1] for the unshuffle autoencoder)
     batch_size: int = 16
     grad_accum: int = 1
-    lr: float = 1e-4  # constant, as the official recipe
+    lr: float = 1e-4  # the official recipe: constant 1e-4 (after the warm-up below)
+    warmup_steps: int = 0
     max_steps: int = 1500
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     flip: str = "auto"  # auto: flip + swap left/right words for text-only modes; none; swap
-    latent_cache: bool = True
     gradient_checkpointing: bool = False
     mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
-    seed: int = 0
+    seed: int = 0  # data order, noise, dropout, and the initialisation of the tiny UNet and the conditioner
+    # --- the tiny preset's UNet (built from scratch; the paper preset loads SD-1.5's)
+    unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    unet_layers_per_block: int = 1
     conditioner_layers: int = 2
     conditioner_heads: int = 8
     conditioner_ffn: int = 128  # paper: 2048 (PyTorch's default, as the official code)
     conditioner_dropout: float = 0.1
-    steps: int = 100  # sampling steps (official: 100 Euler-ancestral)
+    # --- sampling (saved with the model; `generate` / `eval` flags override)
+    steps: int = 100  # official: 100 Euler-ancestral steps
     condition_guidance: float = 7.5  # s_c (see LegoPipeline's docstring on the paper's swapped values)
     image_guidance: float = 1.5  # s_x
-    scheduler: str = "euler_a"
+    scheduler: str = "euler_a"  # euler_a | ddim | dpm++ (ddpm models); flow_euler (flow models)
+
+
+def tiny_recipe() -> LdmConfig:
+    """The tiny preset's LDM: pixel space, flow matching, residual x_0 head, change-weighted loss, 4 Euler steps.
+
+    Chosen on a validation set of EgoSynth (benchmarks/bench_learning.py, RESULTS.md): with SD's recipe the tiny
+    model drew a grey blur below copying the input after 10 CPU minutes; this one draws the action.
+    """
+    return LdmConfig(autoencoder="unshuffle", objective="flow", prediction="sample", residual=True,
+                     loss_weighting="change", lr=1e-3, warmup_steps=50, ema_decay=0.995, unet_channels=[64, 128, 128],
+                     steps=4, scheduler="flow_euler", condition_guidance=1.0, image_guidance=1.0)
 
 
 @dataclass
@@ -118,7 +148,7 @@ class Config:
     synth: SynthConfig = field(default_factory=SynthConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
-    ldm: LdmConfig = field(default_factory=LdmConfig)
+    ldm: LdmConfig = field(default_factory=tiny_recipe)
     vllm: VllmConfig = field(default_factory=lambda: VllmConfig(lr=2e-3, epochs=30, batch_size=16, grad_accum=1,
                                                                 train_vision_tower=True, checkpoint_every=100))
 

@@ -11,8 +11,9 @@ from egolego.ldm.train import Trainer, cfg_dropout
 
 
 def _cfg(mode="lego", steps=6, every=3):
+    """The tiny preset's sizes with the paper's recipe (DDPM, ε, a random 4-channel VAE): training mechanics only."""
     cfg = config.preset("tiny")
-    cfg.ldm.vae = "random"  # training mechanics only
+    cfg.ldm = config.LdmConfig(vae="random")
     cfg.ldm.conditioning, cfg.ldm.max_steps, cfg.ldm.checkpoint_every, cfg.ldm.batch_size = mode, steps, every, 4
     return cfg
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..commands import CliError, _positive, _writable_dir
+from ..commands import CliError, _positive, _writable_dir, add_sampling_flags, sampling_args
 from .run import ALL_METRICS
 
 
@@ -19,7 +19,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--split", default="test")
     e.add_argument("--metrics", default=",".join(ALL_METRICS), help=f"comma list of {','.join(ALL_METRICS)}")
     e.add_argument("--weights-dir", help="folder with the metric weights (README: Evaluation weights)")
-    e.add_argument("--steps", type=int, default=100, help="denoising steps (default 100, as the paper)")
+    add_sampling_flags(e)
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--limit", type=int, help="evaluate only the first N pairs")
@@ -49,7 +49,6 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from .run import EvalArgs, evaluate
     from .tables import load_run
 
-    _positive(a.steps, "--steps")
     _positive(a.batch_size, "--batch-size")
     if a.limit is not None:
         _positive(a.limit, "--limit")
@@ -58,10 +57,12 @@ def cmd_eval(a: argparse.Namespace) -> int:
                     ("--egosynth", a.egosynth), ("--feature-vae", a.feature_vae)):
         if p is not None and not Path(p).exists():
             raise CliError(f"{flag}: {p} does not exist")
-    args = EvalArgs(a.model, Path(a.pairs), _writable_dir(Path(a.out), "--out"), a.split, metrics,
-                    Path(a.weights_dir) if a.weights_dir else None, a.steps, a.batch_size, a.seed, a.limit,
-                    Path(a.store) if a.store else None, a.name, a.tag, Path(a.egosynth) if a.egosynth else None,
-                    Path(a.feature_vae) if a.feature_vae else None, a.caption_text, a.new_actions)
+    args = EvalArgs(model=a.model, pairs=Path(a.pairs), out=_writable_dir(Path(a.out), "--out"), split=a.split,
+                    metrics=metrics, weights_dir=Path(a.weights_dir) if a.weights_dir else None,
+                    batch_size=a.batch_size, seed=a.seed, limit=a.limit, store=Path(a.store) if a.store else None,
+                    name=a.name, tag=a.tag, egosynth=Path(a.egosynth) if a.egosynth else None,
+                    feature_vae=Path(a.feature_vae) if a.feature_vae else None, caption_text=a.caption_text,
+                    new_actions=a.new_actions, **sampling_args(a))
     try:
         evaluate(args, progress=not a.quiet)
     except (FileNotFoundError, ValueError) as e:

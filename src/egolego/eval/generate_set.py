@@ -30,44 +30,43 @@ def _save(im: Image.Image, path: Path) -> None:
         im.save(tmp, format="PNG")
 
 
-def _embeddings(rows, store, vllm_dir, squares, rows_n):
-    """(h_img, h_txt, h_len, descriptions) for a batch, from the store or from the model's own VLLM."""
+def _embeddings(rows, store, describe, squares):
+    """(h_img, h_txt, h_len, descriptions) for a batch, from the store or from the model's own VLLM (loaded once)."""
     if store is not None:
         es = [store.get(r["pair_id"]) for r in rows]
         return (torch.stack([e.h_img.float() for e in es]), torch.stack([e.h_txt.float() for e in es]),
                 torch.tensor([e.length for e in es]), [r["description"] for r in rows])
-    from ..vllm.enrich import describe_and_embed
-
-    outs = [describe_and_embed(vllm_dir, im, r["label"], rows=rows_n) for im, r in zip(squares, rows)]
+    outs = [describe(im, r["label"], None) for im, r in zip(squares, rows)]
     return (torch.cat([o[1]["h_img"] for o in outs]), torch.cat([o[1]["h_txt"] for o in outs]),
             torch.cat([o[1]["h_len"] for o in outs]), [o[0] for o in outs])
 
 
-def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, steps: int = 100, batch_size: int = 8,
-                 seed: int = 0, store: str | Path | None = None, scheduler: str = "euler_a",
-                 progress: bool = True) -> dict:
-    """Write ``out/images/*.png`` for ``rows``; returns {"mode", "generated", "reused"}."""
+def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_size: int = 8, seed: int = 0,
+                 store: str | Path | None = None, progress: bool = True, generator=None, **sampling) -> dict:
+    """Write ``out/images/*.png`` for ``rows``; returns {"mode", "generated", "reused", "sampling"}.
+
+    ``sampling`` overrides the model's own steps / scheduler / guidance scales; ``generator`` is an already loaded
+    ``FrameGenerator`` for ``method`` (so that a caller can reuse it).
+    """
     img_dir = out / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
     todo = [r for r in rows if not (img_dir / f"{safe_name(r['pair_id'])}.png").is_file()]
     if method in REFERENCES:
         for r in todo:
             _save(Image.open(resolve(pairs, r[f"{method}_path"])).convert("RGB"), img_dir / f"{safe_name(r['pair_id'])}.png")
-        return {"mode": method, "generated": len(todo), "reused": len(rows) - len(todo)}
+        return {"mode": method, "generated": len(todo), "reused": len(rows) - len(todo), "sampling": None}
 
     from ..ldm.conditioner import mode_uses
-    from ..ldm.generate import load_pipeline
+    from ..ldm.generate import FrameGenerator, mode_prompt
     from ..vllm.store import EmbeddingStore
 
-    pipe = load_pipeline(method)
-    pipe.use_scheduler(scheduler)
-    mode = pipe.conditioner.config.mode
+    gen = generator or FrameGenerator(method, **sampling)
+    pipe, mode, s = gen.pipe, gen.mode, gen.sampling
     needs_emb = any(mode_uses(mode))
     emb_store = EmbeddingStore(store) if (needs_emb and store is not None) else None
-    vllm_dir = Path(method) / "vllm"
-    if needs_emb and emb_store is None and not vllm_dir.is_dir():
+    if needs_emb and emb_store is None and gen.vllm_dir is None:
         raise ValueError(f"mode {mode!r} needs VLLM embeddings: pass --store (the `vllm enrich` output) or use a "
-                         f"model folder with its tuned VLLM in {vllm_dir}")
+                         f"model folder with its tuned VLLM in {Path(method) / 'vllm'}")
     if needs_emb and emb_store is not None:
         absent = [r["pair_id"] for r in rows if r["pair_id"] not in emb_store]
         if absent:
@@ -77,21 +76,23 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, steps: i
     for i in range(0, len(todo), batch_size):
         batch = todo[i:i + batch_size]
         squares = [Image.open(resolve(pairs, r["input_path"])).convert("RGB") for r in batch]
-        kw, prompts = {}, [r["label"] if mode == "label" else r["description"] for r in batch]
+        kw, descs = {}, [r["description"] for r in batch]
         if needs_emb:
-            h_img, h_txt, h_len, descs = _embeddings(batch, emb_store, vllm_dir, squares, pipe.conditioner.config.text_tokens)
+            h_img, h_txt, h_len, descs = _embeddings(batch, emb_store, gen._describe, squares)
             kw = {"h_img": h_img, "h_txt": h_txt, "h_len": h_len}
-            prompts = descs if mode != "label" else prompts
-        if mode != "label" and not all(prompts):
-            raise ValueError(f"mode {mode!r} needs descriptions; pair {batch[0]['pair_id']} has none (run curation or "
-                             "`vllm enrich` first)")
+        try:
+            prompts = [mode_prompt(mode, r["label"], d) for r, d in zip(batch, descs)]
+        except ValueError:
+            raise ValueError(f"mode {mode!r} needs descriptions; a pair of {batch[0]['pair_id']}'s batch has none "
+                             "(run curation or `vllm enrich` first)") from None
         gens = [torch.Generator().manual_seed(seed * 1_000_003 + hash_id(r["pair_id"])) for r in batch]
-        outs = pipe(squares, prompts, num_inference_steps=steps, generator=gens, progress=False, **kw).images
+        outs = pipe(squares, prompts, num_inference_steps=s.steps, condition_guidance_scale=s.condition_guidance,
+                    image_guidance_scale=s.image_guidance, generator=gens, progress=False, **kw).images
         for r, im in zip(batch, outs):
             _save(im, img_dir / f"{safe_name(r['pair_id'])}.png")
         bar.update(len(batch))
     bar.close()
-    return {"mode": mode, "generated": len(todo), "reused": len(rows) - len(todo)}
+    return {"mode": mode, "generated": len(todo), "reused": len(rows) - len(todo), "sampling": s.__dict__}
 
 
 def hash_id(pair_id: str) -> int:

@@ -122,7 +122,8 @@ def _strips(runs: list[EvalRun]) -> str:
 
 
 def build_report(folders: list[str | Path], out: str | Path, title: str = "egolego evaluation",
-                 sample: int = 8, notes: str = "") -> Path:
+                 sample: int = 8, notes: str = "", sections: list[tuple[str, str]] = ()) -> Path:
+    """``sections``: extra (heading, HTML) blocks placed after the tables (``egolego reproduce``'s paired tests)."""
     runs = [load_run(f) for f in folders]
     comp = table(runs)
     abl = ablation_runs(runs)
@@ -135,6 +136,7 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
                  "accuracies in %; best trained method in bold (the references are not ranked).</p>" + _table_html(comp))
     if len({r.info["mode"] for r in abl}) > 1:
         parts.append("<h2>Ablation: conditioning</h2>" + _table_html(table(abl)))
+    parts += [f"<h2>{html.escape(h)}</h2>{body}" for h, body in sections]
     parts.append("<h2>Transition time (App. C.1)</h2><p class='note'>4 bins of δ with equal counts.</p>"
                  + _transition_plot(runs))
     parts.append(f"<h2>Samples</h2>{_grid(runs, sample)}")

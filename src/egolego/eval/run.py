@@ -31,7 +31,7 @@ from .generate_set import REFERENCES, generate_set, safe_name
 from .pixels import psnr, ssim, to_unit
 from .stats import bootstrap_ci
 
-ALL_METRICS = ("psnr", "ssim", "lpips", "fid", "clip", "egovlp", "blip", "action")
+ALL_METRICS = ("psnr", "ssim", "lpips", "fid", "clip", "egovlp", "blip", "action", "desc_acc")
 
 
 @dataclass
@@ -42,7 +42,10 @@ class EvalArgs:
     split: str = "test"
     metrics: tuple[str, ...] = ALL_METRICS
     weights_dir: Path | None = None
-    steps: int = 100
+    steps: int | None = None  # sampling: None = the model's own setting (its lego_config.yaml)
+    scheduler: str | None = None
+    condition_guidance: float | None = None
+    image_guidance: float | None = None
     batch_size: int = 8
     seed: int = 0
     limit: int | None = None
@@ -54,6 +57,12 @@ class EvalArgs:
     caption_text: str = "clip"  # "clip" | "egovlp"
     new_actions: int = 6
     bootstrap: int = 1000
+    device: str | None = None  # where the model runs (None: CPU)
+
+
+def sampling_overrides(a: EvalArgs) -> dict:
+    return {"steps": a.steps, "scheduler": a.scheduler, "condition_guidance": a.condition_guidance,
+            "image_guidance": a.image_guidance}
 
 
 def _log(msg: str, progress: bool) -> None:
@@ -85,9 +94,11 @@ def truth_by_pair_id(root: Path) -> dict[str, dict]:
     from ..synth.ego4d_writer import _uid
 
     out = {}
-    for t in load_truth(root):
-        out[t["epic"]["narration_id"]] = t
-        out[_uid(t["ego4d"]["video_uid"], t["action_id"])] = t
+    for t in load_truth(root):  # pair ids of the EPIC build, the Ego4D build and the oracle pairs
+        if "epic" in t:
+            out[t["epic"]["narration_id"]] = t
+        if "ego4d" in t:
+            out[_uid(t["ego4d"]["video_uid"], t["action_id"])] = t
         out[t["action_id"]] = t
     return out
 
@@ -115,6 +126,32 @@ class VaeFeatures:
         return torch.nn.functional.adaptive_avg_pool2d(lat, 4).flatten(1)  # (B, 16c)
 
 
+def _egosynth_metrics(a: EvalArgs, mode: str, rows: list[dict], fakes: list, cols: dict, skip) -> None:
+    """EgoSynth only: the judge on the generated frames (``action``) and the conditioning text's accuracy
+    (``desc_acc``: does the text the model read — the label in ``label`` mode, else the description — name the
+    right hand, object and position?)."""
+    root = egosynth_root(a.pairs, a.egosynth)
+    if root is None:
+        for m in {"action", "desc_acc"} & set(a.metrics):
+            skip(m, "the pairs do not come from EgoSynth (or pass --egosynth DIR)")
+        return
+    truth = truth_by_pair_id(root)
+    if "action" in a.metrics:
+        from ..synth.judge import judge
+
+        vs = [judge(f, truth[r["pair_id"]]) if r["pair_id"] in truth else None for f, r in zip(fakes, rows)]
+        for k in ("hand", "object", "state", "all"):
+            cols[f"action_{k}"] = [float(getattr(v, k)) if v is not None else math.nan for v in vs]
+    if "desc_acc" in a.metrics and mode not in REFERENCES:
+        from ..synth.describe import description_accuracy
+
+        texts = [r["label"] if mode == "label" else r["description"] for r in rows]
+        ds = [description_accuracy(t, truth[r["pair_id"]]) if r["pair_id"] in truth else None
+              for t, r in zip(texts, rows)]
+        for k in ("hand", "object", "position", "all"):
+            cols[f"desc_acc_{k}"] = [float(d[k]) if d is not None else math.nan for d in ds]
+
+
 def evaluate(a: EvalArgs, progress: bool = True) -> dict:
     t0 = time.perf_counter()
     unknown = [m for m in a.metrics if m not in ALL_METRICS]
@@ -130,8 +167,14 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
     a.out.mkdir(parents=True, exist_ok=True)
     name = a.name or (a.model if a.model in REFERENCES else Path(a.model).parent.name or Path(a.model).name)
 
-    _log(f"{name}: generating {len(rows)} frames ({a.steps} steps)", progress)
-    gen = generate_set(a.model, a.pairs, rows, a.out, a.steps, a.batch_size, a.seed, a.store, progress=progress)
+    frames = None
+    if a.model not in REFERENCES:
+        from ..ldm.generate import FrameGenerator
+
+        frames = FrameGenerator(a.model, device=a.device, **sampling_overrides(a))
+        _log(f"{name}: generating {len(rows)} frames ({frames.sampling})", progress)
+    gen = generate_set(a.model, a.pairs, rows, a.out, a.batch_size, a.seed, a.store, progress=progress,
+                       generator=frames)
     fakes = [Image.open(a.out / "images" / f"{safe_name(r['pair_id'])}.png").convert("RGB") for r in rows]
     targets = [Image.open(resolve(a.pairs, r["target_path"])).convert("RGB").resize(f.size, Image.BICUBIC)
                for r, f in zip(rows, fakes)]
@@ -231,24 +274,15 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
                 cols[f"{col}_caption"] = caps
                 descs = [r["description"] or r["label"] for r in rows]
                 cols[col] = _per_pair(text_sim, caps, descs, 64)
-    if "action" in a.metrics:
-        root = egosynth_root(a.pairs, a.egosynth)
-        if root is None:
-            skip("action", "the pairs do not come from EgoSynth (or pass --egosynth DIR)")
-        else:
-            from ..synth.judge import judge
-
-            truth = truth_by_pair_id(root)
-            vs = [judge(f, truth[r["pair_id"]]) if r["pair_id"] in truth else None for f, r in zip(fakes, rows)]
-            for k in ("hand", "object", "state", "all"):
-                cols[f"action_{k}"] = [float(getattr(v, k)) if v is not None else math.nan for v in vs]
+    if {"action", "desc_acc"} & set(a.metrics):
+        _egosynth_metrics(a, gen["mode"], rows, fakes, cols, skip)
 
     per_pair = pa.table({k: v for k, v in cols.items()})
     with atomic_path(a.out / "per_pair.parquet") as tmp:
         pq.write_table(per_pair, tmp)
     numeric = [k for k, v in cols.items() if k not in ("delta",) and v and isinstance(v[0], float)]
     summary = {k: bootstrap_ci(cols[k], a.bootstrap, seed=a.seed) for k in numeric}
-    new = new_actions(a, gen["mode"], rows, progress) if a.new_actions and a.model not in REFERENCES else None
+    new = new_actions(a, frames, rows, progress) if a.new_actions and frames is not None else None
     model_cfg = None
     if a.model not in REFERENCES:
         for cand in (Path(a.model) / "lego_config.yaml", Path(a.model).parent / "config.yaml"):
@@ -263,12 +297,13 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
     return result
 
 
-def new_actions(a: EvalArgs, mode: str, rows: list[dict], progress: bool) -> dict | None:
+def new_actions(a: EvalArgs, frames, rows: list[dict], progress: bool) -> dict | None:
     """App. C.3: the first evaluated input frame with its own action and ``a.new_actions - 1`` other actions of the
-    manifest (test split first, then train), generated one by one as a user would with ``egolego generate``."""
-    from ..ldm.generate import generate_one
+    manifest (test split first, then train), generated one by one as a user would with ``egolego generate`` (through
+    the same ``FrameGenerator``, loaded once)."""
+    from ..ldm.generate import open_image
 
-    if mode != "label" and not (Path(a.model) / "vllm").is_dir():
+    if frames.mode != "label" and frames.vllm_dir is None:
         _log("new actions: skipped (the model folder has no tuned VLLM to describe new actions)", progress)
         return None
     base = rows[0]
@@ -285,7 +320,7 @@ def new_actions(a: EvalArgs, mode: str, rows: list[dict], progress: bool) -> dic
         return json.loads(index.read_text())
     items = []
     for i, lab in enumerate(labels):
-        im, text = generate_one(a.model, src, lab, steps=a.steps, seed=a.seed)
+        im, text = frames(open_image(src), lab, seed=a.seed)
         im.save(d / f"{i}.png")
         items.append({"action": lab, "image": f"{i}.png", "text": text})
     result = {"pair_id": base["pair_id"], "input": str(src), "items": items}

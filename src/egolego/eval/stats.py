@@ -27,3 +27,10 @@ def equal_count_bins(delta, n_bins: int = 4) -> tuple[np.ndarray, np.ndarray]:
     idx[order] = np.arange(len(d)) * n_bins // max(len(d), 1)
     edges = np.array([d[idx == b].min() for b in range(n_bins)] + [d.max()])
     return idx, edges
+
+
+def paired_bootstrap(a, b, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Mean of a − b over the same items, with a percentile-bootstrap interval that resamples items (pairs), so the
+    two methods' per-pair correlation is kept; items where either value is NaN are dropped."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return bootstrap_ci(d, n_boot, level, seed)

@@ -22,7 +22,8 @@ METRICS = [("clip", "CLIP", False), ("egovlp", "EgoVLP", False), ("egovlp_plus",
            ("kid_vae", "KID (VAE feat.)", True), ("psnr", "PSNR", False), ("ssim", "SSIM", False),
            ("lpips", "LPIPS", True), ("blip_b", "BLIP-B", False), ("blip_l", "BLIP-L", False),
            ("action_hand", "hand ok", False), ("action_object", "object ok", False),
-           ("action_state", "state ok", False), ("action_all", "action acc.", False)]
+           ("action_state", "state ok", False), ("action_all", "action acc.", False),
+           ("desc_acc_all", "desc. acc.", False)]
 MODE_ORDER = ["label", "desc", "desc+img", "desc+txt", "lego"]
 
 
@@ -55,7 +56,7 @@ def load_run(folder: str | Path) -> EvalRun:
 def _fmt(v: dict | None, metric: str) -> str:
     if v is None or v["mean"] is None or (isinstance(v["mean"], float) and math.isnan(v["mean"])):
         return "–"
-    scale = 100 if metric.startswith(("clip", "egovlp", "blip", "action", "ssim")) else 1
+    scale = 100 if metric.startswith(("clip", "egovlp", "blip", "action", "ssim", "desc_acc")) else 1
     digits = 4 if metric.startswith("kid") or metric == "lpips" else 1 if scale == 100 or metric.startswith("fid") else 2
     s = f"{v['mean'] * scale + 0.0:.{digits}f}".replace("-0.0", "0.0") if abs(v["mean"] * scale) < 10 ** -digits \
         else f"{v['mean'] * scale:.{digits}f}"

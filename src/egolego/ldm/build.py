@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffusers import AutoencoderKL, DDPMScheduler, EulerAncestralDiscreteScheduler
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, EulerAncestralDiscreteScheduler, FlowMatchEulerDiscreteScheduler
 from transformers import AutoTokenizer
 
 from ..config import Config
 from ..data.manifest import read_manifest
 from ..tokenizer import train_tokenizer
-from .components import TinyShapes, load_paper_components, tiny_text_encoder, tiny_unet, tiny_vae
+from .autoencoder import PixelUnshuffleAutoencoder, downscale_factor, latent_channels
+from .components import TinyShapes, load_paper_components, tiny_text_encoder, tiny_unet, tiny_vae, zero_last_conv
 from .conditioner import LegoConditioner
 
 SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
@@ -29,35 +31,82 @@ def tiny_tokenizer(cfg: Config, manifest: str | Path | None, out: Path):
     return train_tokenizer(texts, out, cfg.tokenizer.vocab_size, cfg.tokenizer.model_max_length)
 
 
-def tiny_autoencoder(cfg: Config) -> AutoencoderKL:
+def tiny_autoencoder(cfg: Config):
+    if cfg.ldm.autoencoder == "unshuffle":
+        return PixelUnshuffleAutoencoder(downscale_factor=4)
+    if cfg.ldm.autoencoder != "vae":
+        raise ValueError(f"ldm.autoencoder must be vae or unshuffle, got {cfg.ldm.autoencoder!r}")
     if cfg.ldm.vae == "random":  # unit tests of the training mechanics only: cannot reconstruct images
         return tiny_vae(TinyShapes(image_size=cfg.image_size))
     if not cfg.ldm.vae:
-        raise ValueError("the tiny preset needs ldm.vae: a folder from `egolego vae train` (a random autoencoder "
-                         "cannot reconstruct images)")
+        raise ValueError("the tiny preset with ldm.autoencoder: vae needs ldm.vae (--vae): a folder from "
+                         "`egolego vae train` (a random autoencoder cannot reconstruct images); or set "
+                         "ldm.autoencoder: unshuffle")
     return AutoencoderKL.from_pretrained(cfg.ldm.vae, local_files_only=True)
+
+
+PREDICTIONS = {"ddpm": ("epsilon", "v_prediction", "sample"), "flow": ("sample", "velocity")}
+
+
+def check_recipe(cfg: Config) -> None:
+    """Refuse recipe combinations that cannot work, naming the keys."""
+    c = cfg.ldm
+    if c.objective not in PREDICTIONS:
+        raise ValueError(f"ldm.objective must be ddpm or flow, got {c.objective!r}")
+    if c.prediction not in PREDICTIONS[c.objective]:
+        raise ValueError(f"ldm.prediction {c.prediction!r} does not fit ldm.objective {c.objective!r} "
+                         f"(choose {' or '.join(PREDICTIONS[c.objective])})")
+    if c.residual and c.prediction != "sample":
+        raise ValueError("ldm.residual needs ldm.prediction: sample (the head predicts x_0 - E(X))")
+    if c.loss_weighting not in ("none", "min_snr", "change"):
+        raise ValueError(f"ldm.loss_weighting must be none, min_snr or change, got {c.loss_weighting!r}")
+    if c.loss_weighting == "min_snr" and c.objective != "ddpm":
+        raise ValueError("ldm.loss_weighting min_snr needs ldm.objective: ddpm")
+    flow_sampler = c.scheduler == "flow_euler"
+    if flow_sampler != (c.objective == "flow"):
+        raise ValueError(f"ldm.scheduler {c.scheduler!r} does not sample ldm.objective {c.objective!r} "
+                         "(flow models: flow_euler; ddpm models: euler_a, ddim or dpm++)")
+
+
+def schedulers(cfg: Config, sched_cfg: dict | None = None) -> tuple:
+    """(training noise scheduler, sampler) for the recipe; DDPM ones carry the prediction type."""
+    c = cfg.ldm
+    if c.objective == "flow":
+        s = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000)
+        return s, s
+    sched_cfg = dict(sched_cfg or SD_BETAS)
+    sched_cfg["prediction_type"] = c.prediction
+    return DDPMScheduler.from_config(sched_cfg), EulerAncestralDiscreteScheduler.from_config(sched_cfg)
 
 
 def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens: int = 77,
                      manifest: str | Path | None = None, work: Path | None = None) -> dict:
-    """Everything ``LegoPipeline`` holds, plus the training noise scheduler under ``noise_scheduler``."""
+    """Everything ``LegoPipeline`` holds, plus the training noise scheduler under ``noise_scheduler``.
+
+    The tiny UNet and the conditioner are initialised from ``ldm.seed``.
+    """
+    check_recipe(cfg)
+    torch.manual_seed(cfg.ldm.seed)
     if cfg.preset == "paper":
         if not cfg.ldm.base:
             raise ValueError("the paper preset needs ldm.base (--base): a local SD-1.5 or InstructPix2Pix folder")
         parts = load_paper_components(cfg.ldm.base)
-        sched_cfg = DDPMScheduler.load_config(cfg.ldm.base, subfolder="scheduler")
-        noise = DDPMScheduler.from_config(sched_cfg)
-        sampler = EulerAncestralDiscreteScheduler.from_config(sched_cfg)
+        noise, sampler = schedulers(cfg, DDPMScheduler.load_config(cfg.ldm.base, subfolder="scheduler"))
     else:
-        s = TinyShapes(image_size=cfg.image_size)
         tok = tiny_tokenizer(cfg, manifest, (work or Path(".")) / "tokenizer")
-        parts = {"tokenizer": tok, "text_encoder": tiny_text_encoder(tok, s), "vae": tiny_autoencoder(cfg),
-                 "unet": tiny_unet(s)}
-        noise = DDPMScheduler(**SD_BETAS)
-        sampler = EulerAncestralDiscreteScheduler(**SD_BETAS)
+        vae = tiny_autoencoder(cfg)
+        s = TinyShapes(image_size=cfg.image_size, latent_channels=latent_channels(vae),
+                       unet_channels=tuple(cfg.ldm.unet_channels), unet_layers_per_block=cfg.ldm.unet_layers_per_block)
+        torch.manual_seed(cfg.ldm.seed)
+        parts = {"tokenizer": tok, "text_encoder": tiny_text_encoder(tok, s), "vae": vae,
+                 "unet": tiny_unet(s, downscale=downscale_factor(vae))}
+        noise, sampler = schedulers(cfg)
+    if cfg.ldm.residual:
+        zero_last_conv(parts["unet"])
     d = parts["unet"].config.cross_attention_dim
     if parts["text_encoder"].config.hidden_size != d:
         raise ValueError(f"text encoder width {parts['text_encoder'].config.hidden_size} != UNet cross-attention {d}")
+    torch.manual_seed(cfg.ldm.seed + 1)
     cond = LegoConditioner(vllm_dim=vllm_dim, cross_attention_dim=d, num_layers=cfg.ldm.conditioner_layers,
                            num_heads=cfg.ldm.conditioner_heads, ffn_dim=cfg.ldm.conditioner_ffn,
                            dropout=cfg.ldm.conditioner_dropout, mode=cfg.ldm.conditioning,

@@ -39,11 +39,13 @@ def tiny_vae(s: TinyShapes = TinyShapes()) -> AutoencoderKL:
                          sample_size=s.image_size)
 
 
-def tiny_unet(s: TinyShapes = TinyShapes(), cross_attention_dim: int | None = None) -> UNet2DConditionModel:
+def tiny_unet(s: TinyShapes = TinyShapes(), cross_attention_dim: int | None = None,
+              downscale: int | None = None) -> UNet2DConditionModel:
+    """An 8-channel-style UNet: input [z_t ; E(X)] (2 x latent channels), output one latent."""
     n = len(s.unet_channels)
     down = ("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",)
     up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1)
-    factor = 2 ** (len(s.vae_channels) - 1)
+    factor = downscale or 2 ** (len(s.vae_channels) - 1)
     return UNet2DConditionModel(sample_size=s.image_size // factor, in_channels=2 * s.latent_channels,
                                 out_channels=s.latent_channels, down_block_types=down, up_block_types=up,
                                 block_out_channels=s.unet_channels, layers_per_block=s.unet_layers_per_block,
@@ -59,6 +61,13 @@ def tiny_text_encoder(tokenizer, s: TinyShapes = TinyShapes()) -> CLIPTextModel:
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)  # the frozen random encoder is part of the recipe: make it reproducible
     return CLIPTextModel(cfg)
+
+
+def zero_last_conv(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """Zero ``conv_out``: a residual head then starts as "copy the input frame" instead of noise."""
+    torch.nn.init.zeros_(unet.conv_out.weight)
+    torch.nn.init.zeros_(unet.conv_out.bias)
+    return unet
 
 
 def expand_conv_in(unet4: UNet2DConditionModel) -> UNet2DConditionModel:

@@ -1,18 +1,57 @@
 """Single-image inference: ``egolego generate --model DIR --image IMG --action "open drawer" --out OUT.png``.
 
-With a tuned VLLM in ``<model>/vllm`` the VLLM writes the description and the embeddings itself; without
-one, the modes that need no embeddings (``label``, ``desc``) run on the label or on ``--description``.
+A model folder samples the way it was trained: its ``lego_config.yaml`` holds the sampler, the step count and
+both guidance scales (``ldm.scheduler``, ``ldm.steps``, ``ldm.condition_guidance``, ``ldm.image_guidance``); a
+flag overrides each. With a tuned VLLM in ``<model>/vllm`` the VLLM
+writes the description — or embeds the one given with ``--description`` — and the embeddings; without one, the
+modes that need no embeddings (``label``, ``desc``) run on the label or on ``--description``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import yaml
 from PIL import Image
 
+from ..config import LdmConfig
 from .conditioner import mode_uses
 from .pipeline import LegoPipeline
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample: the model's own settings, each overridable."""
+
+    steps: int
+    scheduler: str
+    condition_guidance: float
+    image_guidance: float
+
+    def override(self, **values) -> Sampling:
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def model_ldm_settings(model: str | Path) -> dict:
+    """The ``ldm`` section of the model's saved config ({} for a folder without one)."""
+    f = Path(model) / "lego_config.yaml"
+    data = yaml.safe_load(f.read_text()) if f.is_file() else None
+    return (data or {}).get("ldm") or {}
+
+
+def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **overrides) -> Sampling:
+    """The model's sampling settings (paper defaults for a folder without a config), then ``overrides``."""
+    saved, paper = model_ldm_settings(model), LdmConfig()
+    scheduler = saved.get("scheduler") or ("flow_euler" if pipe is not None and pipe.is_flow else paper.scheduler)
+    s = Sampling(int(saved.get("steps", paper.steps)), scheduler,
+                 float(saved.get("condition_guidance", paper.condition_guidance)),
+                 float(saved.get("image_guidance", paper.image_guidance)))
+    s = s.override(**overrides)
+    if s.steps < 1:
+        raise ValueError(f"--steps must be at least 1, got {s.steps}")
+    return s
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -40,33 +79,68 @@ def load_pipeline(model: str | Path) -> LegoPipeline:
     return pipe
 
 
-def generate_one(model: str | Path, image: str | Path, action: str, description: str | None = None,
-                 steps: int = 100, seed: int = 0, size: int | None = None, scheduler: str = "euler_a",
-                 condition_guidance: float = 7.5, image_guidance: float = 1.5) -> tuple[Image.Image, str]:
-    """(action frame at the input's aspect ratio, the text it was conditioned on)."""
-    pipe = load_pipeline(model)
-    pipe.use_scheduler(scheduler)
-    mode = pipe.conditioner.config.mode
-    use_img, use_txt = mode_uses(mode)
-    src = open_image(image)
-    side = size or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    square = src.resize((side, side), Image.LANCZOS)
-    emb = {}
-    vllm_dir = Path(model) / "vllm"
-    if vllm_dir.is_dir() and (mode != "label" and (description is None or use_img or use_txt)):
-        from ..vllm.enrich import describe_and_embed
+def vllm_folder(model: str | Path) -> Path | None:
+    """The tuned VLLM that goes with a model: ``<model>/vllm`` (the demo and `reproduce` put it there)."""
+    own = Path(model) / "vllm"
+    return own if own.is_dir() else None
 
-        description, emb = describe_and_embed(vllm_dir, square, action, rows=pipe.conditioner.config.text_tokens)
-    elif use_img or use_txt:
-        raise ValueError(f"this model's mode {mode!r} needs VLLM embeddings, but {model} holds no tuned VLLM "
-                         "(a `vllm/` folder); train a `label` or `desc` model, or add the VLLM")
+
+def mode_prompt(mode: str, label: str, description: str | None) -> str:
+    """The text ψ reads: the label in ``label`` mode (InstructPix2Pix), the description in every other mode."""
     if mode == "label":
-        prompt = action
-    elif description:
-        prompt = description
-    else:
+        return label
+    if not description:
         raise ValueError(f"mode {mode!r} needs a description: pass --description, or use a model with a tuned VLLM")
-    out = pipe(square, prompt, num_inference_steps=steps, condition_guidance_scale=condition_guidance,
-               image_guidance_scale=image_guidance, generator=torch.Generator().manual_seed(seed),
-               original_size=src.size, **emb).images[0]
-    return out, prompt
+    return description
+
+
+class FrameGenerator:
+    """A model loaded once (pipeline, and its VLLM when the mode or a missing description needs it)."""
+
+    def __init__(self, model: str | Path, device: str | None = None, **sampling):
+        self.model = Path(model)
+        self.pipe = load_pipeline(model)
+        if device:
+            self.pipe.to(device)
+        self.sampling = sampling_for(model, self.pipe, **sampling)
+        self.pipe.use_scheduler(self.sampling.scheduler)
+        self.mode = self.pipe.conditioner.config.mode
+        self.vllm_dir = vllm_folder(model)
+        self._vllm = None
+
+    def _describe(self, square: Image.Image, action: str, description: str | None):
+        from ..vllm.enrich import describe_and_embed
+        from ..vllm.model import load_llava
+
+        if self._vllm is None:
+            self._vllm = load_llava(self.vllm_dir)
+        return describe_and_embed(self.vllm_dir, square, action, rows=self.pipe.conditioner.config.text_tokens,
+                                  description=description, loaded=self._vllm)
+
+    def __call__(self, image: Image.Image, action: str, description: str | None = None, seed: int = 0,
+                 size: int | None = None) -> tuple[Image.Image, str]:
+        """(action frame at the input's aspect ratio, the text it was conditioned on)."""
+        use_img, use_txt = mode_uses(self.mode)
+        side = size or self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+        square = image.resize((side, side), Image.LANCZOS)
+        emb = {}
+        if self.mode != "label" and (use_img or use_txt or description is None):
+            if self.vllm_dir is None:
+                if use_img or use_txt:
+                    raise ValueError(f"this model's mode {self.mode!r} needs VLLM embeddings, but {self.model} has no "
+                                     "tuned VLLM (a `vllm/` folder); train a `label` "
+                                     "or `desc` model, or add the VLLM")
+            else:
+                description, emb = self._describe(square, action, description)
+        prompt = mode_prompt(self.mode, action, description)
+        s = self.sampling
+        out = self.pipe(square, prompt, num_inference_steps=s.steps, condition_guidance_scale=s.condition_guidance,
+                        image_guidance_scale=s.image_guidance, generator=torch.Generator().manual_seed(seed),
+                        original_size=image.size, progress=False, **emb).images[0]
+        return out, prompt
+
+
+def generate_one(model: str | Path, image: str | Path, action: str, description: str | None = None,
+                 seed: int = 0, size: int | None = None, **sampling) -> tuple[Image.Image, str]:
+    """One frame from a model folder (loads it); ``sampling`` overrides steps / scheduler / guidance scales."""
+    return FrameGenerator(model, **sampling)(open_image(image), action, description, seed, size)

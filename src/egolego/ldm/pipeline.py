@@ -5,6 +5,11 @@ order [ (X, C), (X, ∅), (∅, ∅) ] as diffusers' InstructPix2Pix pipeline. "
 tokens zeroed; "∅" for X is a zero image latent. The image latent is the VAE posterior's mode, unscaled,
 as InstructPix2Pix trains it.
 
+The pipeline samples the way its model was trained (``prediction`` and ``residual`` are saved in
+``model_index.json``): ε / v / x_0 prediction on SD's DDPM schedule with any of diffusers' samplers, or flow
+matching (x_t = (1 − t)·x_0 + t·n) with ``FlowMatchEulerDiscreteScheduler`` on uniform sigmas. A residual model
+predicts x_0 − E(X) (the image branch's latent is added back before guidance).
+
 Guidance defaults follow the official code (s_c = 7.5 on the condition, s_x = 1.5 on the image). The
 paper's text says the reverse (s_x = 7.5, s_c = 1.5, "as in InstructPix2Pix"), but InstructPix2Pix itself and
 the released LEGO code use 7.5 for the text/condition and 1.5 for the image.
@@ -19,14 +24,21 @@ import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.image_processor import VaeImageProcessor
-from diffusers.schedulers import DDIMScheduler, DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
+from diffusers.schedulers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+)
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from .autoencoder import downscale_factor
 from .components import encode_text
 from .conditioner import mode_uses
 
-SCHEDULERS = {"euler_a": EulerAncestralDiscreteScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
+SCHEDULERS = {"euler_a": EulerAncestralDiscreteScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler,
+              "flow_euler": FlowMatchEulerDiscreteScheduler}
 
 
 def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float) -> torch.Tensor:
@@ -45,18 +57,34 @@ class LegoPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->conditioner->unet->vae"
 
-    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, conditioner):
+    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, conditioner, prediction: str = "epsilon",
+                 residual: bool = False):
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                               scheduler=scheduler, conditioner=conditioner)
-        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.register_to_config(prediction=prediction, residual=residual)
+        self.vae_scale_factor = downscale_factor(self.vae)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
+    @property
+    def is_flow(self) -> bool:
+        return isinstance(self.scheduler, FlowMatchEulerDiscreteScheduler)
+
     def use_scheduler(self, name: str) -> None:
-        """Swap the sampler: ``euler_a`` (official, default), ``ddim`` or ``dpm++``."""
+        """Swap the sampler: ``euler_a`` (official), ``ddim``, ``dpm++`` for DDPM models; ``flow_euler`` for flow ones."""
         if name not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+        if (name == "flow_euler") != self.is_flow:
+            kind = "flow-matching" if self.is_flow else "DDPM"
+            raise ValueError(f"scheduler {name!r} cannot sample this {kind} model; use "
+                             + ("flow_euler" if self.is_flow else "euler_a, ddim or dpm++"))
         self.scheduler = SCHEDULERS[name].from_config(self.scheduler.config)
+
+    def _set_timesteps(self, steps: int, dev) -> None:
+        if self.is_flow:  # uniform sigmas 1, 1 - 1/n, ..., 1/n (then 0): every step does work
+            self.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1.0 / steps, steps), device=dev)
+        else:
+            self.scheduler.set_timesteps(steps, device=dev)
 
     @torch.no_grad()
     def encode_condition(self, prompts: list[str], h_img=None, h_txt=None, h_len=None, mode: str | None = None):
@@ -107,16 +135,26 @@ class LegoPipeline(DiffusionPipeline):
         x_lat = self.vae.encode(pixels).latent_dist.mode()  # (B, c, h, w), unscaled
         image_lat = torch.cat([x_lat, x_lat, torch.zeros_like(x_lat)])  # (3B, c, h, w)
 
-        self.scheduler.set_timesteps(num_inference_steps, device=dev)
-        shape = (b, self.vae.config.latent_channels, *x_lat.shape[-2:])
-        latents = randn_tensor(shape, generator=generator, device=dev, dtype=cond.dtype) * self.scheduler.init_noise_sigma
+        self._set_timesteps(num_inference_steps, dev)
+        sf = self.vae.config.scaling_factor
+        shape = (b, x_lat.shape[1], *x_lat.shape[-2:])
+        latents = randn_tensor(shape, generator=generator, device=dev, dtype=cond.dtype)
+        latents = latents * getattr(self.scheduler, "init_noise_sigma", 1.0)
+        base = image_lat * sf if self.config.residual else None  # residual head: x_0 = E(X) + UNet output
         step_kwargs = {"generator": generator} if "generator" in self.scheduler.step.__code__.co_varnames else {}
-        for t in self.progress_bar(self.scheduler.timesteps) if progress else self.scheduler.timesteps:
-            z = self.scheduler.scale_model_input(torch.cat([latents] * 3), t)  # (3B, c, h, w)
-            eps = self.unet(torch.cat([z, image_lat], dim=1), t, encoder_hidden_states=context, return_dict=False)[0]
-            latents = self.scheduler.step(combine_guidance(eps, condition_guidance_scale, image_guidance_scale), t,
-                                          latents, **step_kwargs, return_dict=False)[0]
-        out = self.vae.decode(latents / self.vae.config.scaling_factor, return_dict=False)[0]
+        timesteps = self.scheduler.timesteps
+        for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
+            z = torch.cat([latents] * 3)  # (3B, c, h, w)
+            if not self.is_flow:
+                z = self.scheduler.scale_model_input(z, t)
+            out = self.unet(torch.cat([z, image_lat], dim=1), t, encoder_hidden_states=context, return_dict=False)[0]
+            if base is not None:
+                out = out + base
+            out = combine_guidance(out, condition_guidance_scale, image_guidance_scale)
+            if self.is_flow and self.config.prediction == "sample":  # x_0 -> velocity n - x_0 = (z_t - x_0) / t
+                out = (latents - out) / self.scheduler.sigmas[i]
+            latents = self.scheduler.step(out, t, latents, **step_kwargs, return_dict=False)[0]
+        out = self.vae.decode(latents / sf, return_dict=False)[0]
         result = self.image_processor.postprocess(out, output_type=output_type)  # clamps to [0, 1]
         if output_type == "pil" and original_size is not None:
             result = [im.resize(original_size, PIL.Image.BICUBIC) for im in result]

@@ -1,7 +1,8 @@
 """``egolego train``: train the LEGO LDM under accelerate (CPU, one or many GPUs).
 
 Trained: the UNet and the conditioner (σ, μ, π — the official optimiser omits the latter). Frozen: VAE and
-text encoder. AdamW, constant lr, L2 on the noise, EMA of UNet *and* conditioner, gradient clipping.
+text encoder. AdamW, constant lr after a linear warm-up, L2 on the recipe's
+target (noise, v, x_0 or the flow velocity; optionally min-SNR or change-weighted), EMA of UNet *and* conditioner, gradient clipping.
 Classifier-free-guidance dropout as InstructPix2Pix and the official code: one uniform draw r per sample;
 r < 0.05 drops C, 0.05 <= r < 0.10 drops C and the image, 0.10 <= r < 0.15 drops the image.
 
@@ -15,10 +16,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
@@ -79,7 +80,9 @@ class Trainer:
         self.model = LegoDenoiser(self.parts["unet"], self.parts["conditioner"]).train()
         self.ema = EMAModel(list(self.model.parameters()), decay=c.ema_decay)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr)
-        self.sched = get_scheduler("constant", self.opt)
+        # a prepared scheduler steps once per process per call (accelerate), hence the warm-up x processes
+        self.sched = get_scheduler("constant_with_warmup", self.opt,
+                                   num_warmup_steps=c.warmup_steps * self.acc.num_processes)
         self.model, self.opt, self.sched = self.acc.prepare(self.model, self.opt, self.sched)
         self.dev = self.acc.device
         self.ema.to(self.dev)  # prepare() moved the model; the EMA shadows must follow (diffusers does the same)
@@ -152,19 +155,55 @@ class Trainer:
         x_lat = src_in[:, 0]  # (B, c, h, w): posterior mode, unscaled (InstructPix2Pix)
         z0 = (src_tg[:, 0] + src_tg[:, 1] * torch.randn(src_tg[:, 0].shape, generator=g)) * sf
         noise = torch.randn(z0.shape, generator=g)
-        t = torch.randint(0, self.parts["noise_scheduler"].config.num_train_timesteps, (b,), generator=g)
+        z_t, t = self.noised(z0, noise, b, g)
         drop_c, drop_x = cfg_dropout(torch.rand(b, generator=g))
         prompts = [self.ds.prompt(int(i)) for i in idx]
         prompts = [("" if dc else swap_sides(p) if f else p) for p, f, dc in zip(prompts, flipped.tolist(), drop_c.tolist())]
         text_states = torch.stack([self.text[p] for p in prompts])  # (B, N, D)
+        changed = (src_tg[:, 0] - x_lat).abs() * sf > c.change_threshold  # (B, c, h, w), before the image dropout
         x_lat = x_lat * (~drop_x).float()[:, None, None, None]
-        z_t = self.parts["noise_scheduler"].add_noise(z0, noise, t)
         h_img = h_txt = h_len = None
         if self.emb is not None:
             h_img, h_txt, h_len = (e[idx].to(self.dev) for e in self.emb)
-        eps = self.model(z_t.to(self.dev), x_lat.to(self.dev), t.to(self.dev), text_states.to(self.dev),
-                         h_img, h_txt, h_len, drop_c.to(self.dev))
-        return F.mse_loss(eps.float(), noise.to(self.dev).float())
+        out = self.model(z_t.to(self.dev), x_lat.to(self.dev), t.to(self.dev), text_states.to(self.dev),
+                         h_img, h_txt, h_len, drop_c.to(self.dev)).float()
+        if c.residual:
+            out = out + (x_lat * sf).to(self.dev)
+        target = self.target(z0, noise, t).to(self.dev).float()
+        err = (out - target) ** 2  # (B, c, h, w)
+        if c.loss_weighting == "change":
+            err = err * (1 + (c.change_weight - 1) * changed.to(self.dev).float())
+        per_sample = err.mean(dim=(1, 2, 3))  # (B,)
+        if c.loss_weighting == "min_snr":
+            per_sample = per_sample * self.min_snr_weight(t).to(self.dev)
+        return per_sample.mean()
+
+    def noised(self, z0: torch.Tensor, noise: torch.Tensor, b: int, g: torch.Generator):
+        """(z_t, UNet timestep): DDPM's q(z_t | z_0) at t ∈ {0..999}, or the flow path at t ~ U(0, 1) (x 1000)."""
+        if self.cfg.ldm.objective == "flow":
+            t = torch.rand(b, generator=g)  # (B,)
+            tt = t[:, None, None, None]
+            return (1 - tt) * z0 + tt * noise, t * 1000
+        t = torch.randint(0, self.parts["noise_scheduler"].config.num_train_timesteps, (b,), generator=g)
+        return self.parts["noise_scheduler"].add_noise(z0, noise, t), t
+
+    def target(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        p = self.cfg.ldm.prediction
+        if p == "sample":
+            return z0
+        if p == "velocity":  # flow: d z_t / d t
+            return noise - z0
+        if p == "v_prediction":
+            return self.parts["noise_scheduler"].get_velocity(z0, noise, t)
+        return noise
+
+    def min_snr_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """Min-SNR-γ (Hang et al. 2023) expressed for the prediction type: min(SNR, γ) / SNR for ε, …/(SNR+1) for v."""
+        a = self.parts["noise_scheduler"].alphas_cumprod[t]
+        snr = a / (1 - a)
+        w = snr.clamp(max=self.cfg.ldm.min_snr_gamma)
+        p = self.cfg.ldm.prediction
+        return w / snr if p == "epsilon" else w / (snr + 1) if p == "v_prediction" else w
 
     # ------------------------------------------------------------------ loop, checkpoints, export
 
@@ -181,8 +220,12 @@ class Trainer:
             self.ema.load_state_dict(torch.load(folder / "ema.pt", weights_only=True))
         return step
 
-    def run(self, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> dict:
-        """Train to ``max_steps`` (or stop after ``stop_after`` steps: for tests that simulate a kill)."""
+    def run(self, resume: bool = False, stop_after: int | None = None, progress: bool = True,
+            every: tuple[int, Callable[[int], None]] | None = None) -> dict:
+        """Train to ``max_steps`` (or stop after ``stop_after`` steps: for tests that simulate a kill).
+
+        ``every`` = (n, fn) calls fn(step) after every n-th step (the learning benchmark evaluates there).
+        """
         c = self.cfg.ldm
         refuse_stale(self.out, resume)
         start = self.load_checkpoint() if resume else 0
@@ -217,6 +260,8 @@ class Trainer:
                                         "samples_per_s": round(rate, 2)}) + "\n")
             if (step + 1) % c.checkpoint_every == 0 or step + 1 == c.max_steps:
                 self.save_checkpoint(step + 1)
+            if every and (step + 1) % every[0] == 0:
+                every[1](step + 1)
         if stop_after is None or end == c.max_steps:
             self.export()
         return {"start": start, "end": end, "losses": losses}
@@ -228,7 +273,8 @@ class Trainer:
         self.ema.copy_to(list(model.parameters()))
         p = self.parts
         pipe = LegoPipeline(vae=p["vae"], text_encoder=p["text_encoder"], tokenizer=p["tokenizer"], unet=model.unet,
-                            scheduler=p["scheduler"], conditioner=model.conditioner)
+                            scheduler=p["scheduler"], conditioner=model.conditioner,
+                            prediction=self.cfg.ldm.prediction, residual=self.cfg.ldm.residual)
         dest = self.out / "model"
         if self.acc.is_main_process:
             pipe.save_pretrained(str(dest))

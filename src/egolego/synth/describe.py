@@ -66,3 +66,19 @@ def state_words(action: Action) -> tuple[str, str]:
         "turn-off": ("on", "off"),
         "stir": ("unmixed", "stirred"),
     }[action.verb]
+
+
+def description_accuracy(text: str, truth: dict) -> dict[str, bool]:
+    """Does a description name the truth's hand, target object (colour and kind) and its position?
+
+    ``truth`` is a ``truth.jsonl`` record. The checks are on the words EgoSynth's descriptions use: "the left hand",
+    "the red cup", "the red cup on the left". A wrong hand, colour, kind or side fails that part.
+    """
+    t = " ".join(text.lower().replace(".", " ").split())
+    tg = truth["target"]
+    phrase = f"{tg['color']} {KINDS[tg['kind']].phrase}"
+    other = "left" if truth["hand"] == "right" else "right"
+    hand = f"{truth['hand']} hand" in t and f"{other} hand" not in t
+    obj = phrase in t
+    position = f"{phrase} {tg['side']}" in t
+    return {"hand": hand, "object": obj, "position": position, "all": hand and obj and position}

@@ -124,11 +124,15 @@ def merge_descriptions(store: str | Path, pairs: str | Path) -> int:
 
 
 def describe_and_embed(model_dir: str | Path, image: Image.Image, action: str, rows: int = 77,
-                       template: str = INFERENCE_TEMPLATE, max_new_tokens: int = 64) -> tuple[str, dict]:
-    """For ``egolego generate``: the tuned VLLM's description of one image and its embeddings."""
-    model, proc = load_llava(model_dir)
+                       template: str = INFERENCE_TEMPLATE, max_new_tokens: int = 64, description: str | None = None,
+                       loaded: tuple | None = None) -> tuple[str, dict]:
+    """For ``egolego generate``: the tuned VLLM's description of one image (or the given one) and its embeddings.
+
+    ``loaded`` = (model, processor) from ``load_llava`` lets a caller that generates many frames load the VLLM once.
+    """
+    model, proc = loaded or load_llava(model_dir)
     model.eval()
-    desc = generate_descriptions(model, proc, [image], [action], template, max_new_tokens)[0]
+    desc = description or generate_descriptions(model, proc, [image], [action], template, max_new_tokens)[0]
     prompt = prompt_text(question(template, normalise_label(action)))
     h_img, h_txt, lens = teacher_forced_states(model, proc, [image], [prompt], [answer_text(desc)], rows)
     return desc, {"h_img": h_img.float(), "h_txt": h_txt.float(), "h_len": lens}

@@ -1,0 +1,154 @@
+"""The stages that ``egolego demo`` and ``egolego reproduce`` share, each resumable and announced on one line.
+
+EgoSynth → data build (EPIC files) → curate (geometric) → tokenizer → VLLM tune → enrich (description R, H_i, H_t)
+→ [the tiny VAE, when the recipe uses one] → LDM training of one conditioning mode. Every stage reuses what an
+earlier run left in the same folder, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+from .data.manifest import read_manifest
+from .synth.dataset import SynthArgs, generate
+
+
+class Stage:
+    """One progress line when a stage starts, one when it ends; the wall time goes to ``TIMINGS``."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        print(f"[demo] {self.name} ...", flush=True)
+        self.t0 = time.perf_counter()
+        return self
+
+    def done(self, what: str) -> None:
+        print(f"[demo]   {what} ({time.perf_counter() - self.t0:.0f}s)", flush=True)
+
+    def __exit__(self, *exc):
+        TIMINGS[self.name] = round(time.perf_counter() - self.t0, 1)
+        return False
+
+
+TIMINGS: dict[str, float] = {}  # stage -> seconds of the last run_demo (benchmarks/bench_demo.py reads it)
+
+
+
+
+@dataclass
+class Prepared:
+    """What the shared stages made in a run folder."""
+
+    data: Path  # EgoSynth
+    pairs: Path  # the pairs manifest (descriptions: the tuned VLLM's after enrichment)
+    tokenizer: Path
+    vllm: Path  # the tuned VLLM's model folder
+    store: Path  # its embedding store
+    vae: Path | None  # the tiny VAE, when ldm.autoencoder is vae
+
+
+def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
+    """Data, descriptions, the tuned VLLM and its embeddings (and the tiny VAE if the recipe needs one)."""
+    from .curate.run import curate
+    from .data.build import BuildArgs, build
+    from .ldm.vae_train import train_vae
+    from .tokenizer import train_tokenizer
+    from .vllm.enrich import enrich
+    from .vllm.templates import QUESTION_TEMPLATES
+    from .vllm.tune import VllmTuner
+
+    out.mkdir(parents=True, exist_ok=True)
+    data, pairs = out / "egosynth", out / "pairs"
+
+    with Stage(f"EgoSynth: {cfg.synth.actions} actions at {cfg.synth.size}px ({','.join(cfg.synth.formats)})") as s:
+        args = SynthArgs(data, cfg.synth.actions, cfg.synth.size, cfg.synth.seed, tuple(cfg.synth.formats),
+                         cfg.synth.workers)
+        marker = data / "egosynth.json"
+        if marker.exists() and all(json.loads(marker.read_text()).get(k) == v for k, v in args.fingerprint().items()):
+            s.done(f"reused {data}")
+        else:
+            generate(SynthArgs(**{**args.__dict__, "overwrite": True}), progress=False)
+            s.done(str(data))
+
+    with Stage("data build: EPIC files -> pairs (best-of-7 sharpness, pixel similarity filter)") as s:
+        if (pairs / "pairs.parquet").exists():
+            s.done(f"reused {pairs}")
+        else:
+            sm = build(BuildArgs("epic", data / "epic", pairs, frames_from="jpg", size=cfg.image_size,
+                                 workers=cfg.synth.workers), progress=False)
+            s.done(f"{sm['kept']} pairs ({sm['train']} train / {sm['test']} test), dropped {sm['dropped']}")
+
+    with Stage("curate: geometric descriptions + LLaVA tuning JSON") as s:
+        tuning = out / "tuning.json"
+        if tuning.exists():
+            s.done(f"reused {tuning}")
+        else:
+            sm = curate(pairs, tuning, "geometric", progress=False)
+            s.done(f"{sm['tuning_records']} tuning records")
+
+    rows = read_manifest(pairs)
+    tok_dir = out / "tokenizer"
+    if not (tok_dir / "tokenizer.json").exists():
+        texts = [t for r in rows for t in (r["label"], r["description"])] + QUESTION_TEMPLATES
+        train_tokenizer(texts * 3, tok_dir, 800, 512)
+
+    vllm_dir = out / "vllm"
+    with Stage("VLLM: visual instruction tuning (tiny LLaVA)") as s:
+        if (vllm_dir / "model" / "config.json").exists():
+            s.done(f"reused {vllm_dir / 'model'}")
+        else:
+            cfg.vllm.tokenizer, cfg.vllm.epochs = str(tok_dir), max(2, int(round(12 * scale)))
+            r = VllmTuner(cfg, tuning, pairs, vllm_dir).run(progress=False, resume=(vllm_dir / "checkpoints").exists())
+            s.done(f"{cfg.vllm.epochs} epochs, last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
+
+    store = out / "embeddings"
+    with Stage("VLLM: enrich every pair (description R, H_i, H_t)") as s:
+        sm = enrich(vllm_dir / "model", pairs, store, batch_size=32, progress=False, **enrich_settings(cfg))
+        s.done(f"{sm['stored']} pairs in the store, {sm['bytes_per_pair'] / 1024:.1f} KiB/pair")
+
+    vae_dir = None
+    if cfg.ldm.autoencoder == "vae":  # the paper-like recipe needs the tiny preset's own trained VAE
+        vae_dir = out / "vae"
+        with Stage("autoencoder (the tiny preset trains its own)") as s:
+            if (vae_dir / "quality.json").exists():
+                q = json.loads((vae_dir / "quality.json").read_text())
+            else:
+                cfg.vae.steps = max(50, int(round(240 * scale)))
+                q = train_vae(cfg, pairs, vae_dir, progress=False)
+            s.done(f"held-out reconstruction PSNR {q['psnr_heldout_db']} dB")
+        cfg.ldm.vae = str(vae_dir)
+
+    return Prepared(data, pairs, tok_dir, vllm_dir / "model", store, vae_dir)
+
+
+def enrich_settings(cfg: Config) -> dict:
+    """The vllm.* keys that enrichment reads."""
+    v = cfg.vllm
+    return {"template": v.inference_template, "max_new_tokens": v.max_new_tokens, "text_rows": v.text_rows,
+            "dtype": v.store_dtype}
+
+
+def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store: Path | None = None,
+              pairs: Path | None = None) -> Path:
+    """Train one conditioning mode (reused when its model exists; resumed from its checkpoints). ``store`` and
+    ``pairs`` default to the prepared ones (``reproduce`` passes the untuned VLLM's)."""
+    from .ldm.train import Trainer
+
+    c = cfg.ldm
+    with Stage(f"LDM: train `{mode}` ({steps} steps of {c.batch_size}, {c.objective} / {c.prediction}"
+               f"{' residual' if c.residual else ''}, autoencoder {c.autoencoder})") as s:
+        if (run / "model" / "model_index.json").exists():
+            s.done(f"reused {run / 'model'}")
+        else:
+            c.tokenizer, c.conditioning, c.max_steps, c.checkpoint_every = str(p.tokenizer), mode, steps, 100
+            c.vae = str(p.vae) if p.vae else None
+            r = Trainer(cfg, pairs or p.pairs, store or p.store, run).run(resume=(run / "checkpoints").exists(),
+                                                                          progress=False)
+            s.done(f"last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
+    return run / "model"
