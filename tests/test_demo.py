@@ -11,7 +11,7 @@ from egolego.demo import run_demo
 def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     cfg = config.preset("tiny")
     cfg.synth.actions, cfg.synth.workers = 40, 1
-    s = run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4)
+    s = run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True)
     res = s["results"]
     assert {"label", "lego", "input copy", "ground truth"} <= set(res)
     assert res["ground truth"]["action_all"] >= 0.75  # the judge accepts the real action frames
@@ -24,5 +24,5 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert (tmp_path / "ldm_lego" / "model" / "vllm" / "config.json").is_file()
     out = capsys.readouterr().out
     assert f"report: {tmp_path / 'report.html'}" in out and out.count("[demo]      lego: psnr") + out.count("lego: psnr") >= 1
-    run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4)
+    run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True)
     assert capsys.readouterr().out.count("reused") >= 9

@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--actions", type=int, help="override the number of EgoSynth actions")
     d.add_argument("--minutes", type=float, default=10.0, help="time budget that scales the training (default 10)")
     d.add_argument("--weights-dir", help="metric weights (README: Evaluation weights); without it those metrics are skipped")
+    d.add_argument("--baseline", action="store_true",
+                   help="also train the `label` baseline (InstructPix2Pix) with the same steps: twice the training")
     d.set_defaults(func=cmd_demo)
 
     rp = sub.add_parser("reproduce", help="the paper's Tables 1, 3, 4 at toy scale on EgoSynth (6 LDMs, one budget)",

@@ -93,7 +93,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     if a.weights_dir is not None and not Path(a.weights_dir).is_dir():
         raise CliError(f"--weights-dir: {a.weights_dir} is not a folder")
     run_demo(cfg, _writable_dir(Path(a.out), "--out"), minutes=a.minutes,
-             weights_dir=Path(a.weights_dir) if a.weights_dir else None)
+             weights_dir=Path(a.weights_dir) if a.weights_dir else None, baseline=a.baseline)
     return 0
 
 

@@ -101,7 +101,7 @@ def tiny_recipe() -> LdmConfig:
     """
     return LdmConfig(autoencoder="unshuffle", objective="flow", prediction="sample", residual=True,
                      loss_weighting="change", lr=1e-3, warmup_steps=50, ema_decay=0.995, unet_channels=[64, 128, 128],
-                     steps=4, scheduler="flow_euler", condition_guidance=1.0, image_guidance=1.0)
+                     steps=4, scheduler="flow_euler", condition_guidance=3.0, image_guidance=1.0)
 
 
 @dataclass

@@ -49,7 +49,7 @@ def test_residual_flow_model_at_init_returns_the_input(flow_model, pairs8):
 
 def test_sampling_settings_come_from_the_model_and_flags_reach_the_unet(flow_model, pairs8, tmp_path, monkeypatch):
     s = sampling_for(flow_model)
-    assert (s.steps, s.scheduler, s.condition_guidance, s.image_guidance) == (4, "flow_euler", 1.0, 1.0)
+    assert (s.steps, s.scheduler, s.condition_guidance, s.image_guidance) == (4, "flow_euler", 3.0, 1.0)
     import egolego.ldm.pipeline as P
 
     seen = {"unet": 0, "guidance": set()}
@@ -71,7 +71,7 @@ def test_sampling_settings_come_from_the_model_and_flags_reach_the_unet(flow_mod
     assert seen["guidance"] == {(2.5, 1.25)}  # the flags reached the guidance of every step
     gen(Image.open(img).convert("RGB"), row["label"], row["description"])
     assert seen["unet"] == 4  # the model's own 4 steps (the hook is on this generator's UNet only)
-    assert (1.0, 1.0) in seen["guidance"]
+    assert (3.0, 1.0) in seen["guidance"]
 
 
 def test_a_ddpm_sampler_cannot_sample_a_flow_model(flow_model):
