@@ -21,7 +21,10 @@ SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_l
 def tiny_tokenizer(cfg: Config, manifest: str | Path | None, out: Path):
     """The configured tokenizer folder, or one trained on the manifest's labels and descriptions."""
     if cfg.ldm.tokenizer:
-        return AutoTokenizer.from_pretrained(cfg.ldm.tokenizer, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(cfg.ldm.tokenizer, local_files_only=True)
+        # ψ reads N = tokenizer.model_max_length tokens (CLIP's 77); a tokenizer shared with the VLLM is longer
+        tok.model_max_length = min(tok.model_max_length, cfg.tokenizer.model_max_length)
+        return tok
     if (out / "tokenizer.json").is_file():  # trained by an earlier (interrupted) run in this folder
         return AutoTokenizer.from_pretrained(str(out), local_files_only=True)
     if manifest is None:
