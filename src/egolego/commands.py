@@ -244,7 +244,7 @@ def cmd_data_build(a: argparse.Namespace) -> int:
 
     args = BuildArgs(a.source, Path(a.root), Path(a.out), a.frames_from, a.quality, a.quality_weights, a.similarity,
                      a.clip_weights, tuple(a.sim_range) if a.sim_range else None, a.size, a.workers, a.num_shards,
-                     a.shard_index)
+                     a.shard_index, a.overwrite)
     try:
         args.validate()
         _writable_dir(Path(a.out), "--out")
@@ -252,8 +252,9 @@ def cmd_data_build(a: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         raise CliError(str(e)) from None
     dropped = ", ".join(f"{k}: {v}" for k, v in sorted(s["dropped"].items())) or "none"
+    warned = "".join(f"; {v} x {k}" for k, v in sorted(s.get("warnings", {}).items()))
     print(f"data build: {s['kept']} pairs kept ({s['train']} train / {s['test']} test) of {s['rows_parsed']} "
-          f"annotated actions; dropped: {dropped} -> {a.out}")
+          f"annotated actions; dropped: {dropped}{warned} -> {a.out}")
     return 0
 
 
@@ -272,7 +273,7 @@ def cmd_data_merge(a: argparse.Namespace) -> int:
     from .data.manifest import merge_manifests
 
     try:
-        f, n = merge_manifests(a.shards, _writable_dir(Path(a.out), "--out"))
+        f, n = merge_manifests(a.shards, _writable_dir(Path(a.out), "--out"), a.overwrite)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
     print(f"data merge: {n} pairs from {len(a.shards)} manifests -> {f}")

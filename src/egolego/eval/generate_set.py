@@ -16,13 +16,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import atomic_path
+from ..names import safe_name
 from ..data.manifest import resolve
 
 REFERENCES = ("input", "target")
-
-
-def safe_name(pair_id: str) -> str:
-    return pair_id.replace("/", "_")
 
 
 def _save(im: Image.Image, path: Path) -> None:
