@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from .cli_checks import check_args
 from .commands import (
     CliError,
     cmd_config,
@@ -229,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
+    bad = check_args(a.command, a)
+    if bad:
+        print(f"egolego {a.command}: error: {bad}", file=sys.stderr)
+        return 2
     try:
         return a.func(a)
     except CliError as e:

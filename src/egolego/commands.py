@@ -25,6 +25,24 @@ def _writable_dir(path: Path, flag: str) -> Path:
     return path
 
 
+def _out_file(path: str, flag: str, suffixes: tuple[str, ...] = ()) -> Path:
+    """A file to be written: not a folder, in a writable folder, with one of ``suffixes`` when given."""
+    from .atomic import check_out_file
+
+    if suffixes and Path(path).suffix.lower() not in suffixes:
+        raise CliError(f"{flag}: {path} must end in {' or '.join(suffixes)}")
+    try:
+        return check_out_file(path, flag)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def _existing(path: str | None, flag: str, what: str = "folder") -> None:
+    """A path the user named must exist (a folder, or a file) before any work starts."""
+    if path is not None and not (Path(path).is_dir() if what == "folder" else Path(path).is_file()):
+        raise CliError(f"{flag}: {path} is not a {what}")
+
+
 def _formats(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
@@ -70,11 +88,17 @@ def cmd_tokenizer(a: argparse.Namespace) -> int:
 def cmd_config(a: argparse.Namespace) -> int:
     from . import config
 
+    import yaml
+
+    from .cli_checks import check_config
+
     try:
         cfg = config.load(a.file) if a.file else config.preset(a.preset)
-    except (ValueError, FileNotFoundError) as e:
-        raise CliError(str(e)) from None
-    import yaml
+    except (ValueError, FileNotFoundError, yaml.YAMLError) as e:
+        raise CliError(f"--file: {' '.join(str(e).split())[:300]}") from None
+    bad = check_config(cfg, "config")
+    if bad:
+        raise CliError(f"--file: {bad}")
 
     print(yaml.safe_dump(config.to_dict(cfg), sort_keys=False), end="")
     return 0
@@ -100,10 +124,17 @@ def cmd_demo(a: argparse.Namespace) -> int:
 def _load_cfg(a: argparse.Namespace):
     from . import config
 
+    import yaml
+
+    from .cli_checks import check_config
+
     try:
         cfg = config.load(a.config) if getattr(a, "config", None) else config.preset(getattr(a, "preset", None) or "tiny")
-    except (ValueError, FileNotFoundError) as e:
-        raise CliError(str(e)) from None
+    except (ValueError, FileNotFoundError, yaml.YAMLError) as e:
+        raise CliError(f"--config: {' '.join(str(e).split())[:300]}") from None
+    bad = check_config(cfg, "config")
+    if bad:
+        raise CliError(f"--config: {bad}")
     if getattr(a, "config", None) and getattr(a, "preset", None) and a.preset != cfg.preset:
         raise CliError(f"--preset {a.preset} contradicts the config file's preset {cfg.preset}")
     return cfg
@@ -143,6 +174,9 @@ def cmd_train(a: argparse.Namespace) -> int:
                        ("vae", a.vae), ("base", a.base), ("tokenizer", a.tokenizer), ("seed", a.seed)):
         if value is not None:
             setattr(c, key, value)
+    for flag, path in (("--pairs", a.pairs), ("--embeddings", a.embeddings), ("--vae", a.vae), ("--base", a.base),
+                       ("--tokenizer", a.tokenizer)):
+        _existing(path, flag)
     from .ldm.train import Trainer
 
     try:
@@ -159,13 +193,15 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from .ldm.generate import generate_one
 
     _positive(a.steps, "--steps")
-    out = Path(a.out)
-    _writable_dir(out.parent if str(out.parent) else Path("."), "--out")
+    out = _out_file(a.out, "--out", (".png", ".jpg", ".jpeg", ".webp"))
     try:
         img, prompt = generate_one(a.model, a.image, a.action, a.description, a.steps, a.seed, scheduler=a.scheduler)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
-    img.save(out)
+    try:
+        img.save(out)
+    except OSError as e:
+        raise CliError(f"--out: cannot write {out}: {e.strerror or e}") from None
     print(f"generate: \"{prompt}\" -> {out}")
     return 0
 
@@ -188,13 +224,14 @@ def cmd_vllm_data(a: argparse.Namespace) -> int:
     from .data.manifest import read_manifest
     from .vllm.conversation import records_from_manifest, write_json
 
+    _out_file(a.out, "--out")
     try:
         recs = records_from_manifest(read_manifest(a.pairs), seed=a.seed)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
     if not recs:
         raise CliError(f"--pairs: no training pair of {a.pairs} has a description (run `egolego curate` first)")
-    write_json(recs, a.out)
+    write_json(recs, _out_file(a.out, "--out"))
     print(f"vllm data: {len(recs)} conversations -> {a.out}")
     return 0
 
@@ -209,6 +246,9 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
         if value is not None:
             setattr(v, key, value)
     v.lora = v.lora or a.lora
+    for flag, path in (("--images", a.images), ("--model", a.model), ("--tokenizer", a.tokenizer)):
+        _existing(path, flag)
+    _existing(a.data, "--data", "file")
     try:
         r = VllmTuner(cfg, a.data, a.images, _writable_dir(Path(a.out), "--out")).run(resume=a.resume)
     except (FileNotFoundError, ValueError) as e:
@@ -229,6 +269,9 @@ def cmd_vllm_enrich(a: argparse.Namespace) -> int:
         shards, index = int(os.environ["WORLD_SIZE"]), int(os.environ.get("RANK", "0"))
     if not (Path(a.model) / "config.json").is_file():
         raise CliError(f"--model: {a.model} is not a tuned VLLM folder (no config.json)")
+    if not 0 <= index < shards:
+        raise CliError(f"--shard-index must be in [0, {shards}), got {index}")
+    _writable_dir(Path(a.out), "--out")
     try:
         s = enrich(a.model, a.pairs, a.out, a.batch_size, shards, index, max_new_tokens=a.max_new_tokens,
                    sample=a.sample, seed=a.seed, dtype=a.dtype)
@@ -261,6 +304,7 @@ def cmd_data_build(a: argparse.Namespace) -> int:
 def cmd_data_export(a: argparse.Namespace) -> int:
     from .data.export import export_ip2p, export_lego
 
+    _writable_dir(Path(a.out), "--out")
     try:
         files = export_lego(a.pairs, a.out) if a.format == "lego" else export_ip2p(a.pairs, a.out, a.prompt)
     except (FileNotFoundError, ValueError) as e:

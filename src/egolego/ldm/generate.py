@@ -22,7 +22,7 @@ def open_image(path: str | Path) -> Image.Image:
     try:
         im = Image.open(p)
         im.load()
-    except OSError as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"--image: {p} is not a readable image ({e})") from None
     return im.convert("RGB")
 
