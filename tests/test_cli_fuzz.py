@@ -8,9 +8,8 @@ a call that takes longer than ``LIMIT_S`` counts as a hang.
 
 from __future__ import annotations
 
-import logging
+import shutil
 import signal
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,13 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from transformers.utils import logging as hf_logging
 
 from egolego.cli import main
 from egolego.cli_checks import BOUNDS
 from egolego.data.manifest import SCHEMA
-
-hf_logging.get_logger("transformers")  # configure its handler now, on the session's stderr, not a test's capsys
 
 LIMIT_S = 20
 EXAMPLES = 12
@@ -133,6 +129,18 @@ COMMANDS = {
               "--new-actions": "new_actions", "--pairs": "path", "--model": "path", "--weights-dir": "path",
               "--out": "out"}),
     "report": (["report", "{IN}", "--out", "{OUTFILE}.html"], {"--sample": "sample", "evals": "path", "--out": "out"}),
+    # the same with a real pairs manifest, so that the bad value is met late, after reading and working
+    "data export (real pairs)": (["data", "export", "--pairs", "{PAIRS}", "--format", "ip2p", "--out", "{OUT}"],
+                                 {"--out": "out", "--prompt": "text"}),
+    "vllm data (real pairs)": (["vllm", "data", "--pairs", "{PAIRS}", "--out", "{OUTFILE}.json"],
+                               {"--seed": "seed", "--out": "out"}),
+    "curate (real pairs)": (["curate", "--pairs", "{PAIRS}", "--out", "{OUTFILE}.json"],
+                            {"--out": "out", "--concurrency": "concurrency", "--base-url": "text"}),
+    "eval (real pairs)": (["eval", "--model", "input", "--pairs", "{PAIRS}", "--out", "{OUT}", "--metrics", "psnr",
+                           "--limit", "3", "--new-actions", "0", "--quiet"],
+                          {"--out": "out", "--metrics": "text", "--split": "text", "--batch-size": "batch_size"}),
+    "vllm enrich (real pairs)": (["vllm", "enrich", "--model", "{IN}", "--pairs", "{PAIRS}", "--out", "{OUT}"],
+                                 {"--model": "path", "--out": "out"}),
     "demo": (["demo", "--out", "{OUT}", "--minutes", "-1"], {"--minutes": "float", "--actions": "actions",
                                                              "--config": "path", "--weights-dir": "path"}),
 }
@@ -142,18 +150,7 @@ def _files(root: Path) -> set[Path]:
     return set(root.rglob("*"))
 
 
-def _reopen_log_streams() -> None:
-    """Library loggers (transformers) keep the stderr of the test that first used them; in-process runs under
-    capsys would otherwise log into a closed stream. A real command line never closes its stderr."""
-    for lg in [logging.getLogger(), *(v for v in logging.root.manager.loggerDict.values() if isinstance(v, logging.Logger))]:
-        for h in lg.handlers:
-            if isinstance(h, logging.StreamHandler) and getattr(h.stream, "closed", False):
-                h.stream = sys.stderr  # setStream would flush the closed one
-            h.__dict__.pop("flush", None)  # transformers binds its handler's flush to the stderr of the day
-
-
 def _run(argv: list[str], capsys) -> tuple[int, str]:
-    _reopen_log_streams()
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(LIMIT_S)
     try:
@@ -183,6 +180,8 @@ def mutation(draw, name):
         value = draw(bad_float)
     elif kind == "range":
         value = draw(st.sampled_from([("0.9", "0.1"), ("nan", "nan"), ("0.5", "inf"), ("-3", "0.5"), ("0.2", "0.2")]))
+    elif kind == "text":
+        value = draw(st.one_of(st.text(max_size=16), st.sampled_from(["http://", "ftp://x", "psnr,nope", "-", ""])))
     elif kind == "format":
         value = draw(st.text(max_size=12).filter(
             lambda s: not ({x.strip() for x in s.split(",") if x.strip()} <= {"epic", "ego4d"}) or not s.strip(", ")))
@@ -191,10 +190,13 @@ def mutation(draw, name):
     return flag, kind, value
 
 
-def _build_argv(name: str, flag: str, kind: str, value, sandbox: Path) -> tuple[list[str], Path]:
+def _build_argv(name: str, flag: str, kind: str, value, sandbox: Path, pairs: Path | None) -> tuple[list[str], Path]:
     argv, _ = COMMANDS[name]
     base_in = sandbox / "empty_in"
     base_in.mkdir(exist_ok=True)
+    if pairs is not None:
+        shutil.copytree(pairs, sandbox / "pairs")
+        argv = [a.replace("{PAIRS}", str(sandbox / "pairs")) for a in argv]
     out = sandbox / "out"
     outfile = sandbox / "outfile"
     argv = [a.replace("{IN}", str(base_in)).replace("{OUTFILE}", str(outfile)).replace("{OUT}", str(out))
@@ -230,8 +232,19 @@ def _build_argv(name: str, flag: str, kind: str, value, sandbox: Path) -> tuple[
     return argv, out
 
 
+@pytest.fixture(scope="module")
+def real_pairs(small_dataset, tmp_path_factory):
+    from egolego.data.manifest import pairs_from_egosynth
+
+    out = tmp_path_factory.mktemp("fuzz_pairs")
+    pairs_from_egosynth(small_dataset, out)
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_cli_never_tracebacks(name, tmp_path_factory, capsys, monkeypatch):
+def test_cli_never_tracebacks(name, tmp_path_factory, capsys, monkeypatch, request):
+    pairs = request.getfixturevalue("real_pairs") if "{PAIRS}" in " ".join(COMMANDS[name][0]) else None
+
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(mutation(name))
@@ -239,7 +252,7 @@ def test_cli_never_tracebacks(name, tmp_path_factory, capsys, monkeypatch):
         flag, kind, value = m
         sandbox = tmp_path_factory.mktemp("fuzz")
         monkeypatch.chdir(sandbox)
-        argv, out = _build_argv(name, flag, kind, value, sandbox)
+        argv, out = _build_argv(name, flag, kind, value, sandbox, pairs)
         before = _files(sandbox)
         rc, err = _run(argv, capsys)
         assert rc in (0, 2), f"exit {rc} for: egolego {' '.join(argv)}\n{err}"
@@ -247,7 +260,7 @@ def test_cli_never_tracebacks(name, tmp_path_factory, capsys, monkeypatch):
         if rc == 2:
             last = err.strip().splitlines()[-1] if err.strip() else ""
             assert last.startswith("egolego") and "error" in last, f"egolego {' '.join(argv)}: {err!r}"
-        outs = {out, sandbox / "out", sandbox / "outfile"}
+        outs = {out, sandbox / "out", sandbox / "outfile", sandbox / "pairs"}  # curate writes into its --pairs
         stray = [p for p in _files(sandbox) - before
                  if not any(p == o or o in p.parents or p.name.startswith(o.name) for o in outs)]
         assert not stray, f"files written outside --out by: egolego {' '.join(argv)}: {stray[:3]}"

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ..safe_load import first_line
 from .conditioner import mode_uses
 from .pipeline import LegoPipeline
 
@@ -34,8 +35,11 @@ def load_pipeline(model: str | Path) -> LegoPipeline:
                                 "it is written by `egolego train` as <out>/model")
     from ..hf_quiet import quiet_loading
 
-    with quiet_loading():
-        pipe = LegoPipeline.from_pretrained(str(d), local_files_only=True)
+    try:
+        with quiet_loading():
+            pipe = LegoPipeline.from_pretrained(str(d), local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:  # a broken or foreign folder
+        raise ValueError(f"--model: {d} is not a loadable LEGO model ({first_line(e)})") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
