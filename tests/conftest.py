@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 
 from egolego.synth.dataset import SynthArgs, generate, load_truth  # noqa: E402
 
+
 @pytest.fixture(autouse=True)
 def _log_streams_follow_stderr():
     """Library loggers (transformers) keep the stderr of the test that first used them, and transformers binds its

@@ -86,10 +86,9 @@ def cmd_tokenizer(a: argparse.Namespace) -> int:
 
 
 def cmd_config(a: argparse.Namespace) -> int:
-    from . import config
-
     import yaml
 
+    from . import config
     from .cli_checks import check_config
 
     try:
@@ -122,10 +121,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _load_cfg(a: argparse.Namespace):
-    from . import config
-
     import yaml
 
+    from . import config
     from .cli_checks import check_config
 
     try:

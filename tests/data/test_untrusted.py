@@ -148,3 +148,26 @@ def test_sim_range_must_be_ordered_and_finite(epic, tmp_path, rng, capsys):
     assert main(["data", "build", "--source", "epic", "--root", str(epic), "--out", str(tmp_path / "o"),
                  "--sim-range", *rng]) == 2
     assert "--sim-range" in capsys.readouterr().err
+
+
+def test_interrupted_build_resumes_and_loses_nothing(epic, tmp_path, monkeypatch):
+    import egolego.data.build as b
+
+    clean = build(BuildArgs("epic", epic, tmp_path / "clean", frames_from="jpg", size=64), progress=False)
+    real, calls = b._video_job, []
+
+    def dies_on_third(job):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill between two videos
+        calls.append(job[1])
+        return real(job)
+
+    monkeypatch.setattr(b, "_video_job", dies_on_third)
+    out = tmp_path / "data" / "out"
+    with pytest.raises(KeyboardInterrupt):
+        build(BuildArgs("epic", epic, out, frames_from="jpg", size=64), progress=False)
+    monkeypatch.setattr(b, "_video_job", lambda job: (calls.append(job[1]), real(job))[1])
+    s = build(BuildArgs("epic", epic, out, frames_from="jpg", size=64), progress=False)
+    assert len(calls) == len(set(calls))  # no video done twice
+    assert s["kept"] == clean["kept"] and read_manifest(out) == [
+        {**r} for r in read_manifest(tmp_path / "clean")]

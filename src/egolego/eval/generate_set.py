@@ -16,8 +16,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..names import safe_name
 from ..data.manifest import resolve
+from ..names import safe_name
 
 REFERENCES = ("input", "target")
 
