@@ -94,8 +94,9 @@ def make_path(kind: str, data: bytes, sandbox: Path, n: int, variant: int = 0) -
 COMMANDS = {
     "synth": (["synth", "--out", "{OUT}", "--quiet"], {"--actions": "actions", "--size": "size", "--seed": "seed",
                                                        "--workers": "workers", "--format": "format"}),
-    "tokenizer": (["tokenizer", "--corpus", "{IN}", "--out", "{OUT}", "--vocab-size", "1"],
+    "tokenizer": (["tokenizer", "--corpus", "{IN}", "--out", "{OUT}"],
                   {"--max-length": "max_length", "--vocab-size": "vocab_size", "--corpus": "path", "--out": "out"}),
+    "tokenizer truth": (["tokenizer", "--truth", "{IN}", "--out", "{OUT}"], {"--truth": "path"}),
     "config": (["config", "--file", "{IN}"], {"--file": "path"}),
     "vae train": (["vae", "train", "--images", "{IN}", "--out", "{OUT}"],
                   {"--steps": "steps", "--config": "path", "--images": "path", "--out": "out"}),

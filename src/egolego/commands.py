@@ -69,18 +69,23 @@ def cmd_tokenizer(a: argparse.Namespace) -> int:
     from .synth.dataset import load_truth
     from .tokenizer import corpus_from_truth, train_tokenizer
 
-    if a.corpus:
-        p = Path(a.corpus)
-        if not p.is_file():
-            raise CliError(f"--corpus: {p} is not a file")
-        texts = p.read_text().splitlines()
-    else:
-        if not (Path(a.truth) / "truth.jsonl").is_file():
-            raise CliError(f"--truth: {a.truth} holds no truth.jsonl (an EgoSynth dataset folder is expected)")
-        texts = corpus_from_truth(load_truth(Path(a.truth)))
     if a.vocab_size < 300:
         raise CliError(f"--vocab-size must be at least 300 (256 bytes + specials), got {a.vocab_size}")
-    tok = train_tokenizer(texts, _writable_dir(Path(a.out), "--out"), a.vocab_size, a.max_length)
+    try:
+        if a.corpus:
+            p = Path(a.corpus)
+            if not p.is_file():
+                raise CliError(f"--corpus: {p} is not a file")
+            texts = p.read_text(encoding="utf-8").splitlines()
+        else:
+            if not (Path(a.truth) / "truth.jsonl").is_file():
+                raise CliError(f"--truth: {a.truth} holds no truth.jsonl (an EgoSynth dataset folder is expected)")
+            texts = corpus_from_truth(load_truth(Path(a.truth)))
+        out = _writable_dir(Path(a.out), "--out")
+        tok = train_tokenizer(texts, out, a.vocab_size, a.max_length)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # not UTF-8, not JSON lines, an empty corpus
+        flag = "--corpus" if a.corpus else "--truth"
+        raise CliError(f"{flag}: {a.corpus or a.truth}: {' '.join(str(e).split())[:200] or type(e).__name__}") from None
     print(f"tokenizer: vocab {len(tok)}, model_max_length {tok.model_max_length} -> {a.out}")
     return 0
 
@@ -214,6 +219,9 @@ def cmd_pairs_egosynth(a: argparse.Namespace) -> int:
         f = pairs_from_egosynth(a.egosynth, _writable_dir(Path(a.out), "--out"), a.size, not a.no_description, True)
     except ValueError as e:
         raise CliError(str(e)) from None
+    except (KeyError, TypeError, AttributeError, OSError) as e:  # a truth.jsonl of another shape, missing frames
+        raise CliError(f"--egosynth: {a.egosynth} is not a complete EgoSynth dataset ({type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:150]})") from None
     print(f"pairs: {f}")
     return 0
 
