@@ -39,8 +39,10 @@ def _out_file(path: str, flag: str, suffixes: tuple[str, ...] = ()) -> Path:
 
 def _existing(path: str | None, flag: str, what: str = "folder") -> None:
     """A path the user named must exist (a folder, or a file) before any work starts."""
-    if path is not None and not (Path(path).is_dir() if what == "folder" else Path(path).is_file()):
-        raise CliError(f"{flag}: {path} is not a {what}")
+    p = Path(path) if path is not None else None
+    ok = p is None or {"folder": p.is_dir, "file": p.is_file}.get(what, p.exists)()
+    if not ok:
+        raise CliError(f"{flag}: {path} is not a {what}" if what in ("folder", "file") else f"{flag}: {path} does not exist")
 
 
 def _formats(value: str) -> tuple[str, ...]:
@@ -179,7 +181,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             setattr(c, key, value)
     for flag, path in (("--pairs", a.pairs), ("--embeddings", a.embeddings), ("--vae", a.vae), ("--base", a.base),
                        ("--tokenizer", a.tokenizer)):
-        _existing(path, flag)
+        _existing(path, flag, "path")  # --pairs may name the folder or its pairs.parquet
     from .ldm.train import Trainer
 
     try:
