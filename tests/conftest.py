@@ -11,6 +11,23 @@ import pytest  # noqa: E402
 
 from egolego.synth.dataset import SynthArgs, generate, load_truth  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _log_streams_follow_stderr():
+    """Library loggers (transformers) keep the stderr of the test that first used them, and transformers binds its
+    handler's flush to it; under capsys that stream is closed by the next test, and an in-process CLI run would
+    print "--- Logging error ---" with a traceback. A real command line never closes its stderr."""
+    import logging
+    import sys
+
+    for lg in [logging.getLogger(), *(v for v in logging.root.manager.loggerDict.values() if isinstance(v, logging.Logger))]:
+        for h in lg.handlers:
+            if isinstance(h, logging.StreamHandler) and getattr(h.stream, "closed", False):
+                h.stream = sys.stderr  # setStream would flush the closed one
+            h.__dict__.pop("flush", None)
+    yield
+
+
 REAL_EPIC = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "epic-kitchens-100-annotations"
 
 

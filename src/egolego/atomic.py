@@ -35,3 +35,20 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data, sort_keys: bool = False, indent: int | None = None) -> None:
     write_text(path, json.dumps(data, sort_keys=sort_keys, indent=indent))
+
+
+def check_out_file(path: str | Path, flag: str) -> Path:
+    """A file to be written: refused (ValueError, one line) when it is a folder or its folder cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag}: {p} is a folder; a file name is expected")
+    parent = p.parent if str(p.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{flag}: {parent} is not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{flag}: cannot create {parent}: {e.strerror or e}") from None
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{flag}: cannot write to {parent}")
+    return p

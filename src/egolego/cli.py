@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from .cli_checks import check_args
 from .commands import (
     CliError,
     add_sampling_flags,
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--workers", type=int, default=1)
     db.add_argument("--num-shards", type=int, default=1)
     db.add_argument("--shard-index", type=int, default=0)
+    db.add_argument("--overwrite", action="store_true", help="replace a manifest (or unfinished build) in --out")
     db.set_defaults(func=cmd_data_build)
     de = das.add_parser("export", help="official LEGO JSON or InstructPix2Pix parquet",
                         description="Export a pairs manifest: `lego` (the official JSON layout) or `ip2p` (parquet "
@@ -185,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Merge pairs manifests (images stay in place; paths become relative to --out).")
     dm.add_argument("shards", nargs="+", help="manifest folders, e.g. PAIRS/shard-*of4")
     dm.add_argument("--out", required=True)
+    dm.add_argument("--overwrite", action="store_true", help="replace a manifest already in --out")
     dm.set_defaults(func=cmd_data_merge)
 
     cu = sub.add_parser("curate", help="detailed descriptions for the pairs (Fig. 9 prompt or offline)",
@@ -246,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
+    bad = check_args(a.command, a)
+    if bad:
+        print(f"egolego {a.command}: error: {bad}", file=sys.stderr)
+        return 2
     try:
         return a.func(a)
     except CliError as e:

@@ -25,6 +25,26 @@ def _writable_dir(path: Path, flag: str) -> Path:
     return path
 
 
+def _out_file(path: str, flag: str, suffixes: tuple[str, ...] = ()) -> Path:
+    """A file to be written: not a folder, in a writable folder, with one of ``suffixes`` when given."""
+    from .atomic import check_out_file
+
+    if suffixes and Path(path).suffix.lower() not in suffixes:
+        raise CliError(f"{flag}: {path} must end in {' or '.join(suffixes)}")
+    try:
+        return check_out_file(path, flag)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def _existing(path: str | None, flag: str, what: str = "folder") -> None:
+    """A path the user named must exist (a folder, or a file) before any work starts."""
+    p = Path(path) if path is not None else None
+    ok = p is None or {"folder": p.is_dir, "file": p.is_file}.get(what, p.exists)()
+    if not ok:
+        raise CliError(f"{flag}: {path} is not a {what}" if what in ("folder", "file") else f"{flag}: {path} does not exist")
+
+
 def _formats(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
@@ -51,30 +71,40 @@ def cmd_tokenizer(a: argparse.Namespace) -> int:
     from .synth.dataset import load_truth
     from .tokenizer import corpus_from_truth, train_tokenizer
 
-    if a.corpus:
-        p = Path(a.corpus)
-        if not p.is_file():
-            raise CliError(f"--corpus: {p} is not a file")
-        texts = p.read_text().splitlines()
-    else:
-        if not (Path(a.truth) / "truth.jsonl").is_file():
-            raise CliError(f"--truth: {a.truth} holds no truth.jsonl (an EgoSynth dataset folder is expected)")
-        texts = corpus_from_truth(load_truth(Path(a.truth)))
     if a.vocab_size < 300:
         raise CliError(f"--vocab-size must be at least 300 (256 bytes + specials), got {a.vocab_size}")
-    tok = train_tokenizer(texts, _writable_dir(Path(a.out), "--out"), a.vocab_size, a.max_length)
+    try:
+        if a.corpus:
+            p = Path(a.corpus)
+            if not p.is_file():
+                raise CliError(f"--corpus: {p} is not a file")
+            texts = p.read_text(encoding="utf-8").splitlines()
+        else:
+            if not (Path(a.truth) / "truth.jsonl").is_file():
+                raise CliError(f"--truth: {a.truth} holds no truth.jsonl (an EgoSynth dataset folder is expected)")
+            texts = corpus_from_truth(load_truth(Path(a.truth)))
+        out = _writable_dir(Path(a.out), "--out")
+        tok = train_tokenizer(texts, out, a.vocab_size, a.max_length)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # not UTF-8, not JSON lines, an empty corpus
+        flag = "--corpus" if a.corpus else "--truth"
+        raise CliError(f"{flag}: {a.corpus or a.truth}: {' '.join(str(e).split())[:200] or type(e).__name__}") from None
     print(f"tokenizer: vocab {len(tok)}, model_max_length {tok.model_max_length} -> {a.out}")
     return 0
 
 
 def cmd_config(a: argparse.Namespace) -> int:
+    import yaml
+
     from . import config
+    from .cli_checks import check_config
 
     try:
         cfg = config.load(a.file) if a.file else config.preset(a.preset)
-    except (ValueError, FileNotFoundError) as e:
-        raise CliError(str(e)) from None
-    import yaml
+    except (ValueError, FileNotFoundError, yaml.YAMLError) as e:
+        raise CliError(f"--file: {' '.join(str(e).split())[:300]}") from None
+    bad = check_config(cfg, "config")
+    if bad:
+        raise CliError(f"--file: {bad}")
 
     print(yaml.safe_dump(config.to_dict(cfg), sort_keys=False), end="")
     return 0
@@ -125,12 +155,18 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
 
 
 def _load_cfg(a: argparse.Namespace):
+    import yaml
+
     from . import config
+    from .cli_checks import check_config
 
     try:
         cfg = config.load(a.config) if getattr(a, "config", None) else config.preset(getattr(a, "preset", None) or "tiny")
-    except (ValueError, FileNotFoundError) as e:
-        raise CliError(str(e)) from None
+    except (ValueError, FileNotFoundError, yaml.YAMLError) as e:
+        raise CliError(f"--config: {' '.join(str(e).split())[:300]}") from None
+    bad = check_config(cfg, "config")
+    if bad:
+        raise CliError(f"--config: {bad}")
     if getattr(a, "config", None) and getattr(a, "preset", None) and a.preset != cfg.preset:
         raise CliError(f"--preset {a.preset} contradicts the config file's preset {cfg.preset}")
     return cfg
@@ -170,6 +206,9 @@ def cmd_train(a: argparse.Namespace) -> int:
                        ("vae", a.vae), ("base", a.base), ("tokenizer", a.tokenizer), ("seed", a.seed)):
         if value is not None:
             setattr(c, key, value)
+    for flag, path in (("--pairs", a.pairs), ("--embeddings", a.embeddings), ("--vae", a.vae), ("--base", a.base),
+                       ("--tokenizer", a.tokenizer)):
+        _existing(path, flag, "path")  # --pairs may name the folder or its pairs.parquet
     from .ldm.train import Trainer
 
     try:
@@ -209,13 +248,15 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from .ldm.generate import generate_one
 
     sampling = sampling_args(a)
-    out = Path(a.out)
-    _writable_dir(out.parent if str(out.parent) else Path("."), "--out")
+    out = _out_file(a.out, "--out", (".png", ".jpg", ".jpeg", ".webp"))
     try:
         img, prompt = generate_one(a.model, a.image, a.action, a.description, seed=a.seed, **sampling)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
-    img.save(out)
+    try:
+        img.save(out)
+    except OSError as e:
+        raise CliError(f"--out: cannot write {out}: {e.strerror or e}") from None
     print(f"generate: \"{prompt}\" -> {out}")
     return 0
 
@@ -230,6 +271,9 @@ def cmd_pairs_egosynth(a: argparse.Namespace) -> int:
         f = pairs_from_egosynth(a.egosynth, _writable_dir(Path(a.out), "--out"), a.size, not a.no_description, True)
     except ValueError as e:
         raise CliError(str(e)) from None
+    except (KeyError, TypeError, AttributeError, OSError) as e:  # a truth.jsonl of another shape, missing frames
+        raise CliError(f"--egosynth: {a.egosynth} is not a complete EgoSynth dataset ({type(e).__name__}: "
+                       f"{' '.join(str(e).split())[:150]})") from None
     print(f"pairs: {f}")
     return 0
 
@@ -238,13 +282,14 @@ def cmd_vllm_data(a: argparse.Namespace) -> int:
     from .data.manifest import read_manifest
     from .vllm.conversation import records_from_manifest, write_json
 
+    _out_file(a.out, "--out")
     try:
         recs = records_from_manifest(read_manifest(a.pairs), seed=a.seed)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
     if not recs:
         raise CliError(f"--pairs: no training pair of {a.pairs} has a description (run `egolego curate` first)")
-    write_json(recs, a.out)
+    write_json(recs, _out_file(a.out, "--out"))
     print(f"vllm data: {len(recs)} conversations -> {a.out}")
     return 0
 
@@ -259,6 +304,9 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
         if value is not None:
             setattr(v, key, value)
     v.lora = v.lora or a.lora
+    for flag, path in (("--images", a.images), ("--model", a.model), ("--tokenizer", a.tokenizer)):
+        _existing(path, flag)
+    _existing(a.data, "--data", "file")
     try:
         r = VllmTuner(cfg, a.data, a.images, _writable_dir(Path(a.out), "--out")).run(resume=a.resume)
     except (FileNotFoundError, ValueError) as e:
@@ -279,6 +327,9 @@ def cmd_vllm_enrich(a: argparse.Namespace) -> int:
         shards, index = int(os.environ["WORLD_SIZE"]), int(os.environ.get("RANK", "0"))
     if not (Path(a.model) / "config.json").is_file():
         raise CliError(f"--model: {a.model} is not a tuned VLLM folder (no config.json)")
+    if not 0 <= index < shards:
+        raise CliError(f"--shard-index must be in [0, {shards}), got {index}")
+    _writable_dir(Path(a.out), "--out")
     try:
         s = enrich(a.model, a.pairs, a.out, a.batch_size, shards, index, max_new_tokens=a.max_new_tokens,
                    sample=a.sample, seed=a.seed, dtype=a.dtype)
@@ -294,7 +345,7 @@ def cmd_data_build(a: argparse.Namespace) -> int:
 
     args = BuildArgs(a.source, Path(a.root), Path(a.out), a.frames_from, a.quality, a.quality_weights, a.similarity,
                      a.clip_weights, tuple(a.sim_range) if a.sim_range else None, a.size, a.workers, a.num_shards,
-                     a.shard_index)
+                     a.shard_index, a.overwrite)
     try:
         args.validate()
         _writable_dir(Path(a.out), "--out")
@@ -302,14 +353,16 @@ def cmd_data_build(a: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         raise CliError(str(e)) from None
     dropped = ", ".join(f"{k}: {v}" for k, v in sorted(s["dropped"].items())) or "none"
+    warned = "".join(f"; {v} x {k}" for k, v in sorted(s.get("warnings", {}).items()))
     print(f"data build: {s['kept']} pairs kept ({s['train']} train / {s['test']} test) of {s['rows_parsed']} "
-          f"annotated actions; dropped: {dropped} -> {a.out}")
+          f"annotated actions; dropped: {dropped}{warned} -> {a.out}")
     return 0
 
 
 def cmd_data_export(a: argparse.Namespace) -> int:
     from .data.export import export_ip2p, export_lego
 
+    _writable_dir(Path(a.out), "--out")
     try:
         files = export_lego(a.pairs, a.out) if a.format == "lego" else export_ip2p(a.pairs, a.out, a.prompt)
     except (FileNotFoundError, ValueError) as e:
@@ -322,7 +375,7 @@ def cmd_data_merge(a: argparse.Namespace) -> int:
     from .data.manifest import merge_manifests
 
     try:
-        f, n = merge_manifests(a.shards, _writable_dir(Path(a.out), "--out"))
+        f, n = merge_manifests(a.shards, _writable_dir(Path(a.out), "--out"), a.overwrite)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
     print(f"data merge: {n} pairs from {len(a.shards)} manifests -> {f}")

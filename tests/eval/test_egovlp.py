@@ -102,3 +102,40 @@ def test_text_tower_is_distilbert_plus_projection(tmp_path):
         w, b = m.state_dict()["txt_proj.1.weight"], m.state_dict()["txt_proj.1.bias"]
         ref = torch.nn.functional.normalize(torch.relu(cls) @ w.T + b, dim=-1)
     assert torch.allclose(loaded.text_embeddings(["cut carrot", "a cup on a table"]), ref, atol=1e-5)
+
+
+class _Exploit:
+    """A pickled 'config' that, unpickled by an unsafe loader, calls ``func(*args)``."""
+
+    def __init__(self, func, args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _exploits(marker):
+    import os
+
+    from numpy.testing._private.utils import runstring
+
+    code = f"open({str(marker)!r}, 'w').write('pwned')"
+    return {"runstring": (runstring, (code, {})), "os.system": (os.system, (f"touch {marker}",)),
+            "builtins.exec": (exec, (code,)), "builtins.eval": (eval, (code,))}
+
+
+@pytest.mark.parametrize("name", ["runstring", "os.system", "builtins.exec", "builtins.eval"])
+def test_crafted_checkpoint_runs_no_code(tmp_path, name):
+    """A .pth whose pickled config reduces to exec-like functions loads its tensors (or is refused) and runs nothing."""
+    m, _ = _tiny(tmp_path)
+    marker = tmp_path / "pwned"
+    func, args = _exploits(marker)[name]
+    sd = {f"module.{k}": v for k, v in m.state_dict().items()}
+    torch.save({"state_dict": sd, "config": _Exploit(func, args), "epoch": 3}, tmp_path / "evil.pth")
+    try:
+        loaded = EgoVLP.from_checkpoint(tmp_path / "evil.pth", heads=4)
+    except ValueError as e:
+        assert "evil.pth" in str(e)
+    else:
+        assert loaded.frames == 4
+    assert not marker.exists()

@@ -58,7 +58,7 @@ def test_lpips_properties(tmp_path):
     lw = torch.load(tmp_path / "lin.pth")
     lw.pop("lin3.model.1.weight")
     torch.save(lw, tmp_path / "bad.pth")
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="bad.pth"):
         LPIPS.from_files(tmp_path / "sq.pth", tmp_path / "bad.pth")
 
 

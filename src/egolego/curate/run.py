@@ -1,4 +1,9 @@
-"""``egolego curate``: a detailed description for every pair, and the LLaVA tuning JSON of the train split."""
+"""``egolego curate``: a detailed description for every pair, and the LLaVA tuning JSON of the train split.
+
+Nothing is written until every description is there and valid: ``--out`` is checked first, then all
+answers are collected and checked, then the tuning JSON and the manifest are written (each atomically), so
+a failing server or a bad ``--out`` never leaves the manifest's descriptions half replaced.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import check_out_file
 from ..data.manifest import read_manifest, update_column
 from ..vllm.conversation import records_from_manifest, write_json
 from .geometric import describe
@@ -18,8 +24,13 @@ DEFAULT_PRICE = (0.0005, 0.0015)
 
 
 def _boxes(row: dict) -> dict:
-    b = json.loads(row["boxes"] or "{}")
-    return b.get("target") or b.get("input") or {}
+    """The target (else input) boxes of a row; malformed JSON or shapes give no boxes rather than a crash."""
+    try:
+        b = json.loads(row["boxes"] or "{}")
+        b = (b.get("target") or b.get("input") or {}) if isinstance(b, dict) else {}
+        return {str(k): [float(x) for x in v] for k, v in b.items() if isinstance(v, list) and len(v) == 4}
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return {}
 
 
 def _clean(text: str) -> str:
@@ -35,6 +46,7 @@ def curate(pairs: str | Path, out_json: str | Path, backend: str = "geometric", 
            price: tuple[float, float] = DEFAULT_PRICE, timeout: float = 60.0, backoff: float = 1.0,
            progress: bool = True) -> dict:
     rows = read_manifest(pairs)
+    check_out_file(out_json, "--out")
     if backend == "geometric":
         descs = {r["pair_id"]: describe(r["label"], _boxes(r)) for r in rows}
         usage = None
@@ -47,16 +59,26 @@ def curate(pairs: str | Path, out_json: str | Path, backend: str = "geometric", 
                             backoff=backoff)
 
         def one(r):
-            return r["pair_id"], _clean(client.complete(build_messages(shots, r["label"], _boxes(r))))
+            text = _clean(client.complete(build_messages(shots, r["label"], _boxes(r))))
+            if not text:
+                raise RuntimeError(f"the chat API's answer for pair {r['pair_id']!r} is empty once cleaned "
+                                   "(only quotes or a heading); the manifest is unchanged")
+            return r["pair_id"], text
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as ex:
             descs = dict(tqdm(ex.map(one, rows), total=len(rows), desc="curate", disable=not progress))
         usage = client.usage
     else:
         raise ValueError(f"--backend must be geometric or openai, got {backend!r}")
-    update_column(pairs, "description", descs)
-    recs = records_from_manifest(read_manifest(pairs))
+    empty = [pid for pid, d in descs.items() if not (d or "").strip()]
+    if empty:
+        raise RuntimeError(f"{len(empty)} descriptions came back empty (e.g. pair {empty[0]!r}); the manifest is "
+                           "unchanged")
+    for r in rows:
+        r["description"] = descs.get(r["pair_id"], r["description"])
+    recs = records_from_manifest(rows)
     write_json(recs, out_json)
+    update_column(pairs, "description", descs)
     summary = {"backend": backend, "pairs": len(rows), "tuning_records": len(recs)}
     if usage is not None:
         summary.update(calls=usage.calls, cached=usage.cached, retries=usage.retries,

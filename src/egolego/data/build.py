@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import shutil
 from collections import Counter
@@ -24,8 +25,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import write_json
+from ..names import safe_name
 from .frames import best_of, decode_frames, pixel_similarity, read_jpegs, sharpness
-from .manifest import write_manifest
+from .manifest import refuse_existing, write_manifest
 from .sources import ActionRecord, ParseReport, parse_ego4d, parse_epic, read_video_info
 
 # Default similarity ranges: the paper's CLIP range, and the pixel encoder's range calibrated on EgoSynth
@@ -48,6 +50,7 @@ class BuildArgs:
     workers: int = 1
     num_shards: int = 1
     shard_index: int = 0
+    overwrite: bool = False
 
     def validate(self) -> None:
         if self.source not in ("epic", "ego4d"):
@@ -58,10 +61,22 @@ class BuildArgs:
             raise ValueError("--quality must be sharpness|laion and --similarity pixel|clip")
         if self.size <= 0 or self.size % 8:
             raise ValueError(f"--size must be a positive multiple of 8, got {self.size}")
+        if self.size > 4096:
+            raise ValueError(f"--size must be at most 4096, got {self.size}")
+        if self.workers < 1 or self.num_shards < 1:
+            raise ValueError(f"--workers and --num-shards must be at least 1, got {self.workers} and {self.num_shards}")
         if not 0 <= self.shard_index < self.num_shards:
             raise ValueError(f"--shard-index must be in [0, {self.num_shards})")
+        if self.sim_range is not None:
+            lo, hi = self.sim_range
+            if not (math.isfinite(lo) and math.isfinite(hi) and -1 <= lo < hi <= 1):
+                raise ValueError(f"--sim-range LO HI must be finite with -1 <= LO < HI <= 1, got {lo} {hi}")
         if not Path(self.root).is_dir():
             raise ValueError(f"--root: {self.root} is not a folder")
+
+    def fingerprint(self) -> dict:
+        """What decides the pairs: a resumed build must have the same (``workers`` and ``overwrite`` do not)."""
+        return {k: str(v) for k, v in asdict(self).items() if k not in ("workers", "overwrite")}
 
     def out_dir(self) -> Path:
         """The manifest folder this run writes: ``out``, or ``out/shard-IofK`` for a shard."""
@@ -116,7 +131,7 @@ def _video_job(job) -> tuple[str, list[dict], list[tuple[str, str]], list[float]
         if not lo <= s <= hi:
             dropped.append((r.pair_id, "similarity below range" if s < lo else "similarity above range"))
             continue
-        safe = r.pair_id.replace("/", "_")
+        safe = safe_name(r.pair_id)
         paths = {"input_path": f"images/{safe}_input.jpg", "target_path": f"images/{safe}_target.jpg",
                  "target_full_path": f"images/{safe}_target_full.jpg"}
         inp, tgt = Image.fromarray(frames[i]), Image.fromarray(frames[t])
@@ -158,9 +173,7 @@ def build(args: BuildArgs, progress: bool = True) -> dict:
     root = Path(args.root)
     recs = parse_epic(root, report) if args.source == "epic" else parse_ego4d(root, report)
     out = args.out_dir()
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    done_dir = out / ".videos"
-    done_dir.mkdir(exist_ok=True)
+    done_dir = _start_or_resume(args, out)
     by_video: dict[str, list[ActionRecord]] = {}
     for r in recs:
         if _shard_of(r.video_id, args.num_shards) == args.shard_index:
@@ -168,7 +181,7 @@ def build(args: BuildArgs, progress: bool = True) -> dict:
     info = read_video_info(root / "EPIC_100_video_info.csv") if args.source == "epic" else {}
     results: dict[str, dict] = {}
     for v in by_video:
-        f = done_dir / f"{v}.json"
+        f = done_dir / f"{safe_name(v)}.json"
         if f.is_file():
             results[v] = json.loads(f.read_text())
     todo = [(args, v, rs, info.get(v, {})) for v, rs in sorted(by_video.items()) if v not in results]
@@ -178,7 +191,7 @@ def build(args: BuildArgs, progress: bool = True) -> dict:
     def keep(res):
         video, rows, dropped, sims = res
         results[video] = {"rows": rows, "dropped": dropped, "sims": sims}
-        write_json(done_dir / f"{video}.json", results[video])
+        write_json(done_dir / f"{safe_name(video)}.json", results[video])
         bar.update()
 
     if args.workers > 1 and len(todo) > 1:
@@ -199,13 +212,45 @@ def build(args: BuildArgs, progress: bool = True) -> dict:
     train_v = {r["video_id"] for r in rows if r["split"] == "train"}
     test_v = {r["video_id"] for r in rows if r["split"] == "test"}
     if train_v & test_v:
-        raise RuntimeError(f"split leak: videos {sorted(train_v & test_v)[:3]} are in both splits")
-    write_manifest(rows, out)
+        raise ValueError(f"split leak: videos {sorted(train_v & test_v)[:3]} are in both splits")
     summary = {"source": args.source, "rows_parsed": report.rows, "kept": len(rows), "dropped": dict(dropped),
-               "dropped_examples": report.examples[:20], "similarity_range": [lo, hi],
+               "warnings": dict(report.warnings), "dropped_examples": report.examples[:20], "similarity_range": [lo, hi],
                "similarity_median": float(np.median(sims)) if sims else None,
                "train": sum(r["split"] == "train" for r in rows), "test": sum(r["split"] == "test" for r in rows),
                "args": {k: str(v) for k, v in asdict(args).items()}}
+    if not rows:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        shutil.rmtree(done_dir, ignore_errors=True)
+        why = ", ".join(f"{k}: {v}" for k, v in dropped.most_common(3)) or "no annotated action found"
+        raise ValueError(f"no pair kept of {report.rows} annotated actions ({why}); is --root right? "
+                         f"(details in {out / 'summary.json'})")
+    write_manifest(rows, out)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     shutil.rmtree(done_dir, ignore_errors=True)
     return summary
+
+
+def _start_or_resume(args: BuildArgs, out: Path) -> Path:
+    """The folder of per-video results: a rerun resumes only a build with the same arguments (else old and new
+    pairs would mix); a finished manifest is replaced only with ``--overwrite``."""
+    done_dir = out / ".videos"
+    refuse_existing(out, args.overwrite)
+    marker = done_dir / ".args.json"  # a dot name: no video id maps to it
+    if args.overwrite:
+        for p in (done_dir, out / "images"):
+            shutil.rmtree(p, ignore_errors=True)
+    elif marker.is_file():
+        try:
+            old = json.loads(marker.read_text())
+        except ValueError:
+            old = {}
+        diff = [f"{k}: {old.get(k)} -> {v}" for k, v in args.fingerprint().items() if old.get(k) != v]
+        if diff:
+            raise ValueError(f"--out: {out} holds an unfinished build with other arguments ({'; '.join(diff[:3])}); "
+                             "rerun it with the same arguments, or pass --overwrite to start again")
+    elif done_dir.is_dir() and any(done_dir.glob("*.json")):
+        raise ValueError(f"--out: {out} holds an unfinished build of unknown arguments; pass --overwrite to start again")
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    done_dir.mkdir(exist_ok=True)
+    write_json(marker, args.fingerprint())
+    return done_dir

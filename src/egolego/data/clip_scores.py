@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..safe_load import load_state, load_weights
+
 
 class AestheticMLP(nn.Module):
     def __init__(self, dim: int = 768):
@@ -35,7 +37,7 @@ class ClipScorers:
         self.mlp = None
         if aesthetic_path and Path(aesthetic_path).is_file() and Path(aesthetic_path).suffix in (".pth", ".pt"):
             self.mlp = AestheticMLP(self.model.config.projection_dim)
-            self.mlp.load_state_dict(torch.load(aesthetic_path, map_location="cpu", weights_only=True))
+            load_state(self.mlp, load_weights(aesthetic_path, "aesthetic MLP"), aesthetic_path, "aesthetic MLP")
             self.mlp.eval()
 
     @torch.no_grad()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,6 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import atomic_path
+from ..names import safe_name
 
 COLUMNS = {"pair_id": pa.string(), "source": pa.string(), "split": pa.string(), "video_id": pa.string(),
            "label": pa.string(), "description": pa.string(), "input_path": pa.string(), "target_path": pa.string(),
@@ -54,7 +56,39 @@ def read_manifest(path: str | Path) -> list[dict]:
     missing = [c for c in COLUMNS if c not in table.column_names and c not in ("input_frame", "target_frame")]
     if missing:
         raise ValueError(f"{f}: not a pairs manifest, missing columns {missing}")
-    return table.to_pylist()
+    rows = table.to_pylist()
+    check_rows(rows, f)
+    return rows
+
+
+PATH_COLUMNS = ("input_path", "target_path", "target_full_path")
+
+
+def check_rows(rows: list[dict], where: str | Path) -> None:
+    """Refuse what would make every later stage wrong: a repeated ``pair_id`` (eval would score every pair
+    against one image) and an image path outside the manifest's folder (a downloaded manifest pointing at
+    ``/etc/passwd`` or ``../../x`` would be read and copied into exports)."""
+    seen: set = set()
+    for r in rows:
+        pid = r.get("pair_id")
+        if not isinstance(pid, str) or not pid:
+            raise ValueError(f"{where}: a row has no pair_id")
+        if pid in seen:
+            raise ValueError(f"{where}: pair_id {pid!r} appears more than once (pair ids must be unique)")
+        seen.add(pid)
+        for c in PATH_COLUMNS:
+            if r.get(c):
+                _inside(r[c], where)
+
+
+def _inside(rel, where) -> str:
+    """``rel`` normalised, when it is a relative path that stays inside the manifest folder; else ValueError."""
+    if not isinstance(rel, str) or not rel or "\x00" in rel or os.path.isabs(rel) or rel.startswith("~"):
+        raise ValueError(f"{where}: image path {rel!r} is not a relative path inside the manifest folder")
+    norm = os.path.normpath(rel)
+    if norm in (".", "..") or norm.startswith("../"):
+        raise ValueError(f"{where}: image path {rel!r} leads outside the manifest folder")
+    return norm
 
 
 def write_manifest(rows: list[dict], path: str | Path) -> Path:
@@ -69,22 +103,51 @@ def write_manifest(rows: list[dict], path: str | Path) -> Path:
     return f
 
 
-def merge_manifests(shards: list[str | Path], out: str | Path) -> tuple[Path, int]:
-    """One manifest over several (``data build --num-shards`` writes ``shard-IofK`` folders): the images stay
-    where they are, paths are rewritten relative to ``out``. Refuses shards that share a pair id."""
+def refuse_existing(out: str | Path, overwrite: bool) -> None:
+    """Writers of a whole manifest must not silently replace one (it may hold curated or VLLM descriptions)."""
+    f = manifest_file(out)
+    if f.exists() and not overwrite:
+        raise ValueError(f"--out: {f} already exists (it may hold curated descriptions); pass --overwrite to replace it")
+
+
+def merge_manifests(shards: list[str | Path], out: str | Path, overwrite: bool = False) -> tuple[Path, int]:
+    """One manifest over several (``data build --num-shards`` writes ``shard-IofK`` folders). Images of a shard
+    inside ``out`` stay where they are; those of a shard elsewhere are hard-linked (copied across file systems)
+    into ``out/shards/``, so every path of the merged manifest stays inside its folder. Refuses shards that
+    share a pair id, and an existing manifest at ``out`` unless ``overwrite``."""
     out = Path(out)
+    refuse_existing(out, overwrite)
     rows, seen = [], {}
-    for sh in shards:
-        for r in read_manifest(sh):
+    for k, sh in enumerate(shards):
+        shard_rows = read_manifest(sh)
+        for r in shard_rows:
             if r["pair_id"] in seen:
                 raise ValueError(f"pair {r['pair_id']!r} is in both {seen[r['pair_id']]} and {sh}")
             seen[r["pair_id"]] = sh
-            for c in ("input_path", "target_path", "target_full_path"):
+        sh_dir = manifest_dir(sh).resolve()
+        inside = sh_dir.is_relative_to(out.resolve())
+        for r in shard_rows:
+            for c in PATH_COLUMNS:
                 if r.get(c):
-                    r[c] = os.path.relpath(Path(sh).resolve() / r[c], out.resolve())
+                    src = resolve(sh, r[c])
+                    if inside:
+                        r[c] = os.path.relpath(sh_dir / os.path.normpath(r[c]), out.resolve())
+                    else:
+                        r[c] = f"shards/{k}-{safe_name(sh_dir.name)}/{os.path.normpath(r[c])}"
+                        _link(src, out / r[c])
             rows.append(r)
     rows.sort(key=lambda r: r["pair_id"])
     return write_manifest(rows, out), len(rows)
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def update_column(path: str | Path, column: str, values: dict[str, str]) -> None:
@@ -96,8 +159,15 @@ def update_column(path: str | Path, column: str, values: dict[str, str]) -> None
     write_manifest(rows, path)
 
 
+def manifest_dir(path: str | Path) -> Path:
+    """The folder a manifest's relative paths start from (``path`` may name the folder or its parquet file)."""
+    f = manifest_file(path)
+    return f.parent
+
+
 def resolve(root: str | Path, rel: str) -> Path:
-    return Path(root) / rel
+    """The file a manifest path names, refused (ValueError) unless it lies inside the manifest folder."""
+    return manifest_dir(root) / _inside(rel, manifest_file(root))
 
 
 def pairs_from_egosynth(egosynth: str | Path, out: str | Path, size: int = 64, with_description: bool = True,
@@ -121,9 +191,9 @@ def pairs_from_egosynth(egosynth: str | Path, out: str | Path, size: int = 64, w
         d = egosynth / "epic" / "rgb_frames" / e["participant_id"] / e["video_id"]
         inp = Image.open(d / f"frame_{e['input_frame']:010d}.jpg").convert("RGB")
         tgt = Image.open(d / f"frame_{e['target_frame']:010d}.jpg").convert("RGB")
-        pid = t["action_id"]
-        paths = {"input_path": f"images/{pid}_input.jpg", "target_path": f"images/{pid}_target.jpg",
-                 "target_full_path": f"images/{pid}_target_full.jpg"}
+        pid, name = t["action_id"], safe_name(t["action_id"])
+        paths = {"input_path": f"images/{name}_input.jpg", "target_path": f"images/{name}_target.jpg",
+                 "target_full_path": f"images/{name}_target_full.jpg"}
         inp.resize((size, size), Image.LANCZOS).save(out / paths["input_path"], quality=95)
         tgt.resize((size, size), Image.LANCZOS).save(out / paths["target_path"], quality=95)
         tgt.save(out / paths["target_full_path"], quality=95)

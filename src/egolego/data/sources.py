@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..names import is_safe_name
 from .epic_schema import COLUMNS, TS2, frame_base, parse_timestamp
 
 HAND_NAMES = {"left hand": "left hand", "right hand": "right hand", "rigth hand": "right hand",
@@ -45,6 +46,12 @@ class ParseReport:
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    warnings: Counter = field(default_factory=Counter)  # files skipped whole (e.g. a broken VISOR file)
+
+    def warn(self, reason: str, where: str) -> None:
+        self.warnings[reason] += 1
+        if len(self.examples) < 50:
+            self.examples.append(f"{where}: {reason}")
 
     def drop(self, reason: str, where: str) -> None:
         self.dropped[reason] += 1
@@ -60,13 +67,17 @@ def read_video_info(path: Path) -> dict[str, dict]:
     out = {}
     if not path.is_file():
         return out
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                w, h = (int(v) for v in row["resolution"].lower().split("x"))
-                out[row["video_id"]] = {"duration": float(row["duration"]), "fps": float(row["fps"]), "width": w, "height": h}
-            except (KeyError, ValueError, AttributeError):
-                continue
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM must not rename the first column
+            for row in csv.DictReader(f):
+                try:
+                    w, h = (int(v) for v in row["resolution"].lower().split("x"))
+                    out[row["video_id"]] = {"duration": float(row["duration"]), "fps": float(row["fps"]), "width": w,
+                                            "height": h}
+                except (KeyError, ValueError, AttributeError):
+                    continue
+    except (UnicodeDecodeError, csv.Error, OSError):
+        return out
     return out
 
 
@@ -80,8 +91,16 @@ def epic_frames(t_start: float, t_stop: float, video_id: str, n_frames: int | No
 
 
 def parse_epic_csv(path: Path, split: str, info: dict[str, dict], report: ParseReport) -> list[ActionRecord]:
+    try:
+        return _parse_epic_csv(path, split, info, report)
+    except (UnicodeDecodeError, csv.Error, OSError) as e:
+        report.warn(f"unreadable CSV ({type(e).__name__}); its remaining rows are skipped", str(path))
+        return []
+
+
+def _parse_epic_csv(path: Path, split: str, info: dict[str, dict], report: ParseReport) -> list[ActionRecord]:
     out = []
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or [c for c in COLUMNS if c not in reader.fieldnames]:
             report.drop("missing columns", str(path))
@@ -91,8 +110,11 @@ def parse_epic_csv(path: Path, split: str, info: dict[str, dict], report: ParseR
             where = f"{path.name}:{line}"
             try:
                 vid, start, stop = row["video_id"], row["start_timestamp"], row["stop_timestamp"]
-                if not vid or "_" not in vid:
+                if not vid or "_" not in vid or not is_safe_name(vid):
                     raise ValueError("bad video_id")
+                participant = row.get("participant_id") or vid.split("_")[0]
+                if not is_safe_name(participant):
+                    raise ValueError("bad participant_id")
                 if not (TS2.match(start or "") and TS2.match(stop or "")):
                     raise ValueError("bad timestamp")
                 t0, t1 = parse_timestamp(start), parse_timestamp(stop)
@@ -102,9 +124,9 @@ def parse_epic_csv(path: Path, split: str, info: dict[str, dict], report: ParseR
                 if not label:
                     raise ValueError("empty narration")
                 ast.literal_eval(row["all_nouns"])  # a malformed list marks a corrupt row
-            except (ValueError, SyntaxError, KeyError, TypeError) as e:
-                report.drop(str(e) if str(e) in ("bad video_id", "bad timestamp", "stop before start",
-                                                 "empty narration") else "malformed row", where)
+            except (ValueError, SyntaxError, KeyError, TypeError, RecursionError, MemoryError) as e:
+                report.drop(str(e) if str(e) in ("bad video_id", "bad participant_id", "bad timestamp",
+                                                 "stop before start", "empty narration") else "malformed row", where)
                 continue
             vi = info.get(vid)
             if vi is None:
@@ -115,41 +137,62 @@ def parse_epic_csv(path: Path, split: str, info: dict[str, dict], report: ParseR
             if tgt <= inp:
                 report.drop("target not after input", where)
                 continue
-            out.append(ActionRecord(row["narration_id"], "epic", vid, label, inp, tgt, float(frame_base(vid)), split,
-                                    participant=row.get("participant_id") or vid.split("_")[0]))
+            pid = row.get("narration_id") or ""
+            if not pid:
+                report.drop("malformed row", where)
+                continue
+            out.append(ActionRecord(pid, "epic", vid, label, inp, tgt, float(frame_base(vid)), split,
+                                    participant=participant))
             report.kept += 1
     return out
 
 
-def visor_boxes(annotation_dirs: list[Path]) -> dict[str, dict[int, dict[str, list[float]]]]:
-    """video -> frame number -> {entity name: [x1, y1, x2, y2] normalised by 1920 x 1080}."""
+def visor_boxes(annotation_dirs: list[Path], report: ParseReport | None = None) -> dict[str, dict[int, dict[str, list[float]]]]:
+    """video -> frame number -> {entity name: [x1, y1, x2, y2] normalised by 1920 x 1080}.
+
+    A file that cannot be read or has the wrong shape is skipped whole and counted in ``report.warnings``
+    (its pairs then have no boxes, and the summary says why)."""
     out: dict[str, dict[int, dict[str, list[float]]]] = {}
+    report = report or ParseReport()
     for d in annotation_dirs:
         for f in sorted(d.glob("*.json")):
             try:
-                entries = json.loads(f.read_text()).get("video_annotations", [])
-            except (OSError, ValueError):
+                found = _visor_file(f)
+            except (OSError, ValueError, TypeError, AttributeError, KeyError, IndexError) as e:
+                report.warn(f"VISOR file skipped ({type(e).__name__})", str(f))
                 continue
-            for e in entries:
-                img = e.get("image") or {}
-                name, video = img.get("name", ""), img.get("video", f.stem)
-                try:
-                    frame = int(name.rsplit("_", 1)[-1].split(".")[0])
-                except ValueError:
-                    continue
-                ents = {}
-                for a in e.get("annotations") or []:
-                    pts = [p for poly in (a.get("segments") or []) if poly for p in poly]
-                    if not pts:
-                        continue
-                    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-                    nm = HAND_NAMES.get((a.get("name") or "").strip().lower(), (a.get("name") or "object").strip())
-                    box = [max(0.0, min(xs) / 1920), max(0.0, min(ys) / 1080), min(1.0, max(xs) / 1920), min(1.0, max(ys) / 1080)]
-                    key, k = nm, 2
-                    while key in ents:
-                        key, k = f"{nm} {k}", k + 1
-                    ents[key] = [round(v, 4) for v in box]
-                out.setdefault(video, {})[frame] = ents
+            for video, frames in found.items():
+                out.setdefault(video, {}).update(frames)
+    return out
+
+
+def _visor_file(f: Path) -> dict[str, dict[int, dict[str, list[float]]]]:
+    doc = json.loads(f.read_text(encoding="utf-8-sig"))
+    entries = doc["video_annotations"] if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("no video_annotations list")
+    out: dict[str, dict[int, dict[str, list[float]]]] = {}
+    for e in entries:
+        img = e.get("image") or {}
+        name, video = img.get("name", ""), img.get("video", f.stem)
+        try:
+            frame = int(str(name).rsplit("_", 1)[-1].split(".")[0])
+        except ValueError:
+            continue
+        ents = {}
+        for a in e.get("annotations") or []:
+            pts = [p for poly in (a.get("segments") or []) if poly for p in poly]
+            if not pts:
+                continue
+            xs, ys = [float(p[0]) for p in pts], [float(p[1]) for p in pts]
+            raw = str(a.get("name") or "object").strip()
+            nm = HAND_NAMES.get(raw.lower(), raw)
+            box = [max(0.0, min(xs) / 1920), max(0.0, min(ys) / 1080), min(1.0, max(xs) / 1920), min(1.0, max(ys) / 1080)]
+            key, k = nm, 2
+            while key in ents:
+                key, k = f"{nm} {k}", k + 1
+            ents[key] = [round(v, 4) for v in box]
+        out.setdefault(str(video), {})[frame] = ents
     return out
 
 
@@ -160,7 +203,7 @@ def parse_epic(root: Path, report: ParseReport) -> list[ActionRecord]:
     info = read_video_info(root / "EPIC_100_video_info.csv")
     recs = [r for f, split in files if f.is_file() for r in parse_epic_csv(f, split, info, report)]
     visor_root = root / "visor" / "GroundTruth-SparseAnnotations" / "annotations"
-    boxes = visor_boxes([visor_root / "train", visor_root / "val"])
+    boxes = visor_boxes([visor_root / "train", visor_root / "val"], report)
     for r in recs:
         frames = boxes.get(r.video_id, {})
         r.boxes = {role: frames[f] for role, f in (("input", r.input_frame), ("target", r.target_frame)) if f in frames}
@@ -223,33 +266,71 @@ def parse_ego4d(root: Path, report: ParseReport) -> list[ActionRecord]:
     if not f.is_file():
         raise FileNotFoundError(f"{root} holds no v2/annotations/fho_main.json (is --source right?)")
     try:
-        doc = json.loads(f.read_text())
-    except ValueError as e:
-        raise ValueError(f"{f}: not valid JSON ({e})") from None
-    if "videos" in doc:
-        videos = doc["videos"]
-    else:  # v1: {"video_data": {uid: {...}}}
-        videos = [{"video_uid": uid, **v} for uid, v in (doc.get("video_data") or {}).items()]
-    splits = {}
-    meta = f.parent.parent / "ego4d.json"
-    if meta.is_file():
-        for v in json.loads(meta.read_text()).get("videos", []):
-            splits[v.get("video_uid")] = "test" if v.get("split_fho") in ("val", "test") else "train"
+        doc = json.loads(f.read_text(encoding="utf-8-sig"))
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"{f}: not valid JSON ({str(e)[:200]})") from None
+    videos = _ego4d_videos(doc, f)
+    splits = _ego4d_splits(f.parent.parent / "ego4d.json", report)
     out = []
-    for v in videos:
+    for n, v in enumerate(videos):
+        if not isinstance(v, dict):
+            report.warn("video entry is not an object", f"{f.name}:videos[{n}]")
+            continue
         uid = v.get("video_uid")
-        md = v.get("video_metadata") or {}
-        w, h, fps = float(md.get("width") or 1920), float(md.get("height") or 1080), float(md.get("fps") or 30)
-        for iv in v.get("annotated_intervals") or []:
-            for k, a in enumerate(iv.get("narrated_actions") or []):
+        if not isinstance(uid, str) or not is_safe_name(uid):
+            report.warn("bad video_uid; its actions are skipped", f"{f.name}:videos[{n}]")
+            continue
+        md = v.get("video_metadata")
+        md = md if isinstance(md, dict) else {}
+        try:
+            w, h, fps = float(md.get("width") or 1920), float(md.get("height") or 1080), float(md.get("fps") or 30)
+            if not (w > 0 and h > 0 and fps > 0):
+                raise ValueError
+        except (TypeError, ValueError):
+            report.warn("bad video_metadata; its actions are skipped", f"{f.name}:{uid}")
+            continue
+        intervals = v.get("annotated_intervals") or []
+        if not isinstance(intervals, list):
+            report.warn("annotated_intervals is not a list; its actions are skipped", f"{f.name}:{uid}")
+            continue
+        for iv in intervals:
+            actions = iv.get("narrated_actions") if isinstance(iv, dict) else None
+            if not isinstance(actions, list):
+                if actions is not None or not isinstance(iv, dict):
+                    report.warn("interval without a narrated_actions list", f"{f.name}:{uid}")
+                continue
+            for k, a in enumerate(actions):
                 report.rows += 1
                 where = f"{f.name}:{uid}/{iv.get('clip_uid')}/{k}"
                 try:
                     rec = _ego4d_action(a, uid, iv, k, md, w, h, fps, splits, report, where)
-                except (TypeError, ValueError, AttributeError, KeyError):
+                except (TypeError, ValueError, AttributeError, KeyError, OverflowError):
                     report.drop("malformed action", where)
                     continue
                 if rec is not None:
                     out.append(rec)
                     report.kept += 1
     return out
+
+
+def _ego4d_videos(doc, f: Path) -> list:
+    """The video entries of v2 (``videos`` list) or v1 (``video_data`` dict); ValueError for another shape."""
+    if isinstance(doc, dict) and isinstance(doc.get("videos"), list):
+        return doc["videos"]
+    if isinstance(doc, dict) and isinstance(doc.get("video_data"), dict):  # v1: {"video_data": {uid: {...}}}
+        return [{"video_uid": uid, **v} if isinstance(v, dict) else v for uid, v in doc["video_data"].items()]
+    raise ValueError(f"{f}: not an Ego4D FHO file (expected an object with a 'videos' list or a 'video_data' object)")
+
+
+def _ego4d_splits(meta: Path, report: ParseReport) -> dict[str, str]:
+    """video_uid -> train | test from ``ego4d.json`` (absent or broken: every video is train, and it is said)."""
+    splits: dict[str, str] = {}
+    if not meta.is_file():
+        return splits
+    try:
+        for v in json.loads(meta.read_text(encoding="utf-8-sig")).get("videos", []):
+            if isinstance(v, dict) and isinstance(v.get("video_uid"), str):
+                splits[v["video_uid"]] = "test" if v.get("split_fho") in ("val", "test") else "train"
+    except (ValueError, AttributeError, TypeError, RecursionError, OSError) as e:
+        report.warn(f"ego4d.json unreadable ({type(e).__name__}); splits default to train", str(meta))
+    return splits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..commands import CliError, _positive, _writable_dir, add_sampling_flags, sampling_args
+from ..commands import CliError, _out_file, _positive, _writable_dir, add_sampling_flags, sampling_args
 from .run import ALL_METRICS
 
 
@@ -76,7 +76,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from .report import build_report
 
     _positive(a.sample, "--sample")
-    _writable_dir(Path(a.out).parent if str(Path(a.out).parent) else Path("."), "--out")
+    _out_file(a.out, "--out", (".html", ".htm"))
     try:
         out = build_report(a.evals, a.out, a.title, a.sample)
     except (FileNotFoundError, ValueError) as e:

@@ -123,32 +123,46 @@ class SpaceTimeTransformer(nn.Module):
         return self.norm(x)[:, 0]
 
 
+class _Inert:
+    """Stands for any class or function the file names that torch's safe list lacks (EgoVLP's pickled
+    ``parse_config.ConfigParser``, pathlib, numpy scalars...): calling or building it does nothing."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of an EgoVLP checkpoint, without importing EgoVLP's code.
+    """The tensors of an EgoVLP checkpoint, without importing EgoVLP's code and without running any of the file's.
 
-    The released files also pickle EgoVLP's config object; those unknown classes load as inert placeholders
-    (only torch, numpy and collections types are resolved), so no foreign code runs.
+    The file is read with ``torch.load(weights_only=True)``: torch's restricted unpickler resolves only its own
+    allow-list (tensors, storages, ``OrderedDict``...). Every other global the file names is listed beforehand
+    by a static scan (``get_unsafe_globals_in_checkpoint``, which executes nothing) and registered, under its
+    fully qualified name, as the inert placeholder ``_Inert``, so whatever the pickle asks to call —
+    ``os.system``, ``numpy.testing._private.utils.runstring`` — becomes a no-op. Raises ``ValueError`` for a
+    file torch refuses.
     """
-    class _Inert:
-        def __init__(self, *a, **k):
-            pass
-
-        def __setstate__(self, state):
-            pass
-
-    class _Unpickler(pickle.Unpickler):
-        def find_class(self, module, name):
-            if module.split(".")[0] in ("torch", "collections", "numpy", "_codecs"):
-                return super().find_class(module, name)
-            return _Inert
-
-    class _Module:  # what torch.load expects of pickle_module
-        Unpickler = _Unpickler
-        load = pickle.load
-
-    obj = torch.load(path, map_location="cpu", pickle_module=_Module, weights_only=False)
+    path = Path(path)
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (RuntimeError, ValueError, OSError, pickle.UnpicklingError):
+        names = []  # not a zip checkpoint: the restricted unpickler alone decides
+    placeholders = [(type(f"_Inert_{i}", (_Inert,), {}), n) for i, n in enumerate(names)]
+    try:
+        with torch.serialization.safe_globals(placeholders):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a loadable EgoVLP checkpoint (refused by torch's safe loader: {first})") from None
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
-    return {k.removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path}: not an EgoVLP checkpoint (no state_dict)")
+    return {str(k).removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
 
 
 class EgoVLP(nn.Module):
@@ -173,6 +187,10 @@ class EgoVLP(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | Path, text_folder: str | Path | None = None, heads: int = 12) -> EgoVLP:
         sd = load_checkpoint(path)
+        need = ("video_model.patch_embed.proj.weight", "video_model.pos_embed", "video_model.temporal_embed",
+                "vid_proj.0.weight")
+        if any(k not in sd for k in need) or sd[need[0]].dim() != 4:
+            raise ValueError(f"{path}: not an EgoVLP checkpoint (no {next((k for k in need if k not in sd), need[0])})")
         pe = sd["video_model.patch_embed.proj.weight"]  # (D, 3, p, p)
         dim, patch = pe.shape[0], pe.shape[-1]
         side = int(round((sd["video_model.pos_embed"].shape[1] - 1) ** 0.5)) * patch
@@ -183,7 +201,10 @@ class EgoVLP(nn.Module):
         missing = [k for k in mine if k not in sd]
         if missing:
             raise ValueError(f"{path}: not an EgoVLP checkpoint, {len(missing)} tensors missing (e.g. {missing[0]})")
-        m.load_state_dict({k: sd[k] for k in mine})
+        try:
+            m.load_state_dict({k: sd[k] for k in mine})
+        except RuntimeError as e:  # shapes that do not fit together
+            raise ValueError(f"{path}: not an EgoVLP checkpoint ({str(e).splitlines()[-1].strip()})") from None
         return m
 
     def video_tensor(self, frames: list[list[Image.Image]]) -> torch.Tensor:

@@ -17,12 +17,9 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..data.manifest import resolve
+from ..names import safe_name
 
 REFERENCES = ("input", "target")
-
-
-def safe_name(pair_id: str) -> str:
-    return pair_id.replace("/", "_")
 
 
 def _save(im: Image.Image, path: Path) -> None:

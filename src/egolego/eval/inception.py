@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..safe_load import load_state, load_weights
+
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 
 
@@ -144,7 +146,7 @@ class FidInception(nn.Module):
     @classmethod
     def from_file(cls, path: str | Path) -> FidInception:
         m = cls()
-        m.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        load_state(m, load_weights(path, "FID Inception"), path, "FID Inception")
         return m
 
     @torch.no_grad()

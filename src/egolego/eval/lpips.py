@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..safe_load import LOAD_ERRORS, first_line, load_state, load_weights
+
 SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
 LPIPS_FILE = "lpips_squeeze_v0.1.pth"
 CHANNELS = (64, 128, 256, 384, 384, 512, 512)  # the seven tapped layers
@@ -81,10 +83,14 @@ class LPIPS(nn.Module):
     @classmethod
     def from_files(cls, squeezenet: str | Path, lin: str | Path) -> LPIPS:
         m = cls()
-        sq = torch.load(squeezenet, map_location="cpu", weights_only=True)
-        m.net.load_state_dict({k: v for k, v in sq.items() if k.startswith("features.")})
-        lw = torch.load(lin, map_location="cpu", weights_only=True)
-        m.lins.load_state_dict({f"{i}.weight": lw[f"lin{i}.model.1.weight"] for i in range(len(CHANNELS))})
+        sq, lw = load_weights(squeezenet, "SqueezeNet"), load_weights(lin, "LPIPS linear-layer")
+        try:
+            sq = {k: v for k, v in sq.items() if k.startswith("features.")}
+            lw = {f"{i}.weight": lw[f"lin{i}.model.1.weight"] for i in range(len(CHANNELS))}
+        except LOAD_ERRORS as e:
+            raise ValueError(f"{squeezenet} / {lin}: not the SqueezeNet / LPIPS files ({first_line(e)})") from None
+        load_state(m.net, sq, squeezenet, "SqueezeNet")
+        load_state(m.lins, lw, lin, "LPIPS linear-layer")
         return m
 
     def distance_from_features(self, f0: list[torch.Tensor], f1: list[torch.Tensor]) -> torch.Tensor:

@@ -17,6 +17,7 @@ import yaml
 from PIL import Image
 
 from ..config import LdmConfig
+from ..safe_load import first_line
 from .conditioner import mode_uses
 from .pipeline import LegoPipeline
 
@@ -61,7 +62,7 @@ def open_image(path: str | Path) -> Image.Image:
     try:
         im = Image.open(p)
         im.load()
-    except OSError as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"--image: {p} is not a readable image ({e})") from None
     return im.convert("RGB")
 
@@ -73,8 +74,11 @@ def load_pipeline(model: str | Path) -> LegoPipeline:
                                 "it is written by `egolego train` as <out>/model")
     from ..hf_quiet import quiet_loading
 
-    with quiet_loading():
-        pipe = LegoPipeline.from_pretrained(str(d), local_files_only=True)
+    try:
+        with quiet_loading():
+            pipe = LegoPipeline.from_pretrained(str(d), local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:  # a broken or foreign folder
+        raise ValueError(f"--model: {d} is not a loadable LEGO model ({first_line(e)})") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

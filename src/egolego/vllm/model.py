@@ -23,6 +23,7 @@ from transformers import (
     LlavaProcessor,
 )
 
+from ..safe_load import first_line
 from ..tokenizer import IMAGE_TOKEN
 
 
@@ -66,9 +67,12 @@ def load_llava(folder: str | Path, dtype: torch.dtype = torch.float32):
         raise FileNotFoundError(f"{folder} is not a HF-format LLaVA folder (no config.json)")
     from ..hf_quiet import quiet_loading
 
-    with quiet_loading():
-        model = LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
-        proc = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+    try:
+        with quiet_loading():
+            model = LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
+            proc = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:  # broken or foreign folder
+        raise ValueError(f"{folder} is not a loadable LLaVA folder ({first_line(e)})") from None
     return model, proc
 
 

@@ -1,0 +1,29 @@
+"""Ids from data files (video ids, Ego4D uids, pair ids) become file names only through this module.
+
+Annotation files and manifests come from the internet: an id such as ``../../../x`` must never name a file
+outside the output folder. ``safe_name`` maps any id to one harmless path component, and stays injective
+(two ids never share a file): an id that had to be changed gets a short hash of the original appended.
+Real ids (``P01_11``, ``P01_11_12``, Ego4D uuids, EgoSynth action ids) pass unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+_BAD = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def is_safe_name(name: str) -> bool:
+    """True for an id that is, as it is, a plain file name: letters, digits, ``._-``, not starting with a dot."""
+    return isinstance(name, str) and bool(_SAFE.match(name))
+
+
+def safe_name(name: str) -> str:
+    """One path component for ``name`` (never ``.``/``..``, no separator, at most 129 characters)."""
+    name = str(name)
+    if is_safe_name(name):
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{_BAD.sub('_', name).lstrip('.')[:120] or 'id'}-{digest}"
