@@ -132,7 +132,6 @@ def plain_training(sd: Path, s: dict) -> dict:
         opt.zero_grad(set_to_none=True)
 
     dt = timed(step, dev, repeat=s["train_steps"])
-    del unet, opt
     return {"samples_per_s": round(b / dt, 2)}
 
 
@@ -160,15 +159,16 @@ def generation(sd: Path, s: dict) -> dict:
         imgs = [Image.new("RGB", (s["size"], s["size"]), (i * 9 % 255, 90, 40)) for i in range(b)]
         prompts = [TEXTS[0]] * b
         kw = dict(num_inference_steps=s["gen_steps"], output_type="pt")
-        row = {"ours_s": timed(lambda: ours(imgs, prompts, **kw), dev),
-               "diffusers_eager_s": timed(lambda: peer(prompts, image=imgs, **kw), dev)}
+        row = {"ours_s": timed(lambda i=imgs, t=prompts, k=kw: ours(i, t, **k), dev),
+               "diffusers_eager_s": timed(lambda i=imgs, t=prompts, k=kw: peer(t, image=i, **k), dev)}
         out[f"batch{b}"] = row
     if s["compile"]:
         peer.unet = torch.compile(p["unet"], mode="max-autotune-no-cudagraphs")
         for b in s["gen_batches"]:
             imgs = [Image.new("RGB", (s["size"], s["size"]))] * b
             out[f"batch{b}"]["diffusers_compiled_s"] = timed(
-                lambda: peer([TEXTS[0]] * b, image=imgs, num_inference_steps=s["gen_steps"], output_type="pt"), dev)
+                lambda b=b, i=imgs: peer([TEXTS[0]] * b, image=i, num_inference_steps=s["gen_steps"], output_type="pt"),
+                dev)
     for row in out.values():
         for k in list(row):
             row[k] = round(row[k], 3)
@@ -177,7 +177,6 @@ def generation(sd: Path, s: dict) -> dict:
 
 def enrichment(s: dict) -> dict:
     from bench_vllm import gpu_llava_7b, run
-
     from egolego.tokenizer import train_tokenizer
     from egolego.vllm.model import build_tiny_llava
     from egolego.vllm.templates import QUESTION_TEMPLATES
