@@ -84,4 +84,6 @@ def test_two_processes_equal_one_process_and_accumulation(setup):
     two = [(x + y) / 2 for x, y in zip(*ranks)]  # equal batches: the step's loss is the mean of the ranks' losses
     for name in ("batch4", "accum2"):
         torch.testing.assert_close(torch.tensor(single[name]["losses"]), torch.tensor(two), rtol=1e-5, atol=1e-6)
-        _assert_weights(_weights(root / "mp" / "a"), _weights(root / name), rtol=1e-4, atol=2e-5)
+        # Adam moves an element with a float-noise gradient by ±lr: tolerate lr / 10; a wrong sample or loss
+        # normalisation moves most elements by ~lr
+        _assert_weights(_weights(root / "mp" / "a"), _weights(root / name), rtol=0, atol=1e-4)

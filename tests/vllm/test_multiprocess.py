@@ -79,7 +79,8 @@ def test_two_processes_equal_one_process_and_accumulation(setup):
         wa, wb = _weights(root / "mp" / "a" / "model"), _weights(root / name / "model")
         assert wa.keys() == wb.keys()
         for k in wa:
-            torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=2e-5, msg=f"{name}: {k}")
+            # Adam moves an element with a float-noise gradient by ±lr (2e-3): tolerate lr / 10
+            torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=2e-4, msg=f"{name}: {k}")
     logged = [x["loss"] for x in read_log(root / "mp" / "a" / "tune_log.jsonl")]
     assert logged == pytest.approx(two, abs=1e-6)
 
