@@ -44,13 +44,14 @@ def test_a_training_step_blanks_text_zeroes_vllm_tokens_and_image_latent(pairs8,
     with torch.no_grad():
         tr.micro_step(0)
     hook.remove()
-    sample, context = seen[0]  # (4, 8, h, w), (4, 77 + M + N, D)
+    sample, context = seen[0]  # (4, 2c, h, w): [z_t ; image latent], (4, 77 + M + N, D)
+    c = sample.shape[1] // 2
     tok, te = tr.parts["tokenizer"], tr.parts["text_encoder"]
     ids = tok([""], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
     blank = te(ids.input_ids)[0][0]  # ψ(""): (77, D)
     n = blank.shape[0]
     for i, (dc, dx) in enumerate(zip(*pattern)):
-        image_lat, text, vllm = sample[i, 4:], context[i, :n], context[i, n:]
+        image_lat, text, vllm = sample[i, c:], context[i, :n], context[i, n:]
         assert (torch.count_nonzero(image_lat) == 0) == bool(dx), i
         assert torch.allclose(text, blank, atol=1e-5) == bool(dc), i
         assert (torch.count_nonzero(vllm) == 0) == bool(dc), i
