@@ -148,10 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--batch-size", type=int, default=16)
     ve.add_argument("--num-shards", type=int, default=1)
     ve.add_argument("--shard-index", type=int, default=0)
-    ve.add_argument("--max-new-tokens", type=int, default=64)
+    ve.add_argument("--max-new-tokens", type=int, help="default: vllm.max_new_tokens of --config / --preset, "
+                    "else of the config the model was tuned with")
     ve.add_argument("--sample", action="store_true", help="sample (temperature 0.2, seeded) instead of greedy")
     ve.add_argument("--seed", type=int, default=0)
-    ve.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    ve.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], help="store dtype (default: vllm.store_dtype)")
+    ve.add_argument("--preset", choices=["tiny", "paper"], help="take vllm.* enrichment settings from this preset")
+    ve.add_argument("--config", help="take vllm.* enrichment settings (inference_template, max_new_tokens, "
+                    "text_rows, store_dtype) from this file; default: those the model was tuned with")
     ve.set_defaults(func=cmd_vllm_enrich)
 
     da = sub.add_parser("data", help="build training pairs from Ego4D / EPIC-KITCHENS", description="Data commands.")

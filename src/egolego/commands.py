@@ -322,6 +322,8 @@ def cmd_vllm_enrich(a: argparse.Namespace) -> int:
 
     _positive(a.batch_size, "--batch-size")
     _positive(a.num_shards, "--num-shards")
+    _positive(a.max_new_tokens, "--max-new-tokens")
+    settings = _load_cfg(a).vllm if (a.config or a.preset) else None  # else: the config the model was tuned with
     shards, index = a.num_shards, a.shard_index
     if shards == 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # accelerate launch / torchrun
         shards, index = int(os.environ["WORLD_SIZE"]), int(os.environ.get("RANK", "0"))
@@ -332,7 +334,7 @@ def cmd_vllm_enrich(a: argparse.Namespace) -> int:
     _writable_dir(Path(a.out), "--out")
     try:
         s = enrich(a.model, a.pairs, a.out, a.batch_size, shards, index, max_new_tokens=a.max_new_tokens,
-                   sample=a.sample, seed=a.seed, dtype=a.dtype)
+                   sample=a.sample, seed=a.seed, dtype=a.dtype, settings=settings)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
     print(f"vllm enrich: {s['done']} pairs done, {s['skipped']} skipped" + (f" (see {s['report']})" if s["report"] else "")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import Config
 from .data.manifest import read_manifest
-from .stages import TIMINGS, Prepared, Stage, enrich_settings, prepare, train_ldm
+from .stages import TIMINGS, Prepared, Stage, prepare, train_ldm
 
 # (run name, conditioning mode, tag): the ablation rows, in the paper's order
 RUNS = [("label", "label", ""), ("desc", "desc", ""), ("desc+img", "desc+img", ""), ("desc+txt", "desc+txt", ""),
@@ -51,7 +51,7 @@ def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
             model, proc = build_model(cfg, model_dir)
             model.save_pretrained(str(model_dir))
             proc.save_pretrained(str(model_dir))
-        sm = enrich(model_dir, pairs, store, batch_size=32, progress=False, **enrich_settings(cfg))
+        sm = enrich(model_dir, pairs, store, batch_size=32, progress=False, settings=cfg.vllm)
         s.done(f"{sm['stored']} pairs")
     return pairs, store
 

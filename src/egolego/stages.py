@@ -109,7 +109,7 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
 
     store = out / "embeddings"
     with Stage("VLLM: enrich every pair (description R, H_i, H_t)") as s:
-        sm = enrich(vllm_dir / "model", pairs, store, batch_size=32, progress=False, **enrich_settings(cfg))
+        sm = enrich(vllm_dir / "model", pairs, store, batch_size=32, progress=False, settings=cfg.vllm)
         s.done(f"{sm['stored']} pairs in the store, {sm['bytes_per_pair'] / 1024:.1f} KiB/pair")
 
     vae_dir = None
@@ -125,13 +125,6 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
         cfg.ldm.vae = str(vae_dir)
 
     return Prepared(data, pairs, tok_dir, vllm_dir / "model", store, vae_dir)
-
-
-def enrich_settings(cfg: Config) -> dict:
-    """The vllm.* keys that enrichment reads."""
-    v = cfg.vllm
-    return {"template": v.inference_template, "max_new_tokens": v.max_new_tokens, "text_rows": v.text_rows,
-            "dtype": v.store_dtype}
 
 
 def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store: Path | None = None,

@@ -1,4 +1,4 @@
-"""LegoPipeline: guidance maths, peer check against diffusers' InstructPix2Pix, batching, save/load."""
+"""LegoPipeline: guidance (through the pipeline), peer check against diffusers' InstructPix2Pix, batching, save/load."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from diffusers import StableDiffusionInstructPix2PixPipeline
 from PIL import Image
 
-from egolego.ldm.pipeline import LegoPipeline, combine_guidance
+from egolego.ldm.pipeline import LegoPipeline
 
 from .conftest import make_components
 
@@ -21,22 +21,45 @@ def _emb(b, seed=0):
     return torch.randn(b, 16, 48, generator=g), torch.randn(b, 77, 48, generator=g), torch.tensor([5, 30, 77, 1][:b])
 
 
-def test_guidance_formula_matches_unbatched_evaluation(components):
-    """The 3-branch batch and its combination equal three separate UNet calls put into the formula."""
-    unet = components["unet"]
-    g = torch.Generator().manual_seed(1)
-    z, x = torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 4, 16, 16, generator=g)
-    c, c0 = torch.randn(2, 90, 64, generator=g), torch.randn(2, 90, 64, generator=g)
-    t = torch.tensor(500)
-    with torch.no_grad():
-        batched = unet(torch.cat([torch.cat([z] * 3), torch.cat([x, x, torch.zeros_like(x)])], 1), t,
-                       encoder_hidden_states=torch.cat([c, c0, c0])).sample
-        e_xc = unet(torch.cat([z, x], 1), t, encoder_hidden_states=c).sample
-        e_x = unet(torch.cat([z, x], 1), t, encoder_hidden_states=c0).sample
-        e_0 = unet(torch.cat([z, torch.zeros_like(x)], 1), t, encoder_hidden_states=c0).sample
-    s_c, s_x = 7.5, 1.5
-    direct = e_0 + s_x * (e_x - e_0) + s_c * (e_xc - e_x)
-    torch.testing.assert_close(combine_guidance(batched, s_c, s_x), direct, atol=1e-5, rtol=1e-4)
+@torch.no_grad()
+def test_pipeline_guidance_equals_three_separate_branches(components):
+    """What ``LegoPipeline`` hands the scheduler equals e_0 + s_x(e_x - e_0) + s_c(e_xc - e_x) built here from three
+    separate UNet calls on inputs made here: (X, C), (X, ∅) and (∅, ∅), with C_∅ = ψ("") and the VLLM rows zeroed."""
+    pipe = LegoPipeline(**components)
+    pipe.use_scheduler("ddim")
+    pipe.set_progress_bar_config(disable=True)
+    unet, cond, tok, te = pipe.unet, pipe.conditioner, pipe.tokenizer, pipe.text_encoder
+    seen, handed = [], []
+    hook = unet.register_forward_hook(lambda m, args, kw, out: seen.append((args[0].clone(), args[1])), with_kwargs=True)
+    real_step = pipe.scheduler.step
+
+    def spy(model_output, timestep, sample, generator=None, return_dict=True, **kw):
+        handed.append(model_output.clone())
+        return real_step(model_output, timestep, sample, return_dict=return_dict, **kw)
+
+    pipe.scheduler.step = spy
+    img, prompt, (h_img, h_txt, h_len) = _image(), "open the drawer", _emb(1)
+    s_c, s_x = 3.0, 2.0  # unequal and not the defaults: a swap of the two scales shows
+    pipe(img, prompt, h_img, h_txt, h_len, num_inference_steps=2, condition_guidance_scale=s_c,
+         image_guidance_scale=s_x, output_type="np")
+    hook.remove()
+
+    def psi(text):
+        ids = tok([text], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+        return te(ids.input_ids)[0]
+
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]  # (1, 3, 64, 64)
+    x_lat = pipe.vae.encode(x).latent_dist.mode()  # (1, 4, 16, 16), unscaled
+    c = cond(psi(prompt), h_img, h_txt, h_len)
+    c0 = cond(psi(""), h_img, h_txt, h_len, drop_vllm=torch.tensor([True]))
+    assert len(seen) == len(handed) == 2
+    for (sample, t), got in zip(seen, handed):
+        z = sample[:1, :4]  # the scaled noisy latent the pipeline fed to every branch
+        assert all(torch.equal(z, sample[i:i + 1, :4]) for i in range(3))
+        e_xc = unet(torch.cat([z, x_lat], 1), t, encoder_hidden_states=c).sample
+        e_x = unet(torch.cat([z, x_lat], 1), t, encoder_hidden_states=c0).sample
+        e_0 = unet(torch.cat([z, torch.zeros_like(x_lat)], 1), t, encoder_hidden_states=c0).sample
+        torch.testing.assert_close(got, e_0 + s_x * (e_x - e_0) + s_c * (e_xc - e_x), atol=1e-4, rtol=1e-4)
 
 
 def test_label_mode_equals_diffusers_instruct_pix2pix(tokenizer):

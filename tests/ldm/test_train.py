@@ -29,6 +29,35 @@ def test_dropout_bands():
     assert abs((~drop_c & ~drop_x).float().mean().item() - 0.85) <= 0.01
 
 
+def test_a_training_step_blanks_text_zeroes_vllm_tokens_and_image_latent(pairs8, store8, tmp_path, monkeypatch):
+    """Samples 0-3 draw: drop C only, drop C and X, drop X only, nothing. What reaches the UNet must show it:
+    ψ("") and zero VLLM rows for a dropped C, a zero image latent for a dropped X, and untouched otherwise."""
+    from egolego.ldm import train as train_mod
+
+    pattern = (torch.tensor([True, True, False, False]), torch.tensor([False, True, True, False]))
+    monkeypatch.setattr(train_mod, "cfg_dropout", lambda r, p=0.05: pattern)
+    tr = Trainer(_cfg(steps=1), pairs8, store8, tmp_path)
+    tr.acc.unwrap_model(tr.model).eval()  # no dropout inside π: zero rows stay exactly zero
+    seen = []
+    unet = tr.acc.unwrap_model(tr.model).unet
+    hook = unet.register_forward_hook(lambda m, a, kw, out: seen.append((a[0], kw["encoder_hidden_states"])),
+                                      with_kwargs=True)
+    with torch.no_grad():
+        tr.micro_step(0)
+    hook.remove()
+    sample, context = seen[0]  # (4, 2c, h, w): [z_t ; image latent], (4, 77 + M + N, D)
+    c = sample.shape[1] // 2
+    tok, te = tr.parts["tokenizer"], tr.parts["text_encoder"]
+    ids = tok([""], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+    blank = te(ids.input_ids)[0][0]  # ψ(""): (77, D)
+    n = blank.shape[0]
+    for i, (dc, dx) in enumerate(zip(*pattern)):
+        image_lat, text, vllm = sample[i, c:], context[i, :n], context[i, n:]
+        assert (torch.count_nonzero(image_lat) == 0) == bool(dx), i
+        assert torch.allclose(text, blank, atol=1e-5) == bool(dc), i
+        assert (torch.count_nonzero(vllm) == 0) == bool(dc), i
+
+
 def test_sigma_mu_pi_get_gradients_and_change(pairs8, store8, tmp_path):
     """Regression test for the official code, whose optimizer never sees the projections."""
     tr = Trainer(_cfg(steps=1), pairs8, store8, tmp_path)

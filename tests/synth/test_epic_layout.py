@@ -57,7 +57,7 @@ def test_rgb_frames_and_mp4(small_dataset, small_truth):
     assert Image.open(frames[0]).size == (112, 64)
     with av.open(str(small_dataset / "epic" / "videos" / f"{vid}.MP4")) as c:
         s = c.streams.video[0]
-        assert s.average_rate == Fraction(60000, 1001) if base == 60 else Fraction(50)
+        assert s.average_rate == (Fraction(60000, 1001) if base == 60 else Fraction(50))
         n = sum(1 for _ in c.decode(s))
     assert n == int(float(info[vid]["duration"]) * float(info[vid]["fps"]) + 1e-9)
 

@@ -6,7 +6,7 @@
   self-attention layers (2 layers, 8 heads, as the official code), mixes them. Unlike the official code,
   π gets a key-padding mask from the true length of H_t, and rows past that length are zeroed.
 
-σ, μ and π are Xavier-initialised (paper §3.3) and are **trained** (the official optimiser leaves them out;
+σ, μ and π are Xavier-initialised (paper §3.3) and are **trained** when the mode uses them (the official optimiser leaves them out;
 see ``reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
 with the pipeline (config + safetensors).
 """
@@ -50,6 +50,12 @@ class LegoConditioner(ModelMixin, ConfigMixin):
                 nn.init.xavier_uniform_(p)
             elif "norm" not in name:
                 nn.init.zeros_(p)
+        # A mode that never uses a part must not train it: DDP (several processes) stops at the second step on
+        # parameters that get no gradient, and the optimiser would only carry them along.
+        use_img, use_txt = mode_uses(mode)
+        self.sigma.requires_grad_(use_img)
+        self.mu.requires_grad_(use_txt)
+        self.pi.requires_grad_(use_txt)
 
     def context_length(self, text_len: int = 77) -> int:
         use_img, use_txt = mode_uses(self.config.mode)

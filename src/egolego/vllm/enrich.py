@@ -19,9 +19,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import write_json as atomic_json
+from ..config import VllmConfig
 from ..data.manifest import manifest_file, read_manifest, resolve, update_column
 from .embed import teacher_forced_states
 from .model import fingerprint, image_tokens, load_llava
+from .settings import load_settings
 from .store import EmbeddingStore, StoreWriter
 from .templates import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
 
@@ -59,12 +61,22 @@ def _read_image(path: Path):
 
 
 def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size: int = 16, num_shards: int = 1,
-           shard_index: int = 0, template: str = INFERENCE_TEMPLATE, max_new_tokens: int = 64, text_rows: int = 77,
-           sample: bool = False, seed: int = 0, dtype: str = "float16", shard_size: int = 256,
-           progress: bool = True, stop_after_batches: int | None = None) -> dict:
-    """Enrich this shard's pairs; returns a summary (done, skipped, bytes per pair)."""
+           shard_index: int = 0, template: str | None = None, max_new_tokens: int | None = None,
+           text_rows: int | None = None, sample: bool = False, seed: int = 0, dtype: str | None = None,
+           shard_size: int = 256, progress: bool = True, stop_after_batches: int | None = None,
+           settings: VllmConfig | None = None) -> dict:
+    """Enrich this shard's pairs; returns a summary (done, skipped, bytes per pair).
+
+    ``template``, ``max_new_tokens``, ``text_rows`` and ``dtype`` left at None come from ``settings`` (a
+    ``vllm`` config), else from the config saved in ``model_dir`` at tuning time (``settings.py``).
+    """
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
+    v = settings or load_settings(model_dir)
+    template = template or v.inference_template
+    max_new_tokens = max_new_tokens or v.max_new_tokens
+    text_rows = text_rows or v.text_rows
+    dtype = dtype or v.store_dtype
     model, proc = load_llava(model_dir)
     model.eval()
     rows = sorted(read_manifest(pairs), key=lambda r: r["pair_id"])
@@ -124,12 +136,15 @@ def merge_descriptions(store: str | Path, pairs: str | Path) -> int:
 
 
 def describe_and_embed(model_dir: str | Path, image: Image.Image, action: str, rows: int = 77,
-                       template: str = INFERENCE_TEMPLATE, max_new_tokens: int = 64, description: str | None = None,
-                       loaded: tuple | None = None) -> tuple[str, dict]:
+                       template: str | None = None, max_new_tokens: int | None = None,
+                       description: str | None = None, loaded: tuple | None = None) -> tuple[str, dict]:
     """For ``egolego generate``: the tuned VLLM's description of one image (or the given one) and its embeddings.
 
+    ``rows`` must be the conditioner's N; template and token budget default to the model folder's settings.
     ``loaded`` = (model, processor) from ``load_llava`` lets a caller that generates many frames load the VLLM once.
     """
+    v = load_settings(model_dir)
+    template, max_new_tokens = template or v.inference_template, max_new_tokens or v.max_new_tokens
     model, proc = loaded or load_llava(model_dir)
     model.eval()
     desc = description or generate_descriptions(model, proc, [image], [action], template, max_new_tokens)[0]

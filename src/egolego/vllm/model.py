@@ -90,3 +90,31 @@ def fingerprint(model) -> str:
         h.update(name.encode())
         h.update(p.detach().float().flatten()[:64].numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def freeze_unused_vision(model) -> list[str]:
+    """Stop training the vision-tower parameters that can never reach the loss; returns their names.
+
+    LLaVA feeds the projector the tower's hidden state number ``vision_feature_layer`` (default -2), never its
+    last layers nor its ``post_layernorm`` (nor a pooling ``head``). When the tower is trained (the tiny preset),
+    those parameters get no gradient, and DDP stops at the second step with "parameters that were not used in
+    producing loss". Making them not require grad is exact; ``find_unused_parameters=True`` would instead
+    cost a graph traversal every step to rediscover the same fixed set.
+    """
+    sel = model.config.vision_feature_layer
+    sel = list(sel) if isinstance(sel, (list, tuple)) else [sel]
+    n = model.config.vision_config.num_hidden_layers
+    used = max(k if k >= 0 else k + n + 1 for k in sel)  # hidden_states[k] is the output of the first k layers
+    towers = [m for name, m in model.named_modules() if name.endswith("vision_tower")]
+    if not towers:
+        raise ValueError("no vision_tower in this model")
+    frozen = []
+    for name, p in towers[0].named_parameters():
+        parts = name.split(".")
+        layer = next((int(parts[i + 1]) for i in range(len(parts) - 1)
+                      if parts[i] == "layers" and parts[i + 1].isdigit()), None)
+        if (layer is not None and layer >= used) or "post_layernorm" in parts or "head" in parts:
+            if p.requires_grad:
+                p.requires_grad_(False)
+                frozen.append(name)
+    return frozen

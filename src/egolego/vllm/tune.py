@@ -5,6 +5,13 @@ projector and the language model are trained, in full or with LoRA (peft). Cross
 only. AdamW, warm-up ratio 0.03 then cosine; the effective batch comes from gradient accumulation. Runs under
 accelerate (bf16, many GPUs; see the README for a DeepSpeed ZeRO-3 / FSDP recipe at 7B-13B). Checkpoints are
 written atomically and ``--resume`` continues from the last one with the same data order.
+
+One optimizer step is the same computation whatever the layout: P processes x batch b x ``grad_accum`` a
+cover the same P*b*a samples of the seeded data stream as 1 process x batch P*b*a, the loss is the mean over
+*all* answer tokens of the step (summed per micro-batch, divided by the token count gathered from every
+process and micro-batch, as transformers' Trainer does since 4.46), template draws are keyed by the sample's
+position in the stream, and the schedule steps once per optimizer step (not prepared: accelerate would step
+a prepared one P times per call).
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from PIL import Image
 from tqdm import tqdm
@@ -22,9 +31,10 @@ from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
 from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
-from .conversation import read_json, sample_texts
+from .conversation import IGNORE, read_json, sample_texts
 from .embed import encode_samples
-from .model import build_tiny_llava, load_llava
+from .model import build_tiny_llava, freeze_unused_vision, load_llava
+from .settings import save_settings
 from .templates import QUESTION_TEMPLATES, normalise_label, prompt_text, question
 
 
@@ -67,6 +77,7 @@ class VllmTuner:
         self.model.requires_grad_(True)
         if not v.train_vision_tower:
             self.model.model.vision_tower.requires_grad_(False)
+        freeze_unused_vision(self.model)  # never reach the loss: DDP would stop at step 2
         if v.lora:
             try:
                 from peft import LoraConfig, get_peft_model
@@ -82,31 +93,62 @@ class VllmTuner:
         self.steps_per_epoch = math.ceil(len(self.records) / (v.batch_size * v.grad_accum * self.acc.num_processes))
         self.total = self.steps_per_epoch * v.epochs
         self.sched = get_cosine_schedule_with_warmup(self.opt, int(round(v.warmup_ratio * self.total)), self.total)
-        self.model, self.opt, self.sched = self.acc.prepare(self.model, self.opt, self.sched)
+        self.model, self.opt = self.acc.prepare(self.model, self.opt)
+        self.acc.register_for_checkpointing(self.sched)  # saved and restored with the state, stepped by us
         self.model.train()
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def positions(self, micro: int) -> range:
+        """This process's positions in the sample stream for micro-step ``micro`` (P*b consecutive per micro-step)."""
+        b = self.cfg.vllm.batch_size
+        start = micro * b * self.acc.num_processes + self.acc.process_index * b
+        return range(start, start + b)
+
+    def _record(self, pos: int) -> int:
+        n, epoch = len(self.records), pos // len(self.records)
+        if epoch not in self._perms:
+            self._perms = {epoch: torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.vllm.seed * 7919 + epoch))}
+        return int(self._perms[epoch][pos % n])
 
     def batch(self, micro: int) -> dict:
         v = self.cfg.vllm
-        n = len(self.records)
-        gb = v.batch_size * self.acc.num_processes
-        start = micro * gb + self.acc.process_index * v.batch_size
-        idx = []
-        for pos in range(start, start + v.batch_size):
-            epoch = pos // n
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(v.seed * 7919 + epoch))
-            idx.append(int(perm[pos % n]))
-        recs = [self.records[i] for i in idx]
+        pos = list(self.positions(micro))
+        recs = [self.records[self._record(p)] for p in pos]
         texts = [sample_texts(r) for r in recs]
         if v.resample_templates:  # a fresh template per sample and epoch (paper §3.3), when the label is known
-            g = torch.Generator().manual_seed(v.seed * 31 + micro)
-            texts = [(prompt_text(question(QUESTION_TEMPLATES[int(torch.randint(len(QUESTION_TEMPLATES), (1,), generator=g))],
-                                           normalise_label(r["label"]))), t[1]) if r.get("label") else t
-                     for r, t in zip(recs, texts)]
+            def draw(p: int) -> str:  # keyed by the stream position: the same whatever the batch layout
+                g = torch.Generator().manual_seed(v.seed * 1_000_003 + p)
+                return QUESTION_TEMPLATES[int(torch.randint(len(QUESTION_TEMPLATES), (1,), generator=g))]
+            texts = [(prompt_text(question(draw(p), normalise_label(r["label"]))), t[1]) if r.get("label") else t
+                     for p, r, t in zip(pos, recs, texts)]
         imgs = [Image.open(self.images / r["image"]).convert("RGB") for r in recs]
         ids, mask, labels, pix, _ = encode_samples(self.proc, imgs, [t[0] for t in texts], [t[1] for t in texts])
         dev = self.acc.device
         return {"input_ids": ids.to(dev), "attention_mask": mask.to(dev), "labels": labels.to(dev),
                 "pixel_values": pix.to(dev, self.acc.unwrap_model(self.model).dtype)}
+
+    def step(self, step: int) -> float:
+        """One optimizer step; returns the loss: the mean over every answer token of the step, all processes."""
+        v, acc = self.cfg.vllm, self.acc
+        batches = [self.batch(step * v.grad_accum + a) for a in range(v.grad_accum)]
+        n_local = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
+        n_all = float(acc.reduce(torch.tensor(float(n_local), device=acc.device), "sum"))  # answer tokens, all ranks
+        # DDP averages gradients over the P processes and accelerate's backward divides by grad_accum: undo both,
+        # so that the gradient is the one of (sum of token losses) / n_all, exactly as on one process.
+        scale = acc.num_processes * v.grad_accum / max(n_all, 1.0)
+        total = torch.zeros((), device=acc.device)
+        for a, b in enumerate(batches):
+            labels = b.pop("labels")
+            with acc.no_sync(self.model) if a < v.grad_accum - 1 else nullcontext():
+                logits = self.model(**b).logits  # (B, T, V)
+                loss_sum = token_loss_sum(logits, labels)
+                acc.backward(loss_sum * scale)
+            total += loss_sum.detach()
+        acc.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return float(acc.reduce(total, "sum")) / max(n_all, 1.0)
 
     def checkpoints(self) -> list[Path]:
         return list_checkpoints(self.out)
@@ -120,24 +162,17 @@ class VllmTuner:
             truncate_log(log, start, resume)
             save(self.cfg, self.out / "config.yaml")
         end = self.total if stop_after is None else min(self.total, start + stop_after)
-        losses, t0 = [], time.perf_counter()
+        losses, t0, n_proc = [], time.perf_counter(), self.acc.num_processes
         for step in tqdm(range(start, end), initial=start, total=self.total, desc="vllm tune",
                          disable=not (progress and self.acc.is_main_process)):
             torch.manual_seed(v.seed * 1_000_003 + step)
-            total = 0.0
-            for a in range(v.grad_accum):
-                loss = self.model(**self.batch(step * v.grad_accum + a)).loss / v.grad_accum
-                self.acc.backward(loss)
-                total += loss.item()
-            self.acc.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.opt.step()
-            self.sched.step()
-            self.opt.zero_grad(set_to_none=True)
+            lr = self.sched.get_last_lr()[0]  # the rate this step uses
+            total = self.step(step)
             losses.append(total)
             if self.acc.is_main_process:
                 with open(log, "a") as f:
-                    f.write(json.dumps({"step": step + 1, "loss": round(total, 6), "lr": self.sched.get_last_lr()[0],
-                                        "samples_per_s": round(v.batch_size * v.grad_accum * (step + 1 - start)
+                    f.write(json.dumps({"step": step + 1, "loss": round(total, 6), "lr": lr,
+                                        "samples_per_s": round(n_proc * v.batch_size * v.grad_accum * (step + 1 - start)
                                                                / (time.perf_counter() - t0), 2)}) + "\n")
             if (step + 1) % v.checkpoint_every == 0 or step + 1 == self.total:
                 save_checkpoint(self.acc, self.out, step + 1, v.keep_checkpoints)
@@ -153,6 +188,13 @@ class VllmTuner:
         if self.acc.is_main_process:
             model.save_pretrained(str(dest))
             self.proc.save_pretrained(str(dest))
+            save_settings(self.cfg.vllm, dest)  # enrichment reads template, token budget, rows, dtype from here
             if self.bad:
                 (dest / "skipped_images.txt").write_text("\n".join(self.bad) + "\n")
         return dest
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of next-token cross-entropies over the answer tokens: (B, T, V), (B, T) -> scalar (float32)."""
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE,
+                           reduction="sum")
