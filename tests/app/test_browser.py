@@ -82,6 +82,17 @@ def external_requests(driver) -> list[str]:
     return out
 
 
+def upload_status(url, size) -> int:
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + b"\0" * size + b"\r\n--b--\r\n")
+    req = urllib.request.Request(url + "gradio_api/upload", data=body, method="POST",
+                                 headers={"Content-Type": "multipart/form-data; boundary=b"})
+    try:
+        return urllib.request.urlopen(req, timeout=30).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def shot(driver, name):
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
@@ -98,6 +109,8 @@ def test_serve_generate_compare_and_bad_upload(browser, label_model, app_pairs, 
         with pytest.raises(urllib.error.HTTPError) as e:  # gradio serves no file it did not write itself
             urllib.request.urlopen(url + "gradio_api/file=/etc/passwd", timeout=10)
         assert e.value.code in (403, 404)
+        assert upload_status(url, 9 * 1024 * 1024) == 413  # over the 8 MB cap: refused before any decoding
+        assert upload_status(url, 1024) == 200
         browser.get(url)
         wait_for(browser, lambda d: css(d, "#generate"), "the page loads")
         # pick a test pair: its frame is shown and its label fills the action

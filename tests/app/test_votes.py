@@ -50,3 +50,10 @@ def test_wilson_interval():
     assert V.wilson(0, 10)[0] == 0 and 0 < V.wilson(0, 10)[1] < 0.35
     lo, hi = V.wilson(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)  # textbook values
+
+
+def test_loopback_names():
+    from egolego.app.launch import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
