@@ -227,4 +227,9 @@ def test_cli_errors(app_runs, tmp_path, capsys):
     assert "not a LEGO model folder" in capsys.readouterr().err
     assert main(["study", "--runs", *map(str, app_runs), "--db", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a database " * 100)
+    assert main(["study", "--runs", *map(str, app_runs), "--db", str(tmp_path / "notes.txt")]) == 2
+    assert "not a usable votes database" in capsys.readouterr().err
+    assert main(["report", str(app_runs[0]), "--votes", str(tmp_path / "none.sqlite"), "--out", str(tmp_path / "r.html")]) == 2
+    assert "no votes database" in capsys.readouterr().err
 

@@ -45,14 +45,17 @@ def init_db(db: str | Path) -> Path:
     """Create the database (WAL mode) if needed; returns its path."""
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
-    con = connect(db)
     try:
-        mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise ValueError(f"{db}: SQLite refused WAL mode (got {mode!r}); put the database on a local disk")
-        con.executescript(SCHEMA)
-    finally:
-        con.close()
+        con = connect(db)
+        try:
+            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise ValueError(f"{db}: SQLite refused WAL mode (got {mode!r}); put the database on a local disk")
+            con.executescript(SCHEMA)
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise ValueError(f"{db} is not a usable votes database ({e})") from None
     return db
 
 
