@@ -39,7 +39,7 @@ def gradio():
 
 def blocks(title: str):
     gr = gradio()
-    return gr.Blocks(title=title, analytics_enabled=False)
+    return gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600))  # uploads live at most ~2 h
 
 
 def frame(gr, label: str, buttons=("download", "fullscreen"), **kw):
