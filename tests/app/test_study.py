@@ -38,3 +38,20 @@ def test_description_study(app_runs, tmp_path):
     assert (a["aligned"], a["n"]) == (1, 2) and t2["pair_id"] != t["pair_id"]
     with pytest.raises(ValueError, match="aligned"):
         study.vote(study.next_trial("cy"), "maybe")
+
+
+def test_report_user_study_section(app_runs, tmp_path):
+    from egolego.eval.report import build_report
+
+    db = V.init_db(tmp_path / "v.sqlite")
+    for rater, choice in (("ann", "label"), ("bob", "label"), ("bob", "input copy")):
+        V.record_vote(db, "methods", rater, f"p-{choice}", ["input copy", "label", "ground truth"], choice)
+    V.record_vote(db, "descriptions", "cy", "p1", "The person ...", V.ALIGNED)
+    V.record_vote(db, "descriptions", "cy", "p2", "The person ...", V.NOT_ALIGNED)
+    text = build_report(app_runs, tmp_path / "r.html", votes=db).read_text()
+    text = text[text.index("<h2>User study"):]
+    assert "User study" in text and "2/3" in text and "1/3" in text and "0/3" in text  # label, input copy, GT
+    assert text.index("<td>label</td>") < text.index("<td>input copy</td>") < text.index("<td>ground truth</td>")
+    assert "Descriptions (Fig. 6)" in text and "1/2" in text
+    assert "<td>ann</td><td>1</td><td>0</td>" in text and "<td>cy</td><td>0</td><td>2</td>" in text
+    assert "User study" not in build_report(app_runs, tmp_path / "r2.html").read_text()
