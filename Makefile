@@ -14,10 +14,12 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 # torch first and pinned: this machine serves the 2.13.0 CPU wheel; an unpinned torch would pull CUDA.
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml requirements-app.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements-app.txt
+	$(BIN)/pip install --quiet --no-deps gradio==6.31.0 gradio-client==2.7.2 hf-gradio==0.4.1
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .eval.cli import add_parsers
 
     add_parsers(sub)
+    from .app.cli import add_parsers as add_app_parsers
+
+    add_app_parsers(sub)
     return p
 
 

@@ -41,6 +41,7 @@ def add_parsers(sub) -> None:
     r.add_argument("--out", required=True, help="the HTML file to write")
     r.add_argument("--title", default="egolego evaluation")
     r.add_argument("--sample", type=int, default=8, help="pairs in the image grid")
+    r.add_argument("--votes", help="the SQLite file of `egolego study`: adds the win rates and votes per rater")
     r.set_defaults(func=cmd_report)
 
 
@@ -78,7 +79,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     _positive(a.sample, "--sample")
     _out_file(a.out, "--out", (".html", ".htm"))
     try:
-        out = build_report(a.evals, a.out, a.title, a.sample)
+        out = build_report(a.evals, a.out, a.title, a.sample, votes=a.votes)
     except (FileNotFoundError, ValueError) as e:
         raise CliError(str(e)) from None
     print(f"report: {out}")

@@ -3,7 +3,7 @@
 Holds the comparison table (every method × every metric, best in bold, 95 % bootstrap intervals), the ablation
 table when several conditioning modes were evaluated, the transition-time plot (App. C.1), a grid of input /
 each method / ground truth for a sample of pairs, the new-actions strip (App. C.3), the skipped metrics and
-every run's config. Images and plots are embedded as base64 PNGs, so the file can be mailed or archived alone.
+every run's config, and with ``--votes`` the user study's win rates and votes per rater. Images and plots are embedded as base64 PNGs, so the file can be mailed or archived alone.
 A small script marks the page ``data-rendered="ok"`` once every image has decoded (the headless-browser test
 checks it).
 """
@@ -121,9 +121,56 @@ def _strips(runs: list[EvalRun]) -> str:
     return "".join(parts) or '<p class="note">No run generated new actions.</p>'
 
 
+def _bar_chart(names: list[str], rates: list[float], lo: list[float], hi: list[float], ylabel: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 3.2))
+    ax.bar(range(len(names)), [100 * r for r in rates], yerr=[[100 * (r - a) for r, a in zip(rates, lo)],
+                                                              [100 * (b - r) for r, b in zip(rates, hi)]], capsize=4)
+    ax.set_xticks(range(len(names)), names, fontsize=8, rotation=15)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}" alt="{html.escape(ylabel)}">'
+
+
+def _user_study(db: str | Path) -> str:
+    """Fig. 4's win rates (95 % Wilson intervals), Fig. 6's aligned share, and the votes per rater."""
+    from ..app.votes import aligned_rate, rater_counts, read_votes, win_rates
+
+    votes = read_votes(db)
+    parts = [f"<p class='note'>{len(votes)} votes in {html.escape(str(db))}; 95 % Wilson intervals (votes are "
+             "treated as independent: raters and pairs repeat, so the intervals are optimistic).</p>"]
+    w = win_rates(votes)
+    if w:
+        parts.append("<h3>Generated frames (Fig. 4, protocol of Fig. 10)</h3>"
+                     + _bar_chart(list(w), [v["rate"] for v in w.values()], [v["lo"] for v in w.values()],
+                                  [v["hi"] for v in w.values()], "win rate (%)")
+                     + "<table><tr><th>method</th><th>picked / trials</th><th>win rate</th></tr>"
+                     + "".join(f"<tr><td>{html.escape(m)}</td><td>{v['wins']}/{v['n']}</td><td>{100 * v['rate']:.1f} % "
+                               f"[{100 * v['lo']:.1f}, {100 * v['hi']:.1f}]</td></tr>" for m, v in w.items()) + "</table>")
+    a = aligned_rate(votes)
+    if a:
+        parts.append(f"<h3>Descriptions (Fig. 6)</h3><p>The description matches the frames in {a['aligned']}/{a['n']} "
+                     f"votes: {100 * a['rate']:.1f} % [{100 * a['lo']:.1f}, {100 * a['hi']:.1f}].</p>")
+    counts = rater_counts(votes)
+    parts.append("<h3>Votes per rater</h3><table><tr><th>rater</th><th>frames</th><th>descriptions</th></tr>"
+                 + "".join(f"<tr><td>{html.escape(r)}</td><td>{c.get('methods', 0)}</td><td>{c.get('descriptions', 0)}"
+                           "</td></tr>" for r, c in counts.items()) + "</table>")
+    return "<h2>User study</h2>" + "".join(parts)
+
+
 def build_report(folders: list[str | Path], out: str | Path, title: str = "egolego evaluation",
-                 sample: int = 8, notes: str = "", sections: list[tuple[str, str]] = ()) -> Path:
-    """``sections``: extra (heading, HTML) blocks placed after the tables (``egolego reproduce``'s paired tests)."""
+                 sample: int = 8, notes: str = "", votes: str | Path | None = None,
+                 sections: list[tuple[str, str]] = ()) -> Path:
+    """``votes``: a user-study database (`egolego study`); ``sections``: extra (heading, HTML) blocks placed after
+    the tables (``egolego reproduce``'s paired tests)."""
     runs = [load_run(f) for f in folders]
     comp = table(runs)
     abl = ablation_runs(runs)
@@ -141,6 +188,8 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
                  + _transition_plot(runs))
     parts.append(f"<h2>Samples</h2>{_grid(runs, sample)}")
     parts.append(f"<h2>New actions (App. C.3)</h2>{_strips(runs)}")
+    if votes is not None:
+        parts.append(_user_study(votes))
     skipped: dict[tuple[str, str], list[str]] = {}
     for r in runs:
         for m, why in r.info.get("skipped", {}).items():

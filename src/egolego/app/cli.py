@@ -1,0 +1,79 @@
+"""The ``egolego serve`` and ``egolego study`` sub-commands (parser and functions)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..commands import CliError
+from .launch import LOOPBACK
+
+
+def _net(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=LOOPBACK, help="address to bind (default 127.0.0.1: this machine only; "
+                   "0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=int, default=7860)
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("serve", help="web app: generate action frames, compare eval runs",
+                       description="A Gradio app on this machine: Generate (upload or pick a frame, type an action, "
+                       "edit the VLLM's description, sample) and Compare (eval runs side by side with per-pair metrics).")
+    s.add_argument("--model", default="runs/demo/ldm_lego/model", help="a LEGO model folder (default: the demo's)")
+    s.add_argument("--baseline", help="a `label` model folder shown beside it (optional)")
+    s.add_argument("--runs", nargs="*", default=[], help="eval folders for the Compare tab")
+    s.add_argument("--pairs", help="pairs manifest whose test pairs can be picked (default: the runs')")
+    _net(s)
+    s.set_defaults(func=cmd_serve)
+
+    st = sub.add_parser("study", help="web app: the paper's user study, votes in SQLite",
+                        description="Fig. 10 (methods: pick the best of the shuffled outputs of the eval runs) or "
+                        "Fig. 6 (descriptions: does the VLLM's description match the frames). One row per vote.")
+    st.add_argument("--runs", nargs="+", required=True, help="eval folders (one per method)")
+    st.add_argument("--db", required=True, help="the SQLite votes file (created if missing; share it between servers)")
+    st.add_argument("--mode", default="methods", choices=["methods", "descriptions"])
+    st.add_argument("--seed", type=int, default=0, help="seeds each rater's pair order")
+    _net(st)
+    st.set_defaults(func=cmd_study)
+
+
+def _port(a) -> None:
+    if not 0 < a.port < 65536:
+        raise CliError(f"--port must be 1-65535, got {a.port}")
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .launch import launch
+    from .runs import load_runs
+    from .serve import build_serve, default_pairs
+
+    _port(a)
+    try:
+        runs = load_runs(a.runs) if a.runs else None
+        pairs = default_pairs(runs, a.pairs)
+        engine = Engine(a.model)
+        baseline = Engine(a.baseline) if a.baseline else None
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise CliError(str(e)) from None
+    if baseline is not None and baseline.mode != "label":
+        raise CliError(f"--baseline: {a.baseline} is a {baseline.mode!r} model; the baseline is a `label` model")
+    launch(build_serve(engine, baseline, pairs, runs), a.host, a.port)
+    return 0
+
+
+def cmd_study(a: argparse.Namespace) -> int:
+    from .launch import launch
+    from .runs import load_runs
+    from .study import Study, build_study
+
+    _port(a)
+    if Path(a.db).is_dir():
+        raise CliError(f"--db: {a.db} is a folder; give a file name, e.g. votes.sqlite")
+    try:
+        study = Study(load_runs(a.runs), a.db, a.mode, a.seed)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise CliError(str(e)) from None
+    print(f"study: {a.mode}, {len(study.runs.pairs.ids)} pairs, methods {', '.join(study.runs.names)}; votes -> {a.db}")
+    launch(build_study(study), a.host, a.port)
+    return 0

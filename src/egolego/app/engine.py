@@ -1,0 +1,105 @@
+"""The models behind ``egolego serve``, loaded once: the LEGO pipeline (``ldm.generate.load_pipeline``) and, when
+the model folder holds one, its tuned VLLM.
+
+``generate`` follows ``ldm.generate.generate_one`` step for step (same resize, same VLLM prompt, same pipeline
+call), but keeps the models in memory and lets the person edit the description first: in the modes that use
+H_t, the edited text is embedded by the same teacher-forced pass that embeds the VLLM's own description. With
+the description left as the VLLM wrote it, the frame equals ``generate_one``'s (tests/app/test_engine.py).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..ldm.conditioner import mode_uses
+from ..ldm.generate import load_pipeline
+
+
+def _devnull():
+    global _DEVNULL
+    if _DEVNULL is None:
+        _DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - one handle for the process
+    return _DEVNULL
+
+
+_DEVNULL = None
+
+
+class Engine:
+    def __init__(self, model: str | Path):
+        self.model_dir = Path(model)
+        self.pipe = load_pipeline(self.model_dir)
+        self.mode = self.pipe.conditioner.config.mode
+        self.use_img, self.use_txt = mode_uses(self.mode)
+        self.side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+        self.vllm = None
+        vllm_dir = self.model_dir / "vllm"
+        if self.mode != "label" and vllm_dir.is_dir():
+            from ..vllm.model import load_llava
+
+            self.vllm = load_llava(vllm_dir)
+            self.vllm[0].eval()
+        elif self.use_img or self.use_txt:
+            raise ValueError(f"this model's mode {self.mode!r} needs VLLM embeddings, but {self.model_dir} holds no "
+                             "tuned VLLM (a `vllm/` folder)")
+        self.lock = threading.Lock()  # one sampling at a time: the pipeline and its scheduler are stateful
+
+    @property
+    def needs_description(self) -> bool:
+        return self.mode != "label"
+
+    def square(self, image: Image.Image) -> Image.Image:
+        return image.convert("RGB").resize((self.side, self.side), Image.LANCZOS)
+
+    def describe(self, image: Image.Image, action: str) -> str:
+        """The tuned VLLM's description ("" without a VLLM; the label itself in `label` mode)."""
+        if self.mode == "label":
+            return action
+        if self.vllm is None:
+            return ""
+        from ..vllm.enrich import generate_descriptions
+
+        with self.lock, torch.no_grad():
+            return generate_descriptions(*self.vllm, [self.square(image)], [action])[0]
+
+    def _embeddings(self, square: Image.Image, action: str, description: str) -> dict:
+        from ..vllm.embed import teacher_forced_states
+        from ..vllm.enrich import INFERENCE_TEMPLATE
+        from ..vllm.templates import answer_text, normalise_label, prompt_text, question
+
+        prompt = prompt_text(question(INFERENCE_TEMPLATE, normalise_label(action)))
+        h_img, h_txt, lens = teacher_forced_states(*self.vllm, [square], [prompt], [answer_text(description)],
+                                                   self.pipe.conditioner.config.text_tokens)
+        return {"h_img": h_img.float(), "h_txt": h_txt.float(), "h_len": lens}
+
+    def generate(self, image: Image.Image, action: str, description: str | None = None, steps: int = 100,
+                 seed: int = 0, condition_guidance: float = 7.5, image_guidance: float = 1.5,
+                 scheduler: str = "euler_a", progress=None) -> tuple[Image.Image, str]:
+        """(action frame at the input's aspect ratio, the text it was conditioned on)."""
+        action = action.strip()
+        if not action:
+            raise ValueError("type an action, e.g. “open drawer”")
+        square = self.square(image)
+        if self.mode == "label":
+            prompt = action
+        else:
+            prompt = (description or "").strip() or self.describe(image, action)
+            if not prompt:
+                raise ValueError(f"mode {self.mode!r} needs a description: this model has no VLLM, so type one")
+        with self.lock, torch.no_grad():
+            emb = self._embeddings(square, action, prompt) if self.vllm is not None and (self.use_img or self.use_txt) else {}
+            self.pipe.use_scheduler(scheduler)
+            if progress is not None:  # gradio's track_tqdm follows the pipeline's own bar, written nowhere
+                self.pipe.set_progress_bar_config(disable=False, file=_devnull())
+            try:
+                out = self.pipe(square, prompt, num_inference_steps=int(steps), condition_guidance_scale=float(condition_guidance),
+                                image_guidance_scale=float(image_guidance), generator=torch.Generator().manual_seed(int(seed)),
+                                original_size=image.size, **emb).images[0]
+            finally:
+                self.pipe.set_progress_bar_config(disable=True)
+        return out, prompt

@@ -1,0 +1,42 @@
+"""The app's loaded-once engine gives the frame `egolego generate` gives; uploads are decoded defensively."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from egolego.app.engine import Engine
+from egolego.app.images import BadImage, decode_upload
+from egolego.ldm.generate import generate_one
+
+
+@pytest.mark.parametrize("which", ["label_model", "lego_model"])
+def test_engine_equals_generate_one(which, request, app_pairs, tmp_path):
+    model = request.getfixturevalue(which)
+    src = next(app_pairs.glob("**/*.jpg"))
+    want, want_text = generate_one(model, src, "take cup", steps=3, seed=5, condition_guidance=3.0, image_guidance=1.2)
+    eng = Engine(model)
+    im = Image.open(src).convert("RGB")
+    got, text = eng.generate(im, "take cup", None, steps=3, seed=5, condition_guidance=3.0, image_guidance=1.2)
+    assert text == want_text and got.size == want.size == im.size
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    if which == "lego_model":
+        assert eng.vllm is not None and want_text != "take cup"  # the VLLM's own description, as generate_one's
+        edited, text = eng.generate(im, "take cup", "The person takes the red cup.", steps=3, seed=5)
+        assert text == "The person takes the red cup." and not np.array_equal(np.asarray(edited), np.asarray(got))
+
+
+def test_bad_uploads_give_messages(tmp_path):
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 50)
+    with pytest.raises(BadImage, match="not a readable"):
+        decode_upload(tmp_path / "junk.png")
+    Image.new("RGB", (5000, 4000)).save(tmp_path / "huge.png")
+    with pytest.raises(BadImage, match="5000×4000"):
+        decode_upload(tmp_path / "huge.png")
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.gif")
+    with pytest.raises(BadImage, match="GIF images are not accepted"):
+        decode_upload(tmp_path / "a.gif")
+    (tmp_path / "big.jpg").write_bytes(b"\xff" * (9 * 1024 * 1024))
+    with pytest.raises(BadImage, match="the limit is 8 MB"):
+        decode_upload(tmp_path / "big.jpg")
+    Image.new("RGB", (30, 20), "red").save(tmp_path / "ok.jpg")
+    assert decode_upload(tmp_path / "ok.jpg").size == (30, 20)
