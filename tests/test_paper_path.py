@@ -74,8 +74,6 @@ def test_ldm_trained_with_an_8_channel_unet(paper_run):
     assert [x["step"] for x in log] == [1, 2] and all(x["loss"] == x["loss"] for x in log)
 
 
-@pytest.mark.xfail(strict=True, reason="ldm/train.py exports SD-1.5's unet sample_size (64 latents = 512 px) whatever "
-                   "image_size it trained at, so generate/eval run at 512 px (issue 10 report)")
 def test_exported_model_generates_at_the_trained_size(paper_run):
     root, _, _ = paper_run
     assert json.loads((root / "ldm" / "model" / "unet" / "config.json").read_text())["sample_size"] == 256 // 8

@@ -94,6 +94,8 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
         if not cfg.ldm.base:
             raise ValueError("the paper preset needs ldm.base (--base): a local SD-1.5 or InstructPix2Pix folder")
         parts = load_paper_components(cfg.ldm.base)
+        # SD-1.5's config says 64 latents (512 px); the model generates at the size it is trained at
+        parts["unet"].register_to_config(sample_size=cfg.image_size // downscale_factor(parts["vae"]))
         noise, sampler = schedulers(cfg, DDPMScheduler.load_config(cfg.ldm.base, subfolder="scheduler"))
     else:
         tok = tiny_tokenizer(cfg, manifest, (work or Path(".")) / "tokenizer")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .vocab import KINDS, VERBS
+import re
+
+from .vocab import COLORS, KINDS, VERBS
 from .world import Action, Scene, side_word
 
 
@@ -69,16 +71,21 @@ def state_words(action: Action) -> tuple[str, str]:
 
 
 def description_accuracy(text: str, truth: dict) -> dict[str, bool]:
-    """Does a description name the truth's hand, target object (colour and kind) and its position?
+    """Does a description name the truth's hand, target object and its position?
 
-    ``truth`` is a ``truth.jsonl`` record. The checks are on the words EgoSynth's descriptions use: "the left hand",
-    "the red cup", "the red cup on the left". A wrong hand, colour, kind or side fails that part.
+    ``truth`` is a ``truth.jsonl`` record. Checked on the words EgoSynth's descriptions use: the hand is "the left
+    hand" (and not the other one); the object is the target's kind ("cup") — with its colour when the text gives
+    one ("the red cup"; "the blue cup" is wrong); the position is the side right after it ("cup on the left").
+    A description curated from labels and boxes alone (``curate --backend geometric``) has no colours: it can still
+    be right on all three.
     """
-    t = " ".join(text.lower().replace(".", " ").split())
+    t = " ".join(text.lower().replace(".", " ").replace(",", " ").split())
     tg = truth["target"]
-    phrase = f"{tg['color']} {KINDS[tg['kind']].phrase}"
+    kind, colour, side = KINDS[tg["kind"]].phrase, tg["color"], tg["side"]
     other = "left" if truth["hand"] == "right" else "right"
     hand = f"{truth['hand']} hand" in t and f"{other} hand" not in t
-    obj = phrase in t
-    position = f"{phrase} {tg['side']}" in t
+    named = [m for m in re.finditer(rf"\bthe (?:(\w+) )?{re.escape(kind)}\b", t)]
+    right_colour = [m for m in named if m.group(1) in (None, colour) or m.group(1) not in COLORS]
+    obj = bool(right_colour)
+    position = any(t[m.end():].startswith(f" {side}") for m in right_colour)
     return {"hand": hand, "object": obj, "position": position, "all": hand and obj and position}
