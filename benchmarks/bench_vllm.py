@@ -2,8 +2,8 @@
 
 Tiny preset on CPU always; LLaVA-1.5-7B shapes with random weights on a GPU when present (reference on an
 H200: plain HF generate at batch 16 gives 353 new tokens/s = 7.35 images/s; a prefill pass with hidden states
-50 images/s). "Ours" = batched generation + one teacher-forced pass for H_i / H_t (what `egolego vllm enrich`
-does per batch); "plain" = HF generate with output_hidden_states=True, the official way to collect H_t.
+50 images/s). "Ours" = batched generation keeping H_i / H_t by hooks (what `egolego vllm enrich` does per
+batch; until 2026-11-29 it was generation + a second teacher-forced pass); "plain" = HF generate with output_hidden_states=True, the official way to collect H_t.
 Prints one JSON line.
 """
 
@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from egolego.tokenizer import train_tokenizer
-from egolego.vllm.embed import encode_samples, teacher_forced_states
-from egolego.vllm.enrich import generate_descriptions
+from egolego.vllm.embed import encode_samples
+from egolego.vllm.enrich import generate_with_states
 from egolego.vllm.model import build_tiny_llava
 from egolego.vllm.templates import QUESTION_TEMPLATES, answer_text, prompt_text, question
 
@@ -32,9 +32,8 @@ def run(model, proc, batch: int, new_tokens: int) -> dict:
     prompts = [prompt_text(question(QUESTION_TEMPLATES[0], a)) for a in labels]
     tok = proc.tokenizer
 
-    def ours():
-        d = generate_descriptions(model, proc, imgs, labels, max_new_tokens=new_tokens)
-        teacher_forced_states(model, proc, imgs, prompts, [answer_text(x) for x in d])
+    def ours():  # what `egolego vllm enrich` does per batch: H_i / H_t kept from the generation itself
+        generate_with_states(model, proc, imgs, labels, max_new_tokens=new_tokens)
 
     def plain():
         tok.padding_side = "left"

@@ -98,3 +98,18 @@ def test_corrupt_and_missing_images_are_skipped_and_listed(tuned, tmp_path):
     assert s["skipped"] == 2 and s["stored"] == 14
     report = open(s["report"]).read()
     assert rows[0]["pair_id"] in report and rows[1]["pair_id"] in report
+
+
+def test_states_kept_from_generation_equal_the_teacher_forced_pass(loaded):
+    """Enrichment keeps H_i / H_t from the generation itself (no second pass): same as ``teacher_forced_states``."""
+    from egolego.vllm.enrich import generate_with_states
+
+    model, proc, rows, imgs = loaded
+    labels = [r["label"] for r in rows[:5]]
+    descs, h_img, h_txt, lens = generate_with_states(model, proc, imgs[:5], labels, max_new_tokens=48)
+    assert descs == generate_descriptions(model, proc, imgs[:5], labels, max_new_tokens=48)
+    prompts = [prompt_text(question(INFERENCE_TEMPLATE, lab)) for lab in labels]
+    ref_img, ref_txt, ref_lens = teacher_forced_states(model, proc, imgs[:5], prompts, [answer_text(d) for d in descs])
+    assert torch.equal(lens, ref_lens) and int(lens.min()) > 5
+    torch.testing.assert_close(h_img, ref_img, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(h_txt, ref_txt, atol=1e-4, rtol=1e-4)

@@ -1,7 +1,8 @@
 """``egolego vllm enrich``: a description R and the embeddings H_i, H_t for every pair.
 
 R comes from batched generation (left padding, attention masks; greedy by default, sampling with a seed as an
-option); H_i / H_t from one teacher-forced pass over prompt + R (``embed.py``). Everything lands in an
+option); H_i / H_t are kept from that same generation by hooks (``generate_with_states``; the same rows as the
+teacher-forced pass of ``embed.py``, which ``egolego generate`` uses for a given description). Everything lands in an
 embedding store (``store.py``); the descriptions also go into the pairs manifest. Pairs already in the store
 are skipped, so an interrupted run resumes; ``--num-shards/--shard-index`` (or ``accelerate launch``, which
 sets them from the process rank) split the pairs between writers that never share a file.
@@ -28,10 +29,9 @@ from .store import EmbeddingStore, StoreWriter
 from .templates import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
 
 
-@torch.no_grad()
-def generate_descriptions(model, processor, images, actions: list[str], template: str = INFERENCE_TEMPLATE,
-                          max_new_tokens: int = 64, sample: bool = False, seed: int = 0) -> list[str]:
-    """Batched generation with left padding; returns the decoded answers."""
+def _generate(model, processor, images, actions: list[str], template: str, max_new_tokens: int, sample: bool,
+              seed: int) -> tuple[torch.Tensor, int]:
+    """Batched generation with left padding: (all token ids (B, P + T), prompt length P)."""
     tok = processor.tokenizer
     side = tok.padding_side
     tok.padding_side = "left"
@@ -47,8 +47,57 @@ def generate_descriptions(model, processor, images, actions: list[str], template
                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     finally:
         tok.padding_side = side
-    new = out[:, enc["input_ids"].shape[1]:]
-    return [tok.decode(row, skip_special_tokens=True).strip() for row in new]
+    return out, enc["input_ids"].shape[1]
+
+
+@torch.no_grad()
+def generate_descriptions(model, processor, images, actions: list[str], template: str = INFERENCE_TEMPLATE,
+                          max_new_tokens: int = 64, sample: bool = False, seed: int = 0) -> list[str]:
+    """Batched generation with left padding; returns the decoded answers."""
+    out, p_len = _generate(model, processor, images, actions, template, max_new_tokens, sample, seed)
+    return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, p_len:]]
+
+
+def _module(model, suffix: str):
+    found = [m for name, m in model.named_modules() if name.endswith(suffix)]
+    if not found:
+        raise ValueError(f"no module named *{suffix} in {type(model).__name__}")
+    return found[0]
+
+
+@torch.no_grad()
+def generate_with_states(model, processor, images, actions: list[str], template: str = INFERENCE_TEMPLATE,
+                         max_new_tokens: int = 64, text_rows: int = 77, sample: bool = False, seed: int = 0):
+    """(descriptions, H_i (B, M, D), H_t (B, text_rows, D) zero-padded, lengths (B,)) from the generation itself.
+
+    Hooks keep what generation computes anyway: the projector's output (H_i) and, at every forward step, the
+    final norm's output at the last position (step 0: the prompt's last position; step k: generated token k) —
+    the rows of H_t, exactly as ``embed.teacher_forced_states`` defines them, without its second pass over
+    prompt + R nor its per-sample processor calls. Rows stop at the row that produced EOS (EOS itself is never
+    processed); a description cut by ``max_new_tokens`` has one row fewer than the teacher-forced pass would give.
+    """
+    steps: list[torch.Tensor] = []
+    img: list[torch.Tensor] = []
+    hooks = [_module(model, "language_model.norm").register_forward_hook(lambda m, a, o: steps.append(o[:, -1])),
+             _module(model, "multi_modal_projector").register_forward_hook(lambda m, a, o: img.append(o))]
+    try:
+        out, p_len = _generate(model, processor, images, actions, template, max_new_tokens, sample, seed)
+    finally:
+        for h in hooks:
+            h.remove()
+    tok = processor.tokenizer
+    new = out[:, p_len:]  # (B, T)
+    states = torch.stack(steps, 1)  # (B, S, D): S forward steps = T generated tokens
+    b, d = states.shape[0], states.shape[-1]
+    h_txt = torch.zeros(b, text_rows, d, dtype=states.dtype, device=states.device)
+    lengths = torch.zeros(b, dtype=torch.long)
+    for i in range(b):
+        eos = (new[i] == tok.eos_token_id).nonzero()
+        n = min(int(eos[0]) + 1 if len(eos) else states.shape[1], text_rows)
+        h_txt[i, :n] = states[i, :n]
+        lengths[i] = n
+    descs = [tok.decode(row, skip_special_tokens=True).strip() for row in new]
+    return descs, img[0], h_txt, lengths
 
 
 def _read_image(path: Path):
@@ -101,9 +150,8 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
         if not ok:
             continue
         imgs, labels = [im for _, im in ok], [r["label"] for r, _ in ok]
-        descs = generate_descriptions(model, proc, imgs, labels, template, max_new_tokens, sample, seed + b_i)
-        prompts = [prompt_text(question(template, normalise_label(a))) for a in labels]
-        h_img, h_txt, lens = teacher_forced_states(model, proc, imgs, prompts, [answer_text(x) for x in descs], text_rows)
+        descs, h_img, h_txt, lens = generate_with_states(model, proc, imgs, labels, template, max_new_tokens, text_rows,
+                                                         sample, seed + b_i)
         for (r, _), desc, hi, ht, n in zip(ok, descs, h_img, h_txt, lens):
             descriptions[r["pair_id"]] = desc
             writer.add(r["pair_id"], hi, ht[:n], int(n))
