@@ -22,6 +22,9 @@ from egolego.vllm.templates import QUESTION_TEMPLATES
 
 @pytest.fixture(scope="module")
 def paper_run(small_dataset, tmp_path_factory):
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # earlier tests in this process set mixed_precision "no"
     root = tmp_path_factory.mktemp("paper")
     pairs = root / "pairs"
     pairs_from_egosynth(small_dataset, pairs, size=256)

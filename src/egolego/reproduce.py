@@ -138,10 +138,22 @@ def _eval(args, evaluate, load_run) -> Path:
 def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1, device: str = "cpu",
                   test_pairs: int = 96, steps: int | None = None, sampling: dict | None = None) -> dict:
     """Train, evaluate and report every seed; returns {seed: {"report", "paired"}} and writes summary.json."""
-    from .eval.report import build_report
-
+    saved = os.environ.get("ACCELERATE_USE_CPU")
     if device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a GPU when there is one
+    try:
+        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling)
+    finally:
+        if saved is None:
+            os.environ.pop("ACCELERATE_USE_CPU", None)
+        else:
+            os.environ["ACCELERATE_USE_CPU"] = saved
+
+
+def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_pairs: int, steps: int | None,
+         sampling: dict | None) -> dict:
+    from .eval.report import build_report
+
     TIMINGS.clear()
     steps = steps or steps_for(minutes, seeds, device)
     summary = {"steps_per_model": steps, "device": device, "seeds": {}}

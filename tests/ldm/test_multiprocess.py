@@ -75,8 +75,6 @@ def test_lr_of_every_step_equals_the_single_process_schedule(setup):
     assert two == one and len(two) == STEPS
 
 
-@pytest.mark.xfail(strict=True, reason="ldm/train.py draws flips, noise, t and CFG dropout from generators keyed by "
-                   "(micro-step, process) instead of by the sample's position in the data stream (issue 10)")
 def test_two_processes_equal_one_process_and_accumulation(setup):
     """2 x batch 2 = 1 x batch 4 = accumulation 2 x batch 2: needs every random draw keyed by the sample."""
     root, reports, single = setup

@@ -140,23 +140,42 @@ class Trainer:
             out[sel] = perm[pos[sel] % n]
         return out
 
+    def sample_draws(self, micro: int, b: int, shape: tuple) -> dict:
+        """Every random number of this micro-step's samples, each from a generator keyed by the sample's position
+        in the data stream (not by step or process), in a fixed order per sample: so 2 processes x batch b, 1 process
+        x batch 2b and 2 accumulated micro-steps of b draw the same numbers for the same samples."""
+        c, p = self.cfg.ldm, self.acc.num_processes
+        first = micro * c.batch_size * p + self.acc.process_index * c.batch_size
+        flow = c.objective == "flow"
+        n_t = self.parts["noise_scheduler"].config.num_train_timesteps
+        out = {k: [] for k in ("flip", "post", "noise", "t", "r")}
+        for i in range(b):
+            g = _gen(c.seed, first + i, 0, salt=1)
+            out["flip"].append(torch.rand((), generator=g) < 0.5)
+            out["post"].append(torch.randn(shape, generator=g))
+            out["noise"].append(torch.randn(shape, generator=g))
+            out["t"].append(torch.rand((), generator=g) if flow else torch.randint(0, n_t, (), generator=g))
+            out["r"].append(torch.rand((), generator=g))
+        return {k: torch.stack(v) for k, v in out.items()}
+
     def micro_step(self, micro: int) -> torch.Tensor:
         c = self.cfg.ldm
-        g = _gen(c.seed, micro, self.acc.process_index)
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))  # dropout inside π
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=_gen(c.seed, micro, self.acc.process_index))))
+        # ^ dropout inside π: per micro-step and process (set conditioner_dropout 0 for exact batch equivalences)
         idx = self.batch_indices(micro)
         b = len(idx)
-        flipped = (torch.rand(b, generator=g) < 0.5) if self.flip else torch.zeros(b, dtype=torch.bool)
+        d = self.sample_draws(micro, b, tuple(self.lat["tg"].shape[2:]))
+        flipped = d["flip"] if self.flip else torch.zeros(b, dtype=torch.bool)
         src_in = torch.where(flipped[:, None, None, None, None], self.lat["in_f"][idx], self.lat["in"][idx]) \
             if self.flip else self.lat["in"][idx]
         src_tg = torch.where(flipped[:, None, None, None, None], self.lat["tg_f"][idx], self.lat["tg"][idx]) \
             if self.flip else self.lat["tg"][idx]
         sf = self.parts["vae"].config.scaling_factor
         x_lat = src_in[:, 0]  # (B, c, h, w): posterior mode, unscaled (InstructPix2Pix)
-        z0 = (src_tg[:, 0] + src_tg[:, 1] * torch.randn(src_tg[:, 0].shape, generator=g)) * sf
-        noise = torch.randn(z0.shape, generator=g)
-        z_t, t = self.noised(z0, noise, b, g)
-        drop_c, drop_x = cfg_dropout(torch.rand(b, generator=g))
+        z0 = (src_tg[:, 0] + src_tg[:, 1] * d["post"]) * sf
+        noise = d["noise"]
+        z_t, t = self.noised(z0, noise, d["t"])
+        drop_c, drop_x = cfg_dropout(d["r"])
         prompts = [self.ds.prompt(int(i)) for i in idx]
         prompts = [("" if dc else swap_sides(p) if f else p) for p, f, dc in zip(prompts, flipped.tolist(), drop_c.tolist())]
         text_states = torch.stack([self.text[p] for p in prompts])  # (B, N, D)
@@ -178,13 +197,11 @@ class Trainer:
             per_sample = per_sample * self.min_snr_weight(t).to(self.dev)
         return per_sample.mean()
 
-    def noised(self, z0: torch.Tensor, noise: torch.Tensor, b: int, g: torch.Generator):
-        """(z_t, UNet timestep): DDPM's q(z_t | z_0) at t ∈ {0..999}, or the flow path at t ~ U(0, 1) (x 1000)."""
+    def noised(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor):
+        """(z_t, UNet timestep): DDPM's q(z_t | z_0) at t ∈ {0..999}, or the flow path at t ∈ [0, 1) (x 1000)."""
         if self.cfg.ldm.objective == "flow":
-            t = torch.rand(b, generator=g)  # (B,)
             tt = t[:, None, None, None]
             return (1 - tt) * z0 + tt * noise, t * 1000
-        t = torch.randint(0, self.parts["noise_scheduler"].config.num_train_timesteps, (b,), generator=g)
         return self.parts["noise_scheduler"].add_noise(z0, noise, t), t
 
     def target(self, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
