@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument("--demo", default="runs/demo")
     p.add_argument("--out", default="docs")
     p.add_argument("--pair", type=int, default=3, help="which test pair to show")
-    p.add_argument("--steps", default="50")
+    p.add_argument("--steps", help="sampling steps typed into the form (default: the model's own)")
     a = p.parse_args()
     from egolego.app.engine import Engine
     from egolego.app.launch import launch
@@ -81,7 +81,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     evals = sorted((demo / "eval").iterdir())
     runs = load_runs(evals)
-    app = launch(build_serve(Engine(demo / "ldm_lego" / "model"), Engine(demo / "ldm_label" / "model"), runs.pairs, runs),
+    label = demo / "ldm_label" / "model"  # trained by `egolego demo --baseline`
+    baseline = Engine(label) if label.is_dir() else None
+    app = launch(build_serve(Engine(demo / "ldm_lego" / "model"), baseline, runs.pairs, runs),
                  port=free_port(), block=False)
     with tempfile.TemporaryDirectory() as tmp:
         d = browser(f"{tmp}/profile")
@@ -92,9 +94,11 @@ def main() -> None:
             until(d, lambda d: has_image(d, "#preview"), "preview")
             q(d, "button")[[b.text for b in q(d, "button")].index("Describe (the VLLM writes the description)")].click()
             until(d, lambda d: q(d, "#description textarea")[0].get_attribute("value"), "description")
-            type_into(d, "#steps", a.steps)
+            if a.steps:
+                type_into(d, "#steps", a.steps)
             q(d, "#generate")[0].click()
-            until(d, lambda d: has_image(d, "#result") and has_image(d, "#baseline"), "generated frames")
+            until(d, lambda d: has_image(d, "#result") and (baseline is None or has_image(d, "#baseline")),
+                  "generated frames")
             d.save_screenshot(str(out / "app_generate.png"))
             [t for t in q(d, "button[role=tab]") if t.text.strip() == "Compare"][0].click()
             pick(d, "#compare-pick", a.pair)

@@ -50,3 +50,13 @@ def judge_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("egosynth_judge")
     generate(SynthArgs(out, actions=220, size=64, seed=11, formats=("epic",), workers=2), progress=False)
     return out
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps one AcceleratorState per process and refuses another mixed precision; every test starts
+    without one, as every `egolego` command does (the paper preset trains in bf16, the tiny one in fp32)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield

@@ -24,7 +24,7 @@ from egolego.vllm.templates import QUESTION_TEMPLATES
 def paper_run(small_dataset, tmp_path_factory):
     from accelerate.state import AcceleratorState
 
-    AcceleratorState._reset_state(reset_partial_state=True)  # earlier tests in this process set mixed_precision "no"
+    AcceleratorState._reset_state(reset_partial_state=True)  # a module fixture runs before the autouse reset
     root = tmp_path_factory.mktemp("paper")
     pairs = root / "pairs"
     pairs_from_egosynth(small_dataset, pairs, size=256)
