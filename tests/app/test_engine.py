@@ -19,6 +19,8 @@ def test_engine_equals_generate_one(which, request, app_pairs, tmp_path):
     got, text = eng.generate(im, "take cup", None, steps=3, seed=5, condition_guidance=3.0, image_guidance=1.2)
     assert text == want_text and got.size == want.size == im.size
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    own, _ = generate_one(model, src, "take cup", seed=5)  # the model's own sampling settings on both sides
+    np.testing.assert_array_equal(np.asarray(eng.generate(im, "take cup", None, seed=5)[0]), np.asarray(own))
     if which == "lego_model":
         assert eng.vllm is not None and want_text != "take cup"  # the VLLM's own description, as generate_one's
         edited, text = eng.generate(im, "take cup", "The person takes the red cup.", steps=3, seed=5)

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..ldm.conditioner import mode_uses
-from ..ldm.generate import load_pipeline
+from ..ldm.generate import load_pipeline, sampling_for
 
 
 def _devnull():
@@ -34,6 +34,7 @@ class Engine:
     def __init__(self, model: str | Path):
         self.model_dir = Path(model)
         self.pipe = load_pipeline(self.model_dir)
+        self.sampling = sampling_for(self.model_dir, self.pipe)  # the model's own steps, sampler, guidance
         self.mode = self.pipe.conditioner.config.mode
         self.use_img, self.use_txt = mode_uses(self.mode)
         self.side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
@@ -77,10 +78,15 @@ class Engine:
                                                    self.pipe.conditioner.config.text_tokens)
         return {"h_img": h_img.float(), "h_txt": h_txt.float(), "h_len": lens}
 
-    def generate(self, image: Image.Image, action: str, description: str | None = None, steps: int = 100,
-                 seed: int = 0, condition_guidance: float = 7.5, image_guidance: float = 1.5,
-                 scheduler: str = "euler_a", progress=None) -> tuple[Image.Image, str]:
-        """(action frame at the input's aspect ratio, the text it was conditioned on)."""
+    def generate(self, image: Image.Image, action: str, description: str | None = None, steps: int | None = None,
+                 seed: int = 0, condition_guidance: float | None = None, image_guidance: float | None = None,
+                 scheduler: str | None = None, progress=None) -> tuple[Image.Image, str]:
+        """(action frame at the input's aspect ratio, the text it was conditioned on); sampling settings left at None
+        are the model's own (``sampling_for``)."""
+        s = self.sampling.override(steps=steps, condition_guidance=condition_guidance, image_guidance=image_guidance,
+                                   scheduler=scheduler)
+        steps, condition_guidance, image_guidance, scheduler = (s.steps, s.condition_guidance, s.image_guidance,
+                                                                s.scheduler)
         action = action.strip()
         if not action:
             raise ValueError("type an action, e.g. “open drawer”")

@@ -46,11 +46,13 @@ def _generate_tab(gr, engine: Engine, baseline: Engine | None, pairs: Pairs | No
             desc = gr.Textbox(label="Description (editable; the model is conditioned on it)", lines=3,
                               visible=engine.needs_description, elem_id="description")
             with gr.Row():
-                steps = gr.Slider(1, MAX_STEPS, value=50, step=1, label="steps", elem_id="steps")
+                steps = gr.Slider(1, MAX_STEPS, value=engine.sampling.steps, step=1, label="steps", elem_id="steps")
                 seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed", minimum=0)
             with gr.Row():
-                s_c = gr.Slider(1.0, 15.0, value=7.5, step=0.5, label="condition guidance s_c", elem_id="s_c")
-                s_x = gr.Slider(1.0, 5.0, value=1.5, step=0.1, label="image guidance s_x", elem_id="s_x")
+                s_c = gr.Slider(1.0, 15.0, value=engine.sampling.condition_guidance, step=0.5,
+                                label="condition guidance s_c", elem_id="s_c")
+                s_x = gr.Slider(1.0, 5.0, value=engine.sampling.image_guidance, step=0.1, label="image guidance s_x",
+                                elem_id="s_x")
             go = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column():
             out = frame(gr, f"action frame ({engine.mode})", elem_id="result", height=320)
