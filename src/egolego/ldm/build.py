@@ -31,7 +31,8 @@ def tiny_tokenizer(cfg: Config, manifest: str | Path | None, out: Path):
         raise ValueError("the tiny preset needs ldm.tokenizer (a folder from `egolego tokenizer`) or a manifest")
     texts = [t for r in read_manifest(manifest) for t in (r["label"], r["description"]) if t]
     texts += [t.replace("left", "right") for t in texts] + [t.replace("right", "left") for t in texts]
-    return train_tokenizer(texts, out, cfg.tokenizer.vocab_size, cfg.tokenizer.model_max_length)
+    return train_tokenizer(texts, out, cfg.tokenizer.vocab_size, cfg.tokenizer.model_max_length,
+                           cfg.tokenizer.min_frequency)
 
 
 def tiny_autoencoder(cfg: Config):
