@@ -73,7 +73,8 @@ class Trainer:
         n = store.text_shape[0] if store else 77
         if store and store.text_shape[1] != dv:
             raise ValueError("H_i and H_t widths differ in the embedding store")
-        self.parts = build_components(cfg, dv, m, n, manifest=pairs, work=self.out)
+        with self.acc.main_process_first():  # rank 0 trains and saves the tiny tokenizer; the others then load it
+            self.parts = build_components(cfg, dv, m, n, manifest=pairs, work=self.out)
         self.flip = flip_allowed(c.conditioning, c.flip)
         if c.gradient_checkpointing:
             self.parts["unet"].enable_gradient_checkpointing()
