@@ -75,7 +75,7 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
         squares = [Image.open(resolve(pairs, r["input_path"])).convert("RGB") for r in batch]
         kw, descs = {}, [r["description"] for r in batch]
         if needs_emb:
-            h_img, h_txt, h_len, descs = _embeddings(batch, emb_store, gen._describe, squares)
+            h_img, h_txt, h_len, descs = _embeddings(batch, emb_store, gen.describe, squares)
             kw = {"h_img": h_img, "h_txt": h_txt, "h_len": h_len}
         try:
             prompts = [mode_prompt(mode, r["label"], d) for r, d in zip(batch, descs)]

@@ -112,7 +112,8 @@ class FrameGenerator:
         self.vllm_dir = vllm_folder(model)
         self._vllm = None
 
-    def _describe(self, square: Image.Image, action: str, description: str | None):
+    def describe(self, square: Image.Image, action: str, description: str | None = None) -> tuple[str, dict]:
+        """(description — the VLLM's, or the given one —, its embeddings) for a square frame; the VLLM loads once."""
         from ..vllm.enrich import describe_and_embed
         from ..vllm.model import load_llava
 
@@ -135,7 +136,7 @@ class FrameGenerator:
                                      "tuned VLLM (a `vllm/` folder); train a `label` "
                                      "or `desc` model, or add the VLLM")
             else:
-                description, emb = self._describe(square, action, description)
+                description, emb = self.describe(square, action, description)
         prompt = mode_prompt(self.mode, action, description)
         s = self.sampling
         out = self.pipe(square, prompt, num_inference_steps=s.steps, condition_guidance_scale=s.condition_guidance,
