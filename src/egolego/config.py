@@ -82,6 +82,8 @@ class LdmConfig:
     # --- the tiny preset's UNet (built from scratch; the paper preset loads SD-1.5's)
     unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     unet_layers_per_block: int = 1
+    unet_attention: list[bool] = field(default_factory=lambda: [True, True, False])  # per level: transformer blocks?
+    unet_heads: int = 8  # attention heads per transformer block (diffusers' ``attention_head_dim``)
     conditioner_layers: int = 2
     conditioner_heads: int = 8
     conditioner_ffn: int = 128  # paper: 2048 (PyTorch's default, as the official code)
@@ -101,7 +103,7 @@ def tiny_recipe() -> LdmConfig:
     """
     return LdmConfig(autoencoder="unshuffle", objective="flow", prediction="sample", residual=True,
                      loss_weighting="change", lr=1e-3, warmup_steps=50, ema_decay=0.995, unet_channels=[64, 128, 128],
-                     steps=4, scheduler="flow_euler", condition_guidance=3.0, image_guidance=1.0)
+                     unet_attention=[False, True, False], unet_heads=2, steps=4, scheduler="flow_euler", condition_guidance=3.0, image_guidance=1.0)
 
 
 @dataclass

@@ -50,3 +50,26 @@ def test_instruct_pix2pix_layout_loads_as_is(tokenizer, tmp_path):
 def test_not_a_diffusers_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="diffusers folder"):
         load_paper_components(tmp_path)
+
+
+def test_unet_attention_levels_and_heads_come_from_the_config(tokenizer, tmp_path):
+    """ldm.unet_attention picks the levels with transformer blocks (mirrored on the way up); ldm.unet_heads the heads."""
+    from egolego import config
+    from egolego.ldm.build import build_components
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+    cfg = config.preset("tiny")
+    cfg.ldm.tokenizer, cfg.ldm.conditioning = str(tmp_path / "tok"), "desc"
+    cfg.ldm.unet_channels, cfg.ldm.unet_attention, cfg.ldm.unet_heads = [32, 64, 64], [False, True, False], 2
+    unet = build_components(cfg, vllm_dim=96, image_tokens=16)["unet"]
+    assert unet.config.down_block_types == ("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
+    assert unet.config.up_block_types == ("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
+    assert {m.heads for m in unet.modules() if m.__class__.__name__ == "Attention"} == {2}
+    cfg.ldm.unet_attention, cfg.ldm.unet_heads = [True, True, False], 4
+    unet = build_components(cfg, vllm_dim=96, image_tokens=16)["unet"]
+    assert unet.config.down_block_types[0] == "CrossAttnDownBlock2D"
+    assert {m.heads for m in unet.modules() if m.__class__.__name__ == "Attention"} == {4}
+    with pytest.raises(ValueError, match="unet_attention has 2 entries"):
+        tiny_unet(TinyShapes(unet_channels=(32, 64, 64), unet_attention=(True, False)))
+    with pytest.raises(ValueError, match="at least one level"):
+        tiny_unet(TinyShapes(unet_channels=(32, 64, 64), unet_attention=(False, False, False)))

@@ -102,7 +102,8 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
         tok = tiny_tokenizer(cfg, manifest, (work or Path(".")) / "tokenizer")
         vae = tiny_autoencoder(cfg)
         s = TinyShapes(image_size=cfg.image_size, latent_channels=latent_channels(vae),
-                       unet_channels=tuple(cfg.ldm.unet_channels), unet_layers_per_block=cfg.ldm.unet_layers_per_block)
+                       unet_channels=tuple(cfg.ldm.unet_channels), unet_layers_per_block=cfg.ldm.unet_layers_per_block,
+                       unet_attention=tuple(bool(a) for a in cfg.ldm.unet_attention), unet_heads=cfg.ldm.unet_heads)
         torch.manual_seed(cfg.ldm.seed)
         parts = {"tokenizer": tok, "text_encoder": tiny_text_encoder(tok, s), "vae": vae,
                  "unet": tiny_unet(s, downscale=downscale_factor(vae))}

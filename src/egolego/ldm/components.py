@@ -26,6 +26,8 @@ class TinyShapes:
     vae_channels: tuple[int, ...] = (16, 32, 64)
     unet_channels: tuple[int, ...] = (32, 64, 64)
     unet_layers_per_block: int = 1
+    unet_attention: tuple[bool, ...] = (True, True, False)  # per level, from the highest resolution down
+    unet_heads: int = 8
     text_dim: int = 64
     text_layers: int = 2
     text_heads: int = 4
@@ -41,15 +43,23 @@ def tiny_vae(s: TinyShapes = TinyShapes()) -> AutoencoderKL:
 
 def tiny_unet(s: TinyShapes = TinyShapes(), cross_attention_dim: int | None = None,
               downscale: int | None = None) -> UNet2DConditionModel:
-    """An 8-channel-style UNet: input [z_t ; E(X)] (2 x latent channels), output one latent."""
-    n = len(s.unet_channels)
-    down = ("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",)
-    up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1)
+    """An 8-channel-style UNet: input [z_t ; E(X)] (2 x latent channels), output one latent.
+
+    ``unet_attention`` says which levels hold (self + cross) attention blocks; the up path mirrors the down path.
+    At least one level must, or the conditioning would never reach the UNet.
+    """
+    if len(s.unet_attention) != len(s.unet_channels):
+        raise ValueError(f"ldm.unet_attention has {len(s.unet_attention)} entries, ldm.unet_channels "
+                         f"{len(s.unet_channels)}: give one true/false per level")
+    if not any(s.unet_attention):
+        raise ValueError("ldm.unet_attention: at least one level needs attention (the conditioning enters there)")
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in s.unet_attention)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(s.unet_attention))
     factor = downscale or 2 ** (len(s.vae_channels) - 1)
     return UNet2DConditionModel(sample_size=s.image_size // factor, in_channels=2 * s.latent_channels,
                                 out_channels=s.latent_channels, down_block_types=down, up_block_types=up,
                                 block_out_channels=s.unet_channels, layers_per_block=s.unet_layers_per_block,
-                                cross_attention_dim=cross_attention_dim or s.text_dim, attention_head_dim=8,
+                                cross_attention_dim=cross_attention_dim or s.text_dim, attention_head_dim=s.unet_heads,
                                 norm_num_groups=16)
 
 
