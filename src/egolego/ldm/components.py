@@ -40,13 +40,16 @@ def tiny_vae(s: TinyShapes = TinyShapes()) -> AutoencoderKL:
 
 
 def tiny_unet(s: TinyShapes = TinyShapes(), cross_attention_dim: int | None = None,
-              downscale: int | None = None) -> UNet2DConditionModel:
-    """An 8-channel-style UNet: input [z_t ; E(X)] (2 x latent channels), output one latent."""
+              downscale: int | None = None, image_input: bool = True) -> UNet2DConditionModel:
+    """An 8-channel-style UNet: input [z_t ; E(X)] (2 x latent channels), output one latent.
+
+    ``image_input=False``: a text-to-image UNet (input z_t only), as the SDEdit / ProxNPI baselines use.
+    """
     n = len(s.unet_channels)
     down = ("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",)
     up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1)
     factor = downscale or 2 ** (len(s.vae_channels) - 1)
-    return UNet2DConditionModel(sample_size=s.image_size // factor, in_channels=2 * s.latent_channels,
+    return UNet2DConditionModel(sample_size=s.image_size // factor, in_channels=(2 if image_input else 1) * s.latent_channels,
                                 out_channels=s.latent_channels, down_block_types=down, up_block_types=up,
                                 block_out_channels=s.unet_channels, layers_per_block=s.unet_layers_per_block,
                                 cross_attention_dim=cross_attention_dim or s.text_dim, attention_head_dim=8,
