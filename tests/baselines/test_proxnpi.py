@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from egolego.baselines.p2p import AttentionController, attention_control, prompt_mappings, token_mapping
-from egolego.baselines.proxnpi import (ProxNPI, ProxSettings, decode_latents, edit, encode_latents, invert,
-                                       proximal, source_prompt)
+from egolego.baselines.proxnpi import (
+    ProxNPI,
+    ProxSettings,
+    decode_latents,
+    edit,
+    encode_latents,
+    invert,
+    proximal,
+    source_prompt,
+)
 
 from .conftest import psnr
 

@@ -36,6 +36,7 @@ class SDEdit:
     @torch.no_grad()
     def __call__(self, pixels: torch.Tensor, labels: list[str], generators: list[torch.Generator]) -> torch.Tensor:
         """pixels (b, 3, H, W) in [-1, 1], labels (b,), one generator per image -> (b, 3, H, W) in [-1, 1]."""
-        out = self.pipe(prompt=list(labels), image=pixels, strength=self.s.strength, num_inference_steps=self.s.steps,
-                        guidance_scale=self.s.guidance, generator=generators, output_type="pt").images
-        return out * 2 - 1  # the pipeline returns [0, 1]
+        out = self.pipe(prompt=list(labels), image=(pixels + 1) / 2, strength=self.s.strength,
+                        num_inference_steps=self.s.steps, guidance_scale=self.s.guidance, generator=generators,
+                        output_type="pt").images
+        return out * 2 - 1  # diffusers takes and returns tensors in [0, 1]
