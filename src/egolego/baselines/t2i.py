@@ -28,9 +28,8 @@ from torch import nn
 from transformers import AutoTokenizer, CLIPTextModel
 
 from ..config import Config, preset, save
-from ..ldm.autoencoder import downscale_factor, latent_channels
-from ..ldm.build import SD_BETAS, check_recipe, tiny_autoencoder, tiny_tokenizer
-from ..ldm.components import TinyShapes, tiny_text_encoder, tiny_unet
+from ..ldm.autoencoder import downscale_factor
+from ..ldm.build import SD_BETAS, check_recipe, tiny_parts
 from ..ldm.train import Trainer
 from . import check_model_kind
 
@@ -102,14 +101,7 @@ def build_t2i_components(cfg: Config, manifest: str | Path | None = None, work: 
         unet.register_to_config(sample_size=cfg.image_size // downscale_factor(parts["vae"]))
         noise, sampler = t2i_schedulers(cfg, DDPMScheduler.load_config(str(base), subfolder="scheduler"))
     else:
-        tok = tiny_tokenizer(cfg, manifest, (work or Path(".")) / "tokenizer")
-        vae = tiny_autoencoder(cfg)
-        s = TinyShapes(image_size=cfg.image_size, latent_channels=latent_channels(vae),
-                       unet_channels=tuple(cfg.ldm.unet_channels), unet_layers_per_block=cfg.ldm.unet_layers_per_block)
-        text_encoder = tiny_text_encoder(tok, s)
-        torch.manual_seed(cfg.ldm.seed)
-        parts = {"tokenizer": tok, "text_encoder": text_encoder, "vae": vae,
-                 "unet": tiny_unet(s, downscale=downscale_factor(vae), image_input=False)}
+        parts = tiny_parts(cfg, manifest, work, image_input=False)
         noise, sampler = t2i_schedulers(cfg)
     d = parts["unet"].config.cross_attention_dim
     if parts["text_encoder"].config.hidden_size != d:
