@@ -2,8 +2,8 @@
 
 The input frame's latent is noised to strength s (the DDIM level round(s · steps) steps from the end) and denoised
 with the action label as the prompt and classifier-free guidance w. s trades faithfulness to the input (small s)
-for following the prompt (s → 1 is plain text-to-image). The defaults come from a sweep on the validation split
-(benchmarks/RESULTS.md, "SDEdit sweep").
+for following the prompt (s → 1 is plain text-to-image). The strength default is provisional: the validation sweep
+(benchmarks/sweep_sdedit.py) is written but has not run yet (benchmarks/RESULTS.md, "SDEdit sweep").
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def add_parsers(sub) -> None:
     add_sampling_flags(e)
     e.add_argument("--baseline", choices=("sdedit", "proxnpi"),
                    help="evaluate a baseline on --model, a text-to-image model (`train --conditioning t2i`)")
-    e.add_argument("--strength", type=float, help="SDEdit: noise strength in (0, 1] (default: the sweep's, README)")
+    e.add_argument("--strength", type=float, help="SDEdit: noise strength in (0, 1] (default 0.6, README)")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--limit", type=int, help="evaluate only the first N pairs")

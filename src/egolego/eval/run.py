@@ -60,7 +60,7 @@ class EvalArgs:
     bootstrap: int = 1000
     device: str | None = None  # where the model runs (None: CPU)
     baseline: str | None = None  # sdedit | proxnpi (egolego.baselines) on the t2i model in ``model``
-    strength: float | None = None  # SDEdit's noise strength (None: the sweep's default)
+    strength: float | None = None  # SDEdit's noise strength (None: SdeditSettings' default)
 
 
 def sampling_overrides(a: EvalArgs) -> dict:
