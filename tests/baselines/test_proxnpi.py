@@ -23,9 +23,9 @@ from .conftest import psnr
 STEPS = 10
 # Reconstruction threshold. With the source prompt as both the null text (NPI) and the edit prompt, the guided
 # source branch *is* DDIM sampling with that prompt, so reconstruction error comes only from DDIM inversion's
-# approximation ε(z_{t-1}, t) ≈ ε(z_t, t); the pixel-unshuffle autoencoder is lossless. On the tiny untrained model at
-# 10 steps it measured ~38 dB (a broken inversion, e.g. timesteps off by one step, gives < 20 dB); 30 dB leaves room.
-MIN_PSNR_DB = 30.0
+# approximation ε(z_{t-1}, t) ≈ ε(z_t, t); the pixel-unshuffle autoencoder is lossless. Measured with conv_out x 0.1:
+# 26.6 dB at 10 steps (conftest: the tamer x 0.05 model is used here; the full random model gives 8.8 dB).
+MIN_PSNR_DB = 25.0
 
 
 def _reconstruct(pipe, x, label, settings):

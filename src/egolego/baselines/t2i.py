@@ -75,7 +75,7 @@ def check_t2i_recipe(cfg: Config) -> None:
 def t2i_schedulers(cfg: Config, sched_cfg: dict | None = None) -> tuple[DDPMScheduler, DDIMScheduler]:
     """(training noise scheduler, DDIM sampler) on SD's betas (or the base model's), with the recipe's prediction."""
     sched_cfg = {**(sched_cfg or SD_BETAS), "prediction_type": cfg.ldm.prediction}
-    ddim = DDIMScheduler.from_config({**sched_cfg, "clip_sample": False, "set_alpha_to_one": False})
+    ddim = DDIMScheduler.from_config({**sched_cfg, "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1})
     return DDPMScheduler.from_config(sched_cfg), ddim
 
 
