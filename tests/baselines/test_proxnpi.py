@@ -51,10 +51,11 @@ def test_proximal_guidance_reconstructs_at_least_as_well(t2i_pipe, frame):
     prox = ProxSettings(steps=STEPS, prox="l0", recon_lr=0.5, recon_t=1000)
     p_plain = psnr(_reconstruct(t2i_pipe, frame, "red cup", plain)[0], frame)
     p_prox = psnr(_reconstruct(t2i_pipe, frame, "red cup", prox)[0], frame)
-    assert p_prox >= p_plain
-    # and a pull away from the inverted path (a sign error) would be worse: the comparison can fail
-    p_bad = psnr(_reconstruct(t2i_pipe, frame, "red cup", replace(prox, recon_lr=-0.5))[0], frame)
-    assert p_bad < p_plain
+    print(f"PSNR plain {p_plain:.2f} proximal {p_prox:.2f}")
+    assert p_prox >= p_plain + 1.0  # the pull towards the inverted path does something, and helps
+    # without the pull (recon_lr 0) the proximal run is the plain one: the gain above comes from it
+    p_off = psnr(_reconstruct(t2i_pipe, frame, "red cup", replace(prox, recon_lr=0.0))[0], frame)
+    assert abs(p_off - p_plain) < 0.5
 
 
 def test_proximal_operators():

@@ -58,7 +58,7 @@ def test_t2i_recipe_refuses_what_cannot_work():
     cfg = t2i_config(config.preset("tiny"))  # the tiny editing recipe's keys become the t2i recipe
     assert (cfg.ldm.objective, cfg.ldm.residual, cfg.ldm.loss_weighting, cfg.ldm.steps) == ("ddpm", False, "none", 20)
     for key, value, words in (("residual", True, "ldm.residual"), ("loss_weighting", "change", "ldm.loss_weighting"),
-                              ("scheduler", "euler_a", "ldm.scheduler"), ("objective", "flow", "ldm.objective")):
+                              ("scheduler", "dpm++", "ldm.scheduler"), ("objective", "flow", "ldm.objective")):
         paper = config.preset("paper")
         setattr(paper.ldm, key, value)
         if key == "objective":
@@ -92,7 +92,7 @@ def test_baseline_errors_name_the_flag(t2i_run, t2i_pairs, tmp_path, capsys):
     (lego / "model_index.json").write_text(json.dumps({"_class_name": "LegoPipeline"}))
     with pytest.raises(ValueError, match="--baseline sdedit.*LegoPipeline"):
         check_model_kind(lego, "sdedit")
-    with pytest.raises(ValueError, match="--baseline sdedit or --baseline proxnpi"):
+    with pytest.raises(ValueError, match="--baseline proxnpi or --baseline sdedit"):
         check_model_kind(t2i_run / "model", None)
     check_model_kind(t2i_run / "model", "proxnpi")
     common = ["--pairs", str(t2i_pairs), "--metrics", "psnr", "--quiet", "--out", str(tmp_path / "e")]
