@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pairs", required=True, help="pairs manifest folder")
     tr.add_argument("--embeddings", help="embedding store (needed by desc+img, desc+txt, lego)")
     tr.add_argument("--preset", choices=["tiny", "paper"], help="default tiny (or the config file's)")
-    tr.add_argument("--conditioning", help="label | desc | desc+img | desc+txt | lego (default lego)")
+    tr.add_argument("--conditioning", help="label | desc | desc+img | desc+txt | lego (default lego) | t2i "
+                    "(the text-to-image model of the SDEdit / ProxNPI baselines)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.jsonl, model/")
     tr.add_argument("--max-steps", type=int)
     tr.add_argument("--batch-size", type=int)

@@ -200,8 +200,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     c = cfg.ldm
     for flag, value in (("--max-steps", a.max_steps), ("--batch-size", a.batch_size)):
         _positive(value, flag)
-    if a.conditioning and a.conditioning not in MODES:
-        raise CliError(f"--conditioning must be one of {', '.join(MODES)}, got {a.conditioning!r}")
+    if a.conditioning and a.conditioning not in (*MODES, "t2i"):
+        raise CliError(f"--conditioning must be one of {', '.join(MODES)}, t2i; got {a.conditioning!r}")
     for key, value in (("conditioning", a.conditioning), ("max_steps", a.max_steps), ("batch_size", a.batch_size),
                        ("vae", a.vae), ("base", a.base), ("tokenizer", a.tokenizer), ("seed", a.seed)):
         if value is not None:
@@ -211,6 +211,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         _existing(path, flag, "path")  # --pairs may name the folder or its pairs.parquet
     from .ldm.train import Trainer
 
+    if c.conditioning == "t2i":  # the text-to-image model of the SDEdit / ProxNPI baselines
+        from .baselines.t2i import TextToImageTrainer as Trainer
     try:
         trainer = Trainer(cfg, a.pairs, a.embeddings, _writable_dir(Path(a.out), "--out"))
         r = trainer.run(resume=a.resume)

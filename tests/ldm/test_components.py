@@ -73,3 +73,22 @@ def test_unet_attention_levels_and_heads_come_from_the_config(tokenizer, tmp_pat
         tiny_unet(TinyShapes(unet_channels=(32, 64, 64), unet_attention=(True, False)))
     with pytest.raises(ValueError, match="at least one level"):
         tiny_unet(TinyShapes(unet_channels=(32, 64, 64), unet_attention=(False, False, False)))
+
+
+def test_ldm_seed_reaches_the_tiny_unet_weights(tokenizer, tmp_path):
+    """ψ is seeded on its own (the same frozen encoder for every run); the UNet follows ldm.seed."""
+    from egolego import config
+    from egolego.ldm.build import build_components
+
+    tokenizer.save_pretrained(tmp_path / "tok")
+
+    def parts(seed):
+        cfg = config.preset("tiny")
+        cfg.ldm.tokenizer, cfg.ldm.conditioning, cfg.ldm.seed, cfg.ldm.residual = str(tmp_path / "tok"), "desc", seed, False
+        return build_components(cfg, vllm_dim=96, image_tokens=16)
+
+    a, b, c = parts(0), parts(0), parts(1)
+    assert torch.equal(a["unet"].conv_in.weight, b["unet"].conv_in.weight)
+    assert not torch.equal(a["unet"].conv_in.weight, c["unet"].conv_in.weight)
+    psi = [p["text_encoder"].get_input_embeddings().weight for p in (a, c)]
+    assert torch.equal(*psi)

@@ -20,6 +20,9 @@ def add_parsers(sub) -> None:
     e.add_argument("--metrics", default=",".join(ALL_METRICS), help=f"comma list of {','.join(ALL_METRICS)}")
     e.add_argument("--weights-dir", help="folder with the metric weights (README: Evaluation weights)")
     add_sampling_flags(e)
+    e.add_argument("--baseline", choices=("sdedit", "proxnpi"),
+                   help="evaluate a baseline on --model, a text-to-image model (`train --conditioning t2i`)")
+    e.add_argument("--strength", type=float, help="SDEdit: noise strength in (0, 1] (default 0.6, README)")
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--limit", type=int, help="evaluate only the first N pairs")
@@ -63,7 +66,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
                     batch_size=a.batch_size, seed=a.seed, limit=a.limit, store=Path(a.store) if a.store else None,
                     name=a.name, tag=a.tag, egosynth=Path(a.egosynth) if a.egosynth else None,
                     feature_vae=Path(a.feature_vae) if a.feature_vae else None, caption_text=a.caption_text,
-                    new_actions=a.new_actions, **sampling_args(a))
+                    new_actions=a.new_actions, baseline=a.baseline, strength=a.strength, **sampling_args(a))
     try:
         evaluate(args, progress=not a.quiet)
     except (FileNotFoundError, ValueError) as e:

@@ -1,6 +1,6 @@
 """Generate the action frame of every evaluated pair, resumably: ``EVAL/images/<pair_id>.png``.
 
-A method is a LEGO model folder, or one of two references that need no model: ``input`` (copy the input frame,
+A method is a LEGO model folder, a baseline (SDEdit / ProxNPI on a text-to-image model folder), or one of two references that need no model: ``input`` (copy the input frame,
 the "nothing happens" baseline) and ``target`` (the ground truth itself, an upper bound for sanity).
 Each image is written atomically, so a killed run regenerates only what is missing; each pair has its own
 seeded generator, so the result does not depend on the batch size or on where a run was resumed.
@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import atomic_path
+from ..baselines import BASELINES
 from ..data.manifest import resolve
 from ..names import safe_name
 
@@ -58,6 +59,10 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
     from ..vllm.store import EmbeddingStore
 
     gen = generator or FrameGenerator(method, **sampling)
+    if gen.mode in BASELINES:  # SDEdit / ProxNPI (a BaselineGenerator): label prompts, no embeddings
+        from ..baselines.frames import write_baseline_set
+
+        return write_baseline_set(gen, pairs, todo, len(rows), img_dir, batch_size, seed, progress, _save)
     pipe, mode, s = gen.pipe, gen.mode, gen.sampling
     needs_emb = any(mode_uses(mode))
     emb_store = EmbeddingStore(store) if (needs_emb and store is not None) else None

@@ -21,7 +21,7 @@ from PIL import Image
 from ..atomic import write_text
 from ..data.manifest import read_manifest, resolve
 from .generate_set import REFERENCES, safe_name
-from .tables import METRICS, EvalRun, ablation_runs, load_run, table, transition_bins
+from .tables import METRICS, EvalRun, ablation_runs, load_run, paper_order, table, transition_bins
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
@@ -171,7 +171,7 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
                  sections: list[tuple[str, str]] = ()) -> Path:
     """``votes``: a user-study database (`egolego study`); ``sections``: extra (heading, HTML) blocks placed after
     the tables (``egolego reproduce``'s paired tests)."""
-    runs = [load_run(f) for f in folders]
+    runs = paper_order([load_run(f) for f in folders])  # every section lists the methods in the paper's order
     comp = table(runs)
     abl = ablation_runs(runs)
     parts = [f"<h1>{html.escape(title)}</h1>"]

@@ -25,6 +25,7 @@ from PIL import Image
 
 from ..atomic import atomic_path
 from ..atomic import write_json as atomic_json
+from ..baselines import BASELINES, DISPLAY, check_model_kind
 from ..data.manifest import read_manifest, resolve
 from . import weights as W
 from .generate_set import REFERENCES, generate_set, safe_name
@@ -36,7 +37,7 @@ ALL_METRICS = ("psnr", "ssim", "lpips", "fid", "clip", "egovlp", "blip", "action
 
 @dataclass
 class EvalArgs:
-    model: str  # a LEGO model folder, or "input" / "target"
+    model: str  # a LEGO model folder, or "input" / "target"; with ``baseline``, a text-to-image model folder
     pairs: Path
     out: Path
     split: str = "test"
@@ -58,6 +59,8 @@ class EvalArgs:
     new_actions: int = 6
     bootstrap: int = 1000
     device: str | None = None  # where the model runs (None: CPU)
+    baseline: str | None = None  # sdedit | proxnpi (egolego.baselines) on the t2i model in ``model``
+    strength: float | None = None  # SDEdit's noise strength (None: SdeditSettings' default)
 
 
 def sampling_overrides(a: EvalArgs) -> dict:
@@ -145,7 +148,7 @@ def _egosynth_metrics(a: EvalArgs, mode: str, rows: list[dict], fakes: list, col
     if "desc_acc" in a.metrics and mode not in REFERENCES:
         from ..synth.describe import description_accuracy
 
-        texts = [r["label"] if mode == "label" else r["description"] for r in rows]
+        texts = [r["label"] if mode in ("label", *BASELINES) else r["description"] for r in rows]
         ds = [description_accuracy(t, truth[r["pair_id"]]) if r["pair_id"] in truth else None
               for t, r in zip(texts, rows)]
         for k in ("hand", "object", "position", "all"):
@@ -165,10 +168,17 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
         raise ValueError(f"{a.pairs}: no pairs in split {a.split!r}")
     rows = rows[:a.limit] if a.limit else rows
     a.out.mkdir(parents=True, exist_ok=True)
-    name = a.name or (a.model if a.model in REFERENCES else Path(a.model).parent.name or Path(a.model).name)
+    name = a.name or (a.model if a.model in REFERENCES else DISPLAY.get(a.baseline or "") or Path(a.model).parent.name
+                      or Path(a.model).name)
+    check_model_kind(a.model, a.baseline)
 
     frames = None
-    if a.model not in REFERENCES:
+    if a.baseline:
+        from ..baselines.frames import BaselineGenerator
+
+        frames = BaselineGenerator(a.model, a.baseline, a.device, strength=a.strength, **sampling_overrides(a))
+        _log(f"{name}: generating {len(rows)} frames ({frames.sampling})", progress)
+    elif a.model not in REFERENCES:
         from ..ldm.generate import FrameGenerator
 
         frames = FrameGenerator(a.model, device=a.device, **sampling_overrides(a))
@@ -303,7 +313,7 @@ def new_actions(a: EvalArgs, frames, rows: list[dict], progress: bool) -> dict |
     the same ``FrameGenerator``, loaded once)."""
     from ..ldm.generate import open_image
 
-    if frames.mode != "label" and frames.vllm_dir is None:
+    if frames.mode not in ("label", *BASELINES) and frames.vllm_dir is None:
         _log("new actions: skipped (the model folder has no tuned VLLM to describe new actions)", progress)
         return None
     base = rows[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from ..baselines import BASELINES
 from .generate_set import REFERENCES
 from .stats import equal_count_bins
 
@@ -25,6 +26,7 @@ METRICS = [("clip", "CLIP", False), ("egovlp", "EgoVLP", False), ("egovlp_plus",
            ("action_state", "state ok", False), ("action_all", "action acc.", False),
            ("desc_acc_all", "desc. acc.", False)]
 MODE_ORDER = ["label", "desc", "desc+img", "desc+txt", "lego"]
+PAPER_ORDER = [*BASELINES, *MODE_ORDER]  # Tab. 1's rows: ProxNPI, SDEdit, IP2P (label), …, LEGO
 
 
 @dataclass
@@ -84,6 +86,18 @@ def table(runs: list[EvalRun]) -> dict:
     for r in runs:
         rows.append((r.name, [_fmt(r.value(m), m) for m, _, _ in cols]))
     return {"columns": cols, "rows": rows, "best": best}
+
+
+def paper_order(runs: list[EvalRun]) -> list[EvalRun]:
+    """The methods in the paper's row order (ProxNPI, SDEdit, IP2P, LEGO; other modes after, in the given order);
+    the `input` / `target` references keep their places."""
+    slots = [i for i, r in enumerate(runs) if r.info["mode"] not in REFERENCES]
+    methods = sorted((runs[i] for i in slots), key=lambda r: PAPER_ORDER.index(r.info["mode"])
+                     if r.info["mode"] in PAPER_ORDER else len(PAPER_ORDER))
+    out = list(runs)
+    for i, r in zip(slots, methods):
+        out[i] = r
+    return out
 
 
 def ablation_runs(runs: list[EvalRun]) -> list[EvalRun]:

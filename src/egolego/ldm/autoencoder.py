@@ -23,8 +23,13 @@ class PixelUnshuffleAutoencoder(ModelMixin, ConfigMixin):
     """Pixels in [-1, 1] (B, 3, H, W) <-> "latents" (B, 3·f², H/f, W/f), exactly invertible."""
 
     @register_to_config
-    def __init__(self, in_channels: int = 3, downscale_factor: int = 4, scaling_factor: float = 1.0):
+    def __init__(self, in_channels: int = 3, downscale_factor: int = 4, scaling_factor: float = 1.0,
+                 block_out_channels: list[int] | None = None):
         super().__init__()
+        if block_out_channels is None:  # only its length is read: diffusers' Stable Diffusion pipelines size images
+            # by 2 ** (len(vae.config.block_out_channels) - 1), which must equal the downscale factor
+            levels = int(downscale_factor).bit_length()  # f = 2 ** (levels - 1) for a power of two
+            self.register_to_config(block_out_channels=[in_channels] * levels)
         # no weights: a buffer gives the module a device and a dtype, as the pipeline expects of its parts
         self.register_buffer("anchor", torch.zeros(1), persistent=True)
 

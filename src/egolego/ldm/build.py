@@ -49,6 +49,19 @@ def tiny_autoencoder(cfg: Config):
     return AutoencoderKL.from_pretrained(cfg.ldm.vae, local_files_only=True)
 
 
+def tiny_parts(cfg: Config, manifest: str | Path | None, work: Path | None, image_input: bool = True) -> dict:
+    """The tiny preset's tokenizer, text encoder ψ, autoencoder and UNet (``image_input=False``: text-to-image)."""
+    tok = tiny_tokenizer(cfg, manifest, (work or Path(".")) / "tokenizer")
+    vae = tiny_autoencoder(cfg)
+    s = TinyShapes(image_size=cfg.image_size, latent_channels=latent_channels(vae),
+                   unet_channels=tuple(cfg.ldm.unet_channels), unet_layers_per_block=cfg.ldm.unet_layers_per_block,
+                   unet_attention=tuple(bool(a) for a in cfg.ldm.unet_attention), unet_heads=cfg.ldm.unet_heads)
+    text_encoder = tiny_text_encoder(tok, s)  # seeds itself: the frozen random ψ is the same for every ldm.seed
+    torch.manual_seed(cfg.ldm.seed)  # after ψ, so that ldm.seed does reach the UNet's initial weights
+    return {"tokenizer": tok, "text_encoder": text_encoder, "vae": vae,
+            "unet": tiny_unet(s, downscale=downscale_factor(vae), image_input=image_input)}
+
+
 PREDICTIONS = {"ddpm": ("epsilon", "v_prediction", "sample"), "flow": ("sample", "velocity")}
 
 
@@ -99,14 +112,7 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
         parts["unet"].register_to_config(sample_size=cfg.image_size // downscale_factor(parts["vae"]))
         noise, sampler = schedulers(cfg, DDPMScheduler.load_config(cfg.ldm.base, subfolder="scheduler"))
     else:
-        tok = tiny_tokenizer(cfg, manifest, (work or Path(".")) / "tokenizer")
-        vae = tiny_autoencoder(cfg)
-        s = TinyShapes(image_size=cfg.image_size, latent_channels=latent_channels(vae),
-                       unet_channels=tuple(cfg.ldm.unet_channels), unet_layers_per_block=cfg.ldm.unet_layers_per_block,
-                       unet_attention=tuple(bool(a) for a in cfg.ldm.unet_attention), unet_heads=cfg.ldm.unet_heads)
-        torch.manual_seed(cfg.ldm.seed)
-        parts = {"tokenizer": tok, "text_encoder": tiny_text_encoder(tok, s), "vae": vae,
-                 "unet": tiny_unet(s, downscale=downscale_factor(vae))}
+        parts = tiny_parts(cfg, manifest, work)
         noise, sampler = schedulers(cfg)
     if cfg.ldm.residual:
         zero_last_conv(parts["unet"])

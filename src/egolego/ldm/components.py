@@ -42,11 +42,12 @@ def tiny_vae(s: TinyShapes = TinyShapes()) -> AutoencoderKL:
 
 
 def tiny_unet(s: TinyShapes = TinyShapes(), cross_attention_dim: int | None = None,
-              downscale: int | None = None) -> UNet2DConditionModel:
+              downscale: int | None = None, image_input: bool = True) -> UNet2DConditionModel:
     """An 8-channel-style UNet: input [z_t ; E(X)] (2 x latent channels), output one latent.
 
     ``unet_attention`` says which levels hold (self + cross) attention blocks; the up path mirrors the down path.
-    At least one level must, or the conditioning would never reach the UNet.
+    At least one level must, or the conditioning would never reach the UNet. ``image_input=False``: a
+    text-to-image UNet (input z_t only), as the SDEdit / ProxNPI baselines use.
     """
     if len(s.unet_attention) != len(s.unet_channels):
         raise ValueError(f"ldm.unet_attention has {len(s.unet_attention)} entries, ldm.unet_channels "
@@ -56,7 +57,7 @@ def tiny_unet(s: TinyShapes = TinyShapes(), cross_attention_dim: int | None = No
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in s.unet_attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(s.unet_attention))
     factor = downscale or 2 ** (len(s.vae_channels) - 1)
-    return UNet2DConditionModel(sample_size=s.image_size // factor, in_channels=2 * s.latent_channels,
+    return UNet2DConditionModel(sample_size=s.image_size // factor, in_channels=(2 if image_input else 1) * s.latent_channels,
                                 out_channels=s.latent_channels, down_block_types=down, up_block_types=up,
                                 block_out_channels=s.unet_channels, layers_per_block=s.unet_layers_per_block,
                                 cross_attention_dim=cross_attention_dim or s.text_dim, attention_head_dim=s.unet_heads,

@@ -30,7 +30,6 @@ from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_chec
 from ..config import Config, save
 from ..data.manifest import read_manifest, resolve
 from .build import build_components
-from .conditioner import mode_uses
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
 from .pipeline import LegoPipeline
 
@@ -66,19 +65,18 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         c = cfg.ldm
         self.acc = Accelerator(mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.grad_accum)
-        self.ds = LegoPairs(pairs, "train", embeddings, c.conditioning, cfg.image_size)
-        use_img, use_txt = mode_uses(c.conditioning)
+        self.ds = LegoPairs(pairs, "train", embeddings, self.data_mode, cfg.image_size)
         store = self.ds.store
         m, dv = store.image_shape if store else (1, 1)
         n = store.text_shape[0] if store else 77
         if store and store.text_shape[1] != dv:
             raise ValueError("H_i and H_t widths differ in the embedding store")
         with self.acc.main_process_first():  # rank 0 trains and saves the tiny tokenizer; the others then load it
-            self.parts = build_components(cfg, dv, m, n, manifest=pairs, work=self.out)
-        self.flip = flip_allowed(c.conditioning, c.flip)
+            self.parts = self.build_parts(dv, m, n, pairs)
+        self.flip = flip_allowed(self.data_mode, c.flip)
         if c.gradient_checkpointing:
             self.parts["unet"].enable_gradient_checkpointing()
-        self.model = LegoDenoiser(self.parts["unet"], self.parts["conditioner"]).train()
+        self.model = self.make_model().train()
         self.ema = EMAModel(list(self.model.parameters()), decay=c.ema_decay)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr)
         # a prepared scheduler steps once per process per call (accelerate), hence the warm-up x processes
@@ -89,6 +87,20 @@ class Trainer:
         self.ema.to(self.dev)  # prepare() moved the model; the EMA shadows must follow (diffusers does the same)
         self._cache_text()
         self._cache_latents()
+
+    # ------------------------------------------------------------------ what a subclass may change
+    # (baselines/t2i.py trains a text-to-image model with this loop: label prompts, a UNet without the image input)
+
+    @property
+    def data_mode(self) -> str:
+        """The dataset's conditioning mode (which text the prompts are, which embeddings are loaded)."""
+        return self.cfg.ldm.conditioning
+
+    def build_parts(self, vllm_dim: int, image_tokens: int, text_tokens: int, pairs) -> dict:
+        return build_components(self.cfg, vllm_dim, image_tokens, text_tokens, manifest=pairs, work=self.out)
+
+    def make_model(self) -> nn.Module:
+        return LegoDenoiser(self.parts["unet"], self.parts["conditioner"])
 
     # ------------------------------------------------------------------ caches (frozen parts run once)
 
