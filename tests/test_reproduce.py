@@ -1,4 +1,4 @@
-"""`egolego reproduce` end to end at the smallest size: six models, the references, the paired section, resume."""
+"""`egolego reproduce` end to end at the smallest size: six models + the baselines, references, paired section, resume."""
 
 import json
 
@@ -19,6 +19,10 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
         info = json.loads((seed / "eval" / name / "eval.json").read_text())
         assert info["n"] == 4 and {"psnr", "ssim", "action_all", "desc_acc_all"} <= set(info["metrics"])
     assert json.loads((seed / "eval" / "lego-untuned" / "eval.json").read_text())["tag"] == "untuned VLLM"
+    for baseline, name in (("sdedit", "SDEdit"), ("proxnpi", "ProxNPI")):  # on the text-to-image model
+        info = json.loads((seed / "eval" / baseline / "eval.json").read_text())
+        assert (info["name"], info["mode"], info["n"]) == (name, baseline, 4)
+    assert (seed / "ldm_t2i" / "model" / "model_index.json").exists()
     # the untuned VLLM wrote its own descriptions into its own copy of the manifest, not into the tuned one
     from egolego.data.manifest import read_manifest
 
@@ -27,11 +31,12 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
     assert tuned.keys() == untuned.keys() and tuned != untuned
     html = (seed / "report.html").read_text()
     assert "Paired: lego − label" in html and "twin scenes" in html and "Ablation: conditioning" in html
+    assert html.index("ProxNPI") < html.index("SDEdit") < html.index("lego-untuned")  # the paper's column order
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps_per_model"] == 3 and "action_all/all pairs" in summary["seeds"]["0"]["paired"]
     assert "reproduce: seed 0:" in capsys.readouterr().out
     main(args)  # a rerun reuses every stage
-    assert capsys.readouterr().out.count("reused") >= 6 + 2 + 5
+    assert capsys.readouterr().out.count("reused") >= 7 + 4 + 5
 
 
 def test_paired_section_and_twins(tmp_path):

@@ -6,7 +6,9 @@ recipe and the same number of steps — ``label`` (the InstructPix2Pix baseline)
 each evaluated on the same test pairs with PSNR, SSIM, the EgoSynth action judge and the description accuracy, next
 to the two references (copy the input; the ground truth). ``report.html`` holds the tables, the transition-time plot
 and paired bootstrap intervals for lego − label, overall and on *twin scenes* (another object of the target's kind
-in the scene, so the label alone is ambiguous). Every stage is resumable: rerun the same command after a kill.
+in the scene, so the label alone is ambiguous). With ``baselines`` (the default) a text-to-image model is trained on the same pairs for the same steps and SDEdit
+and ProxNPI (``egolego.baselines``) run on it, so the comparison table has the paper's four methods. Every stage is
+resumable: rerun the same command after a kill.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ RUNS = [("label", "label", ""), ("desc", "desc", ""), ("desc+img", "desc+img", "
 METRICS = ("psnr", "ssim", "action", "desc_acc")
 
 
-def steps_for(minutes: float, seeds: int, device: str, steps_per_s: float | None = None) -> int:
+def steps_for(minutes: float, seeds: int, device: str, steps_per_s: float | None = None, baselines: bool = True) -> int:
     """LDM steps per model so that the whole command fits ``minutes``: training is budgeted ~70 % of the time,
-    shared by 6 models per seed, at a measured rate (2-core CPU: ~2.5 steps/s with the tiny recipe)."""
-    rate = steps_per_s or (2.5 if device == "cpu" else 25.0)
-    return max(20, int(minutes * 60 * 0.7 / (len(RUNS) * seeds) * rate))
+    shared by the 6 LEGO-family models per seed (+ the baselines' text-to-image model), at a measured rate (2-core
+    CPU: ~4 steps/s with the tiny recipe)."""
+    rate = steps_per_s or (4.0 if device == "cpu" else 25.0)
+    return max(20, int(minutes * 60 * 0.7 / ((len(RUNS) + baselines) * seeds) * rate))
 
 
 def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
@@ -98,7 +101,9 @@ def paired_section(evals: dict[str, Path], twins: set[str], a: str = "lego", b: 
     return body, result
 
 
-def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dict, device: str) -> dict:
+def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dict, device: str,
+             baselines: bool = True) -> dict:
+    from .baselines import BASELINES, DISPLAY
     from .eval.run import EvalArgs, evaluate
     from .eval.tables import load_run
 
@@ -115,6 +120,13 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
                                      store=store, name=name, tag=tag, egosynth=p.data, batch_size=32,
                                      new_actions=6 if name in ("label", "lego") else 0, device=device, **sampling),
                             evaluate, load_run)
+    if baselines:  # SDEdit and ProxNPI on one text-to-image model trained on the same pairs for the same steps
+        t2i = train_ldm(copy.deepcopy(cfg), p, "t2i", steps, root / "ldm_t2i")
+        for baseline in BASELINES:
+            evals[DISPLAY[baseline]] = _eval(EvalArgs(model=str(t2i), pairs=p.pairs, out=root / "eval" / baseline,
+                                                      metrics=METRICS, limit=test_pairs, name=DISPLAY[baseline],
+                                                      baseline=baseline, egosynth=p.data, batch_size=32,
+                                                      new_actions=6, device=device), evaluate, load_run)
     for name, ref in (("input copy", "input"), ("ground truth", "target")):
         evals[name] = _eval(EvalArgs(ref, p.pairs, root / "eval" / name.replace(" ", "_"), metrics=METRICS,
                                      limit=test_pairs, name=name, egosynth=p.data), evaluate, load_run)
@@ -136,13 +148,14 @@ def _eval(args, evaluate, load_run) -> Path:
 
 
 def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1, device: str = "cpu",
-                  test_pairs: int = 96, steps: int | None = None, sampling: dict | None = None) -> dict:
+                  test_pairs: int = 96, steps: int | None = None, sampling: dict | None = None,
+                  baselines: bool = True) -> dict:
     """Train, evaluate and report every seed; returns {seed: {"report", "paired"}} and writes summary.json."""
     saved = os.environ.get("ACCELERATE_USE_CPU")
     if device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a GPU when there is one
     try:
-        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling)
+        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines)
     finally:
         if saved is None:
             os.environ.pop("ACCELERATE_USE_CPU", None)
@@ -151,18 +164,19 @@ def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1,
 
 
 def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_pairs: int, steps: int | None,
-         sampling: dict | None) -> dict:
+         sampling: dict | None, baselines: bool) -> dict:
     from .eval.report import build_report
 
     TIMINGS.clear()
-    steps = steps or steps_for(minutes, seeds, device)
+    steps = steps or steps_for(minutes, seeds, device, baselines=baselines)
     summary = {"steps_per_model": steps, "device": device, "seeds": {}}
     for k in range(seeds):
         c = copy.deepcopy(cfg)
         c.synth.seed = cfg.synth.seed + k
         root = out / f"seed{c.synth.seed}"
-        print(f"[reproduce] EgoSynth seed {c.synth.seed}: 6 models x {steps} steps -> {root}", flush=True)
-        r = run_seed(c, root, steps, test_pairs, sampling or {}, device)
+        print(f"[reproduce] EgoSynth seed {c.synth.seed}: {len(RUNS) + baselines} models x {steps} steps -> {root}",
+              flush=True)
+        r = run_seed(c, root, steps, test_pairs, sampling or {}, device, baselines)
         body, paired = paired_section(r["evals"], r["twins"])
         report = build_report(list(r["evals"].values()), root / "report.html",
                               f"egolego reproduce: EgoSynth seed {c.synth.seed}, tiny preset",

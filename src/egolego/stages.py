@@ -133,6 +133,8 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
     ``pairs`` default to the prepared ones (``reproduce`` passes the untuned VLLM's)."""
     from .ldm.train import Trainer
 
+    if mode == "t2i":  # the text-to-image model of the SDEdit / ProxNPI baselines (its own recipe, same trainer)
+        from .baselines.t2i import TextToImageTrainer as Trainer  # noqa: N813
     c = cfg.ldm
     with Stage(f"LDM: train `{mode}` ({steps} steps of {c.batch_size}, {c.objective} / {c.prediction}"
                f"{' residual' if c.residual else ''}, autoencoder {c.autoencoder})") as s:
