@@ -25,10 +25,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import yaml  # noqa: E402
 
 from egolego import config  # noqa: E402
-from egolego.data.manifest import pairs_from_egosynth  # noqa: E402
 from egolego.eval.run import EvalArgs, evaluate  # noqa: E402
 from egolego.ldm.train import Trainer  # noqa: E402
 from egolego.synth.dataset import SynthArgs, generate  # noqa: E402
+from egolego.synth.pairs import pairs_from_egosynth  # noqa: E402
 
 
 def overrides(items: list[str]) -> dict:

@@ -58,7 +58,7 @@ def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
 
 def twin_ids(rows: list[dict], egosynth: Path) -> set[str]:
     """Pairs whose scene holds another object of the target's kind (the label alone cannot say which)."""
-    from .eval.run import truth_by_pair_id
+    from .synth.pairs import truth_by_pair_id
 
     truth = truth_by_pair_id(egosynth)
     out = set()

@@ -15,7 +15,7 @@ PAIRS_N = 4  # pairs evaluated by each run
 
 @pytest.fixture(scope="session")
 def app_pairs(small_dataset, tmp_path_factory):
-    from egolego.data.manifest import pairs_from_egosynth
+    from egolego.synth.pairs import pairs_from_egosynth
 
     d = tmp_path_factory.mktemp("app_pairs")
     pairs_from_egosynth(small_dataset, d)

@@ -123,7 +123,7 @@ def test_exporters(small_dataset, tmp_path):
     from PIL import Image
 
     from egolego.data.export import export_ip2p, export_lego
-    from egolego.data.manifest import pairs_from_egosynth
+    from egolego.synth.pairs import pairs_from_egosynth
     pairs = tmp_path / "pairs"
     pairs_from_egosynth(small_dataset, pairs)
     rows = read_manifest(pairs)

@@ -9,9 +9,10 @@ import pytest
 
 from egolego.cli import main
 from egolego.data.build import BuildArgs, build
-from egolego.data.manifest import FILE, pairs_from_egosynth, read_manifest, resolve
+from egolego.data.manifest import FILE, read_manifest, resolve
 from egolego.data.sources import ParseReport, parse_ego4d, parse_epic, read_video_info
 from egolego.names import is_safe_name, safe_name
+from egolego.synth.pairs import pairs_from_egosynth
 
 
 @pytest.fixture()

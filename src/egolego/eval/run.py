@@ -89,20 +89,6 @@ def egosynth_root(pairs: Path, given: Path | None) -> Path | None:
     return None
 
 
-def truth_by_pair_id(root: Path) -> dict[str, dict]:
-    from ..synth.dataset import load_truth
-    from ..synth.ego4d_writer import _uid
-
-    out = {}
-    for t in load_truth(root):  # pair ids of the EPIC build, the Ego4D build and the oracle pairs
-        if "epic" in t:
-            out[t["epic"]["narration_id"]] = t
-        if "ego4d" in t:
-            out[_uid(t["ego4d"]["video_uid"], t["action_id"])] = t
-        out[t["action_id"]] = t
-    return out
-
-
 def _per_pair(fn, xs: list, ys: list, batch: int) -> list[float]:
     """``fn`` over aligned batches of ``xs`` and ``ys``, flattened to one float per pair."""
     return [float(v) for xb, yb in zip(_batches(xs, batch), _batches(ys, batch)) for v in fn(xb, yb)]
@@ -135,6 +121,8 @@ def _egosynth_metrics(a: EvalArgs, mode: str, rows: list[dict], fakes: list, col
         for m in {"action", "desc_acc"} & set(a.metrics):
             skip(m, "the pairs do not come from EgoSynth (or pass --egosynth DIR)")
         return
+    from ..synth.pairs import truth_by_pair_id
+
     truth = truth_by_pair_id(root)
     if "action" in a.metrics:
         from ..synth.judge import judge
@@ -143,9 +131,10 @@ def _egosynth_metrics(a: EvalArgs, mode: str, rows: list[dict], fakes: list, col
         for k in ("hand", "object", "state", "all"):
             cols[f"action_{k}"] = [float(getattr(v, k)) if v is not None else math.nan for v in vs]
     if "desc_acc" in a.metrics and mode not in REFERENCES:
+        from ..ldm.modes import text_key
         from ..synth.describe import description_accuracy
 
-        texts = [r["label"] if mode == "label" else r["description"] for r in rows]
+        texts = [r[text_key(mode)] for r in rows]
         ds = [description_accuracy(t, truth[r["pair_id"]]) if r["pair_id"] in truth else None
               for t, r in zip(texts, rows)]
         for k in ("hand", "object", "position", "all"):

@@ -18,14 +18,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-MODES = ("label", "desc", "desc+img", "desc+txt", "lego")
-
-
-def mode_uses(mode: str) -> tuple[bool, bool]:
-    """(uses H_i, uses H_t) for a conditioning mode."""
-    if mode not in MODES:
-        raise ValueError(f"unknown conditioning mode {mode!r}; choose one of {', '.join(MODES)}")
-    return mode in ("desc+img", "lego"), mode in ("desc+txt", "lego")
+from .modes import mode_uses
 
 
 class LegoConditioner(ModelMixin, ConfigMixin):

@@ -30,9 +30,10 @@ from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_chec
 from ..config import Config, save
 from ..data.manifest import read_manifest, resolve
 from .build import build_components
-from .conditioner import mode_uses
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
+from .modes import mode_uses
 from .pipeline import LegoPipeline
+from .vllm_link import record_vllm
 
 
 class LegoDenoiser(nn.Module):
@@ -70,7 +71,7 @@ class Trainer:
         use_img, use_txt = mode_uses(c.conditioning)
         store = self.ds.store
         m, dv = store.image_shape if store else (1, 1)
-        n = store.text_shape[0] if store else 77
+        n = store.text_shape[0] if store else cfg.vllm.text_rows
         if store and store.text_shape[1] != dv:
             raise ValueError("H_i and H_t widths differ in the embedding store")
         with self.acc.main_process_first():  # rank 0 trains and saves the tiny tokenizer; the others then load it
@@ -297,6 +298,7 @@ class Trainer:
         if self.acc.is_main_process:
             pipe.save_pretrained(str(dest))
             save(self.cfg, dest / "lego_config.yaml")
+            record_vllm(self.ds.store, dest)  # `generate` finds the VLLM that wrote the embeddings
         self.ema.restore(list(model.parameters()))
         return dest
 
