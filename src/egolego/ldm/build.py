@@ -12,7 +12,7 @@ from ..config import Config
 from ..data.manifest import read_manifest
 from ..tokenizer import train_tokenizer
 from .autoencoder import PixelUnshuffleAutoencoder, downscale_factor, latent_channels
-from .components import TinyShapes, load_paper_components, tiny_text_encoder, tiny_unet, tiny_vae, zero_last_conv
+from .components import load_paper_components, tiny_shapes, tiny_text_encoder, tiny_unet, tiny_vae, zero_last_conv
 from .conditioner import LegoConditioner
 
 SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
@@ -41,7 +41,7 @@ def tiny_autoencoder(cfg: Config):
     if cfg.ldm.autoencoder != "vae":
         raise ValueError(f"ldm.autoencoder must be vae or unshuffle, got {cfg.ldm.autoencoder!r}")
     if cfg.ldm.vae == "random":  # unit tests of the training mechanics only: cannot reconstruct images
-        return tiny_vae(TinyShapes(image_size=cfg.image_size))
+        return tiny_vae(tiny_shapes(cfg))
     if not cfg.ldm.vae:
         raise ValueError("the tiny preset with ldm.autoencoder: vae needs ldm.vae (--vae): a folder from "
                          "`egolego vae train` (a random autoencoder cannot reconstruct images); or set "
@@ -101,8 +101,7 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
     else:
         tok = tiny_tokenizer(cfg, manifest, (work or Path(".")) / "tokenizer")
         vae = tiny_autoencoder(cfg)
-        s = TinyShapes(image_size=cfg.image_size, latent_channels=latent_channels(vae),
-                       unet_channels=tuple(cfg.ldm.unet_channels), unet_layers_per_block=cfg.ldm.unet_layers_per_block)
+        s = tiny_shapes(cfg, latent_channels=latent_channels(vae))
         torch.manual_seed(cfg.ldm.seed)
         parts = {"tokenizer": tok, "text_encoder": tiny_text_encoder(tok, s), "vae": vae,
                  "unet": tiny_unet(s, downscale=downscale_factor(vae))}

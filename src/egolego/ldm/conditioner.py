@@ -7,7 +7,7 @@
   π gets a key-padding mask from the true length of H_t, and rows past that length are zeroed.
 
 σ, μ and π are Xavier-initialised (paper §3.3) and are **trained** when the mode uses them (the official optimiser leaves them out;
-see ``reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
+see ``shared/reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
 with the pipeline (config + safetensors).
 """
 

@@ -54,6 +54,9 @@ def load_image(path: Path, size: int) -> torch.Tensor:
 
 
 class LegoPairs(torch.utils.data.Dataset):
+    """One split of a pairs manifest as training items, with the text and embeddings the mode reads
+    (``ldm.modes``): refuses a store that lacks a pair and, for description modes, a pair without a description."""
+
     def __init__(self, manifest: str | Path, split: str = "train", embeddings: str | Path | None = None,
                  mode: str = "lego", size: int = 64):
         self.root = Path(manifest)

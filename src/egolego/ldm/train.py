@@ -62,6 +62,13 @@ def epoch_indices(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class Trainer:
+    """Trains the LEGO LDM (UNet + conditioner σ, μ, π) on a pairs manifest (+ embedding store) under accelerate.
+
+    ``run`` trains to ``ldm.max_steps`` with EMA, CFG dropout and checkpoints in ``<out>/checkpoints`` (resumable),
+    logging to ``<out>/train_log.jsonl``; ``export`` writes the EMA weights as ``<out>/model`` with the config it
+    was trained with (``lego_config.yaml``) and the VLLM that wrote its embeddings (``vllm.json``).
+    """
+
     def __init__(self, cfg: Config, pairs: str | Path, embeddings: str | Path | None, out: str | Path):
         self.cfg, self.out = cfg, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
