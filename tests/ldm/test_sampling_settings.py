@@ -50,10 +50,10 @@ def _timesteps(model, name: str, steps: int) -> list[float]:
 
 def test_one_yaml_key_each_reaches_the_unet(ddpm_model, seen):
     cfg = config.preset("paper")
-    cfg.ldm.scheduler, cfg.ldm.steps, cfg.ldm.condition_guidance, cfg.ldm.image_guidance = "ddim", 2, 4.0, 1.75
+    cfg.ldm.scheduler, cfg.ldm.steps, cfg.ldm.condition_guidance, cfg.ldm.image_guidance = "dpm++", 2, 4.0, 1.75
     config.save(cfg, ddpm_model / "lego_config.yaml")  # what `egolego train --config` writes with the model
     FrameGenerator(ddpm_model)(Image.new("RGB", (40, 30), "gray"), "take cup", "The person takes the red cup.")
-    assert seen["t"] == _timesteps(ddpm_model, "ddim", 2)
+    assert seen["t"] == _timesteps(ddpm_model, "dpm++", 2) != _timesteps(ddpm_model, "euler_a", 2)
     assert seen["guidance"] == {(4.0, 1.75)}
 
 
@@ -61,8 +61,8 @@ def test_one_flag_each_reaches_the_unet(ddpm_model, seen, tmp_path):
     img = tmp_path / "in.png"
     Image.new("RGB", (40, 30), "gray").save(img)
     rc = main(["generate", "--model", str(ddpm_model), "--image", str(img), "--action", "take cup", "--description",
-               "The person takes the red cup.", "--out", str(tmp_path / "o.png"), "--scheduler", "dpm++", "--steps", "3",
+               "The person takes the red cup.", "--out", str(tmp_path / "o.png"), "--scheduler", "ddim", "--steps", "3",
                "--condition-guidance", "2.5", "--image-guidance", "1.25"])
     assert rc == 0
-    assert seen["t"] == _timesteps(ddpm_model, "dpm++", 3)
+    assert seen["t"] == _timesteps(ddpm_model, "ddim", 3) != _timesteps(ddpm_model, "euler_a", 3)
     assert seen["guidance"] == {(2.5, 1.25)}
