@@ -25,10 +25,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import yaml  # noqa: E402
 
 from egolego import config  # noqa: E402
-from egolego.data.manifest import pairs_from_egosynth  # noqa: E402
 from egolego.eval.run import EvalArgs, evaluate  # noqa: E402
 from egolego.ldm.train import Trainer  # noqa: E402
 from egolego.synth.dataset import SynthArgs, generate  # noqa: E402
+from egolego.synth.pairs import pairs_from_egosynth  # noqa: E402
 
 
 def overrides(items: list[str]) -> dict:
@@ -47,7 +47,7 @@ def overrides(items: list[str]) -> dict:
 def dataset(root: Path, seed: int, actions: int) -> Path:
     data, pairs = root / f"egosynth_s{seed}_{actions}", root / f"pairs_s{seed}_{actions}"
     if not (data / "egosynth.json").exists():
-        generate(SynthArgs(data, actions, 64, seed, ("epic",), 2, overwrite=True), progress=False)
+        generate(SynthArgs(out=data, actions=actions, size=64, seed=seed, formats=("epic",), workers=2, overwrite=True), progress=False)
     if not (pairs / "pairs.parquet").exists():
         pairs_from_egosynth(data, pairs, 64)
     return pairs

@@ -20,7 +20,7 @@ def run(actions: int, size: int, workers: int) -> dict:
     d = Path(tempfile.mkdtemp(prefix="bench_synth_"))
     try:
         t0 = time.perf_counter()
-        s = generate(SynthArgs(d, actions=actions, size=size, seed=0, workers=workers), progress=False)
+        s = generate(SynthArgs(out=d, actions=actions, size=size, seed=0, workers=workers), progress=False)
         dt = time.perf_counter() - t0
         return {"size": size, "workers": workers, "actions": actions, "seconds": round(dt, 2),
                 "actions_per_s": round(actions / dt, 2), "frames_per_s": round(s["video_frames"] / dt, 1)}

@@ -35,7 +35,7 @@ REAL_EPIC = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "e
 def small_dataset(tmp_path_factory) -> Path:
     """40 actions, both formats, seed 3."""
     out = tmp_path_factory.mktemp("egosynth_small")
-    generate(SynthArgs(out, actions=40, size=64, seed=3, workers=1), progress=False)
+    generate(SynthArgs(out=out, actions=40, size=64, seed=3, workers=1), progress=False)
     return out
 
 
@@ -48,7 +48,7 @@ def small_truth(small_dataset) -> list[dict]:
 def judge_dataset(tmp_path_factory) -> Path:
     """220 actions in the EPIC format (the judge's sanity figures need >= 200)."""
     out = tmp_path_factory.mktemp("egosynth_judge")
-    generate(SynthArgs(out, actions=220, size=64, seed=11, formats=("epic",), workers=2), progress=False)
+    generate(SynthArgs(out=out, actions=220, size=64, seed=11, formats=("epic",), workers=2), progress=False)
     return out
 
 

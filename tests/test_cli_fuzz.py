@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from egolego.cli import main
-from egolego.cli_checks import BOUNDS
+from egolego.cli.bounds import BOUNDS
 from egolego.data.manifest import SCHEMA
 
 LIMIT_S = 60  # generous: a first import of diffusers on a loaded 2-core box takes tens of seconds
@@ -235,7 +235,7 @@ def _build_argv(name: str, flag: str, kind: str, value, sandbox: Path, pairs: Pa
 
 @pytest.fixture(scope="module")
 def real_pairs(small_dataset, tmp_path_factory):
-    from egolego.data.manifest import pairs_from_egosynth
+    from egolego.synth.pairs import pairs_from_egosynth
 
     out = tmp_path_factory.mktemp("fuzz_pairs")
     pairs_from_egosynth(small_dataset, out)

@@ -57,7 +57,7 @@ def test_paired_section_and_twins(tmp_path):
 
 
 def test_twin_ids(small_dataset):
-    from egolego.eval.run import truth_by_pair_id
+    from egolego.synth.pairs import truth_by_pair_id
 
     truth = truth_by_pair_id(small_dataset)
     rows = [{"pair_id": t["action_id"]} for t in {id(v): v for v in truth.values()}.values()]

@@ -84,6 +84,9 @@ class LdmConfig:
     unet_layers_per_block: int = 1
     unet_attention: list[bool] = field(default_factory=lambda: [True, True, False])  # per level: transformer blocks?
     unet_heads: int = 8  # attention heads per transformer block (diffusers' ``attention_head_dim``)
+    text_dim: int = 64  # the tiny CLIP text encoder's width (= the UNet's cross-attention width), layers, heads
+    text_layers: int = 2
+    text_heads: int = 4
     conditioner_layers: int = 2
     conditioner_heads: int = 8
     conditioner_ffn: int = 128  # paper: 2048 (PyTorch's default, as the official code)
@@ -111,6 +114,7 @@ class VaeConfig:
     """The tiny preset's own autoencoder (``egolego vae train``)."""
 
     steps: int = 800
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # the tiny AutoencoderKL's blocks
     batch_size: int = 16
     lr: float = 5e-4
     kl_weight: float = 1e-6

@@ -49,7 +49,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
             if (d / "eval.json").exists() and json.loads((d / "eval.json").read_text())["n"] == min(test_pairs, n_test):
                 s.done(f"reused {d}")
             else:
-                evaluate(EvalArgs(str(method), pairs, d, weights_dir=weights_dir, batch_size=24, limit=test_pairs,
+                evaluate(EvalArgs(model=str(method), pairs=pairs, out=d, weights_dir=weights_dir, batch_size=24, limit=test_pairs,
                                   store=store, name=name, egosynth=data, feature_vae=vae_dir), progress=False)
                 s.done(headline(load_run(d)).strip())
         evals[name] = d

@@ -61,7 +61,7 @@ def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
 
 def twin_ids(rows: list[dict], egosynth: Path) -> set[str]:
     """Pairs whose scene holds another object of the target's kind (the label alone cannot say which)."""
-    from .eval.run import truth_by_pair_id
+    from .synth.pairs import truth_by_pair_id
 
     truth = truth_by_pair_id(egosynth)
     out = set()
@@ -116,7 +116,7 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
         vllm = root / "vllm_untuned" if tag else p.vllm
         if mode != "label" and not (model / "vllm").exists():
             shutil.copytree(vllm, model / "vllm")
-        evals[name] = _eval(EvalArgs(str(model), pairs, root / "eval" / name, metrics=METRICS, limit=test_pairs,
+        evals[name] = _eval(EvalArgs(model=str(model), pairs=pairs, out=root / "eval" / name, metrics=METRICS, limit=test_pairs,
                                      store=store, name=name, tag=tag, egosynth=p.data, batch_size=32,
                                      new_actions=6 if name in ("label", "lego") else 0, device=device, **sampling),
                             evaluate, load_run)
@@ -128,7 +128,7 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
                                                       baseline=baseline, egosynth=p.data, batch_size=32,
                                                       new_actions=6, device=device), evaluate, load_run)
     for name, ref in (("input copy", "input"), ("ground truth", "target")):
-        evals[name] = _eval(EvalArgs(ref, p.pairs, root / "eval" / name.replace(" ", "_"), metrics=METRICS,
+        evals[name] = _eval(EvalArgs(model=ref, pairs=p.pairs, out=root / "eval" / name.replace(" ", "_"), metrics=METRICS,
                                      limit=test_pairs, name=name, egosynth=p.data), evaluate, load_run)
     rows = [r for r in read_manifest(p.pairs) if r["split"] == "test"][:test_pairs]
     return {"evals": evals, "twins": twin_ids(rows, p.data)}

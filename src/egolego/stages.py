@@ -67,8 +67,8 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
     data, pairs = out / "egosynth", out / "pairs"
 
     with Stage(f"EgoSynth: {cfg.synth.actions} actions at {cfg.synth.size}px ({','.join(cfg.synth.formats)})") as s:
-        args = SynthArgs(data, cfg.synth.actions, cfg.synth.size, cfg.synth.seed, tuple(cfg.synth.formats),
-                         cfg.synth.workers)
+        args = SynthArgs(out=data, actions=cfg.synth.actions, size=cfg.synth.size, seed=cfg.synth.seed,
+                         formats=tuple(cfg.synth.formats), workers=cfg.synth.workers)
         marker = data / "egosynth.json"
         if marker.exists() and all(json.loads(marker.read_text()).get(k) == v for k, v in args.fingerprint().items()):
             s.done(f"reused {data}")
@@ -80,7 +80,7 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
         if (pairs / "pairs.parquet").exists():
             s.done(f"reused {pairs}")
         else:
-            sm = build(BuildArgs("epic", data / "epic", pairs, frames_from="jpg", size=cfg.image_size,
+            sm = build(BuildArgs(source="epic", root=data / "epic", out=pairs, frames_from="jpg", size=cfg.image_size,
                                  workers=cfg.synth.workers), progress=False)
             s.done(f"{sm['kept']} pairs ({sm['train']} train / {sm['test']} test), dropped {sm['dropped']}")
 

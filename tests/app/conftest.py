@@ -15,7 +15,7 @@ PAIRS_N = 4  # pairs evaluated by each run
 
 @pytest.fixture(scope="session")
 def app_pairs(small_dataset, tmp_path_factory):
-    from egolego.data.manifest import pairs_from_egosynth
+    from egolego.synth.pairs import pairs_from_egosynth
 
     d = tmp_path_factory.mktemp("app_pairs")
     pairs_from_egosynth(small_dataset, d)
@@ -62,7 +62,7 @@ def app_runs(app_pairs, label_model, tmp_path_factory):
     out = []
     for method, name in (("input", "input copy"), (str(label_model), "label"), ("target", "ground truth")):
         d = tmp_path_factory.mktemp("app_eval")
-        evaluate(EvalArgs(method, app_pairs, d, metrics=("psnr", "ssim"), steps=2, limit=PAIRS_N, name=name,
+        evaluate(EvalArgs(model=method, pairs=app_pairs, out=d, metrics=("psnr", "ssim"), steps=2, limit=PAIRS_N, name=name,
                           new_actions=0, bootstrap=50), progress=False)
         out.append(d)
     return out

@@ -11,7 +11,8 @@ from egolego.curate.client import ChatClient
 from egolego.curate.geometric import describe
 from egolego.curate.prompt import SYSTEM, build_messages, examples_from_truth, load_examples, write_examples
 from egolego.curate.run import curate
-from egolego.data.manifest import pairs_from_egosynth, read_manifest
+from egolego.data.manifest import read_manifest
+from egolego.synth.pairs import pairs_from_egosynth
 from egolego.vllm.conversation import read_json
 
 

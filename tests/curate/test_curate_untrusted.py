@@ -11,7 +11,8 @@ import pytest
 from egolego.cli import main
 from egolego.curate.client import ChatClient, ChatError, warn_if_clear_text
 from egolego.curate.prompt import examples_from_truth, write_examples
-from egolego.data.manifest import FILE, pairs_from_egosynth, read_manifest
+from egolego.data.manifest import FILE, read_manifest
+from egolego.synth.pairs import pairs_from_egosynth
 
 
 class Broken(BaseHTTPRequestHandler):

@@ -19,7 +19,7 @@ from ..conftest import REAL_EPIC
 def built(request, small_dataset, small_truth, tmp_path_factory):
     src, ff = request.param
     out = tmp_path_factory.mktemp(f"build_{src}_{ff}")
-    summary = build(BuildArgs(src, small_dataset / src, out, frames_from=ff, size=64), progress=False)
+    summary = build(BuildArgs(source=src, root=small_dataset / src, out=out, frames_from=ff, size=64), progress=False)
     return src, ff, summary, read_manifest(out), {t["action_id"]: t for t in small_truth}, out
 
 
@@ -84,7 +84,7 @@ def test_missing_and_corrupt_videos_are_counted(small_dataset, tmp_path):
     vids = sorted((root / "videos").glob("*.MP4"))
     vids[0].write_bytes(b"garbage")
     vids[1].unlink()
-    s = build(BuildArgs("epic", root, tmp_path / "out", size=64), progress=False)
+    s = build(BuildArgs(source="epic", root=root, out=tmp_path / "out", size=64), progress=False)
     assert s["kept"] > 0
     reasons = " ".join(s["dropped"])
     assert "unreadable video" in reasons or "missing video" in reasons
@@ -93,7 +93,7 @@ def test_missing_and_corrupt_videos_are_counted(small_dataset, tmp_path):
 
 def test_wrong_source_is_a_clear_error(small_dataset, tmp_path):
     with pytest.raises(FileNotFoundError, match="--source"):
-        build(BuildArgs("ego4d", small_dataset / "epic", tmp_path), progress=False)
+        build(BuildArgs(source="ego4d", root=small_dataset / "epic", out=tmp_path), progress=False)
 
 
 COLS = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp", "stop_timestamp",
@@ -123,7 +123,7 @@ def test_exporters(small_dataset, tmp_path):
     from PIL import Image
 
     from egolego.data.export import export_ip2p, export_lego
-    from egolego.data.manifest import pairs_from_egosynth
+    from egolego.synth.pairs import pairs_from_egosynth
     pairs = tmp_path / "pairs"
     pairs_from_egosynth(small_dataset, pairs)
     rows = read_manifest(pairs)
@@ -192,9 +192,9 @@ def test_sharded_build_merges_to_the_whole(small_dataset, tmp_path):
     from egolego.data.manifest import resolve
 
     whole = tmp_path / "whole"
-    build(BuildArgs("epic", small_dataset / "epic", whole, frames_from="jpg", size=64), progress=False)
+    build(BuildArgs(source="epic", root=small_dataset / "epic", out=whole, frames_from="jpg", size=64), progress=False)
     for i in range(2):
-        build(BuildArgs("epic", small_dataset / "epic", tmp_path / "sharded", frames_from="jpg", size=64, num_shards=2,
+        build(BuildArgs(source="epic", root=small_dataset / "epic", out=tmp_path / "sharded", frames_from="jpg", size=64, num_shards=2,
                         shard_index=i), progress=False)
     shards = sorted((tmp_path / "sharded").glob("shard-*of2"))
     assert len(shards) == 2 and all(read_manifest(s) for s in shards)

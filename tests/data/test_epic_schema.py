@@ -36,7 +36,7 @@ def test_egosynth_csvs_pass(small_dataset):
 
 def test_both_frame_bases_and_empty_narration_occur(tmp_path):
     from egolego.synth.dataset import SynthArgs, generate
-    generate(SynthArgs(tmp_path, actions=400, size=32, seed=5, formats=("epic",), workers=2), progress=False)
+    generate(SynthArgs(out=tmp_path, actions=400, size=32, seed=5, formats=("epic",), workers=2), progress=False)
     rows = [r for s in ("train", "validation") for r in csv.DictReader(open(tmp_path / "epic" / f"EPIC_100_{s}.csv"))]
     assert {len(r["video_id"].split("_")[1]) for r in rows} == {2, 3}  # 60- and 50-base videos
     assert any(r["narration_timestamp"] == "" for r in rows)

@@ -9,9 +9,10 @@ import pytest
 
 from egolego.cli import main
 from egolego.data.build import BuildArgs, build
-from egolego.data.manifest import FILE, pairs_from_egosynth, read_manifest, resolve
+from egolego.data.manifest import FILE, read_manifest, resolve
 from egolego.data.sources import ParseReport, parse_ego4d, parse_epic, read_video_info
 from egolego.names import is_safe_name, safe_name
+from egolego.synth.pairs import pairs_from_egosynth
 
 
 @pytest.fixture()
@@ -42,7 +43,7 @@ def test_traversal_video_ids_write_nothing_outside_out(epic, tmp_path):
     lines[2] = lines[2].replace(",P01,", ",../../x,", 1)
     csv.write_text("\n".join(lines) + "\n")
     before = _files(tmp_path)
-    s = build(BuildArgs("epic", epic, tmp_path / "data" / "out", frames_from="jpg", size=64), progress=False)
+    s = build(BuildArgs(source="epic", root=epic, out=tmp_path / "data" / "out", frames_from="jpg", size=64), progress=False)
     assert s["dropped"].get("parse: bad video_id") == 1 and s["dropped"].get("parse: bad participant_id") == 1
     new = _files(tmp_path) - before
     out = tmp_path / "data" / "out"
@@ -127,7 +128,7 @@ def test_build_and_merge_refuse_to_overwrite_and_resume_checks_arguments(epic, t
     assert main(base + ["--overwrite"]) == 0
     # a killed build (its per-video records left behind) resumed with other arguments is refused
     (out / FILE).unlink()
-    args = BuildArgs("epic", epic, out, frames_from="jpg", size=64)
+    args = BuildArgs(source="epic", root=epic, out=out, frames_from="jpg", size=64)
     (out / ".videos").mkdir()
     (out / ".videos" / ".args.json").write_text(json.dumps(args.fingerprint()))
     assert main(base[:-1] + ["128"]) == 2 and "other arguments" in capsys.readouterr().err
@@ -153,7 +154,7 @@ def test_sim_range_must_be_ordered_and_finite(epic, tmp_path, rng, capsys):
 def test_interrupted_build_resumes_and_loses_nothing(epic, tmp_path, monkeypatch):
     import egolego.data.build as b
 
-    clean = build(BuildArgs("epic", epic, tmp_path / "clean", frames_from="jpg", size=64), progress=False)
+    clean = build(BuildArgs(source="epic", root=epic, out=tmp_path / "clean", frames_from="jpg", size=64), progress=False)
     real, calls = b._video_job, []
 
     def dies_on_third(job):
@@ -165,9 +166,9 @@ def test_interrupted_build_resumes_and_loses_nothing(epic, tmp_path, monkeypatch
     monkeypatch.setattr(b, "_video_job", dies_on_third)
     out = tmp_path / "data" / "out"
     with pytest.raises(KeyboardInterrupt):
-        build(BuildArgs("epic", epic, out, frames_from="jpg", size=64), progress=False)
+        build(BuildArgs(source="epic", root=epic, out=out, frames_from="jpg", size=64), progress=False)
     monkeypatch.setattr(b, "_video_job", lambda job: (calls.append(job[1]), real(job))[1])
-    s = build(BuildArgs("epic", epic, out, frames_from="jpg", size=64), progress=False)
+    s = build(BuildArgs(source="epic", root=epic, out=out, frames_from="jpg", size=64), progress=False)
     assert len(calls) == len(set(calls))  # no video done twice
     assert s["kept"] == clean["kept"] and read_manifest(out) == [
         {**r} for r in read_manifest(tmp_path / "clean")]

@@ -9,7 +9,7 @@ import torch
 
 @pytest.fixture(scope="session")
 def eval_pairs(small_dataset, tmp_path_factory):
-    from egolego.data.manifest import pairs_from_egosynth
+    from egolego.synth.pairs import pairs_from_egosynth
 
     d = tmp_path_factory.mktemp("eval_pairs")
     pairs_from_egosynth(small_dataset, d)

@@ -17,7 +17,7 @@ def evals(eval_pairs, weights_dir, small_dataset, tmp_path_factory):
     out = {}
     for method in ("input", "target"):
         d = tmp_path_factory.mktemp(f"eval_{method}")
-        evaluate(EvalArgs(method, eval_pairs, d, weights_dir=weights_dir, egosynth=small_dataset, batch_size=4),
+        evaluate(EvalArgs(model=method, pairs=eval_pairs, out=d, weights_dir=weights_dir, egosynth=small_dataset, batch_size=4),
                  progress=False)
         out[method] = d
     return out
@@ -77,7 +77,7 @@ def test_resume_regenerates_only_missing(evals, eval_pairs, weights_dir):
     d = evals["input"]
     victim = sorted((d / "images").glob("*.png"))[0]
     victim.unlink()
-    r = evaluate(EvalArgs("input", eval_pairs, d, metrics=("psnr",), weights_dir=weights_dir), progress=False)
+    r = evaluate(EvalArgs(model="input", pairs=eval_pairs, out=d, metrics=("psnr",), weights_dir=weights_dir), progress=False)
     assert r["generated"]["generated"] == 1 and victim.is_file()
 
 
@@ -115,6 +115,6 @@ def test_report_renders_in_chromium(evals, chromium, tmp_path):
 
 
 def test_one_pair_skips_fid_instead_of_failing(eval_pairs, weights_dir, tmp_path):
-    r = evaluate(EvalArgs("input", eval_pairs, tmp_path, metrics=("psnr", "fid"), weights_dir=weights_dir, limit=1,
+    r = evaluate(EvalArgs(model="input", pairs=eval_pairs, out=tmp_path, metrics=("psnr", "fid"), weights_dir=weights_dir, limit=1,
                           new_actions=0), progress=False)
     assert r["n"] == 1 and "fid" in r["skipped"] and "psnr" in r["metrics"]

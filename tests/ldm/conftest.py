@@ -62,7 +62,8 @@ def fill_store(manifest, store_dir, tokenizer, shard_size=8):
 @pytest.fixture(scope="session")
 def pairs8(small_dataset, tmp_path_factory):
     """A manifest of EgoSynth pairs (8 train) and an embedding store for them."""
-    from egolego.data.manifest import pairs_from_egosynth, read_manifest, write_manifest
+    from egolego.data.manifest import read_manifest, write_manifest
+    from egolego.synth.pairs import pairs_from_egosynth
 
     d = tmp_path_factory.mktemp("pairs8")
     pairs_from_egosynth(small_dataset, d)

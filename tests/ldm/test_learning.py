@@ -12,10 +12,10 @@ from PIL import Image
 
 from egolego import config
 from egolego.data.manifest import read_manifest, resolve
-from egolego.eval.run import truth_by_pair_id
 from egolego.ldm.generate import FrameGenerator
 from egolego.ldm.train import Trainer
 from egolego.synth.judge import judge
+from egolego.synth.pairs import truth_by_pair_id
 from egolego.vllm.store import EmbeddingStore
 
 

@@ -51,7 +51,7 @@ def test_schema(small_dataset):
 
 def test_validity_filter_matches_truth(tmp_path):
     from egolego.synth.dataset import SynthArgs, generate, load_truth
-    generate(SynthArgs(tmp_path, actions=300, size=32, seed=2, formats=("ego4d",), workers=2), progress=False)
+    generate(SynthArgs(out=tmp_path, actions=300, size=32, seed=2, formats=("ego4d",), workers=2), progress=False)
     truth = {t["action_id"]: t for t in load_truth(tmp_path)}
     doc = _fho(tmp_path)
     kept = 0

@@ -62,7 +62,7 @@ def _digest(root, exclude_suffix=()):
 
 
 def test_same_seed_same_bytes_whatever_the_workers(small_dataset, tmp_path):
-    generate(SynthArgs(tmp_path, actions=40, size=64, seed=3, workers=2), progress=False)
+    generate(SynthArgs(out=tmp_path, actions=40, size=64, seed=3, workers=2), progress=False)
     a, b = _digest(small_dataset), _digest(tmp_path)
     assert a.keys() == b.keys()
     diff = [k for k in a if a[k] != b[k]]
@@ -85,5 +85,5 @@ def _explain(p, q) -> str:
 
 
 def test_other_seed_differs(small_dataset, tmp_path):
-    generate(SynthArgs(tmp_path, actions=40, size=64, seed=4, formats=("epic",)), progress=False)
+    generate(SynthArgs(out=tmp_path, actions=40, size=64, seed=4, formats=("epic",)), progress=False)
     assert (tmp_path / "truth.jsonl").read_bytes() != (small_dataset / "truth.jsonl").read_bytes()

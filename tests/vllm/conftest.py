@@ -3,7 +3,8 @@
 import pytest
 
 from egolego import config
-from egolego.data.manifest import pairs_from_egosynth, read_manifest, write_manifest
+from egolego.data.manifest import read_manifest, write_manifest
+from egolego.synth.pairs import pairs_from_egosynth
 from egolego.tokenizer import train_tokenizer
 from egolego.vllm.conversation import records_from_manifest, write_json
 from egolego.vllm.templates import QUESTION_TEMPLATES

@@ -16,8 +16,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..ldm.conditioner import mode_uses
+from ..errors import InputError
 from ..ldm.generate import load_pipeline, sampling_for
+from ..ldm.modes import mode_uses
+from ..ldm.vllm_link import missing_vllm_hint, vllm_folder
 
 
 def _devnull():
@@ -39,15 +41,15 @@ class Engine:
         self.use_img, self.use_txt = mode_uses(self.mode)
         self.side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
         self.vllm = None
-        vllm_dir = self.model_dir / "vllm"
-        if self.mode != "label" and vllm_dir.is_dir():
+        vllm_dir = vllm_folder(self.model_dir)
+        if self.mode != "label" and vllm_dir is not None:
             from ..vllm.model import load_llava
 
             self.vllm = load_llava(vllm_dir)
             self.vllm[0].eval()
         elif self.use_img or self.use_txt:
-            raise ValueError(f"this model's mode {self.mode!r} needs VLLM embeddings, but {self.model_dir} holds no "
-                             "tuned VLLM (a `vllm/` folder)")
+            raise InputError("model", f"this model's mode {self.mode!r} needs VLLM embeddings, but "
+                             f"{missing_vllm_hint(self.model_dir)}")
         self.lock = threading.Lock()  # one sampling at a time: the pipeline and its scheduler are stateful
 
     @property

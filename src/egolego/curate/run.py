@@ -19,7 +19,7 @@ from ..vllm.conversation import records_from_manifest, write_json
 from .geometric import describe
 from .prompt import build_messages, load_examples
 
-# USD per 1k tokens (input, output) used for the cost estimate; override with --price.
+# USD per 1k tokens (input, output) used for the cost estimate; override with curate(..., price=(in, out)).
 DEFAULT_PRICE = (0.0005, 0.0015)
 
 

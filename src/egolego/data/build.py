@@ -35,8 +35,10 @@ from .sources import ActionRecord, ParseReport, parse_ego4d, parse_epic, read_vi
 SIM_RANGES = {"clip": (0.81, 0.97), "pixel": (0.45, 0.995)}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BuildArgs:
+    """One ``egolego data build`` run (paper 4.1): where the raw dataset is, how frames are chosen and filtered."""
+
     source: str
     root: Path
     out: Path

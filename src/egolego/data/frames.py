@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
@@ -19,6 +18,8 @@ def decode_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     out: dict[int, np.ndarray] = {}
     if not wanted:
         return out
+    import av  # here, not at the top: the CLI parser imports this package and PyAV is slow to load
+
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         fps = float(s.average_rate or s.guessed_rate)

@@ -21,15 +21,12 @@ Writes are atomic (temp file, rename).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
-from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..names import safe_name
@@ -169,37 +166,3 @@ def resolve(root: str | Path, rel: str) -> Path:
     """The file a manifest path names, refused (ValueError) unless it lies inside the manifest folder."""
     return manifest_dir(root) / _inside(rel, manifest_file(root))
 
-
-def pairs_from_egosynth(egosynth: str | Path, out: str | Path, size: int = 64, with_description: bool = True,
-                        progress: bool = False) -> Path:
-    """Oracle pairs straight from EgoSynth's truth (its EPIC frames): for tests and the LDM's own demo.
-
-    ``egolego data build`` is the real path (parsers, frame choice, quality pick, filters); this shortcut
-    takes the truth's frames as they are. The description column holds the exact truth description when
-    ``with_description`` (what a perfect curation would write).
-    """
-    from ..synth.dataset import load_truth
-
-    egosynth, out = Path(egosynth), Path(out)
-    img_dir = out / "images"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for t in tqdm(load_truth(egosynth), desc="pairs", disable=not progress):
-        if "epic" not in t:
-            raise ValueError(f"{egosynth} has no EPIC-format frames (generate it with --format epic)")
-        e = t["epic"]
-        d = egosynth / "epic" / "rgb_frames" / e["participant_id"] / e["video_id"]
-        inp = Image.open(d / f"frame_{e['input_frame']:010d}.jpg").convert("RGB")
-        tgt = Image.open(d / f"frame_{e['target_frame']:010d}.jpg").convert("RGB")
-        pid, name = t["action_id"], safe_name(t["action_id"])
-        paths = {"input_path": f"images/{name}_input.jpg", "target_path": f"images/{name}_target.jpg",
-                 "target_full_path": f"images/{name}_target_full.jpg"}
-        inp.resize((size, size), Image.LANCZOS).save(out / paths["input_path"], quality=95)
-        tgt.resize((size, size), Image.LANCZOS).save(out / paths["target_path"], quality=95)
-        tgt.save(out / paths["target_full_path"], quality=95)
-        ct = e["content_time"]
-        rows.append({"pair_id": pid, "source": "egosynth", "split": "test" if t["split"] == "validation" else "train",
-                     "video_id": e["video_id"], "label": t["label"],
-                     "description": t["description"] if with_description else "",
-                     "boxes": json.dumps(t["boxes"]), "delta": round(ct["target"] - ct["input"], 4), **paths})
-    return write_manifest(rows, out)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..atomic import atomic_path
 from ..baselines import BASELINES
 from ..data.manifest import resolve
+from ..errors import InputError
 from ..names import safe_name
 
 REFERENCES = ("input", "target")
@@ -54,8 +55,8 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
             _save(Image.open(resolve(pairs, r[f"{method}_path"])).convert("RGB"), img_dir / f"{safe_name(r['pair_id'])}.png")
         return {"mode": method, "generated": len(todo), "reused": len(rows) - len(todo), "sampling": None}
 
-    from ..ldm.conditioner import mode_uses
-    from ..ldm.generate import FrameGenerator, mode_prompt
+    from ..ldm.generate import FrameGenerator
+    from ..ldm.modes import check_covered, mode_text, needs_embeddings
     from ..vllm.store import EmbeddingStore
 
     gen = generator or FrameGenerator(method, **sampling)
@@ -64,16 +65,15 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
 
         return write_baseline_set(gen, pairs, todo, len(rows), img_dir, batch_size, seed, progress, _save)
     pipe, mode, s = gen.pipe, gen.mode, gen.sampling
-    needs_emb = any(mode_uses(mode))
+    needs_emb = needs_embeddings(mode)
     emb_store = EmbeddingStore(store) if (needs_emb and store is not None) else None
     if needs_emb and emb_store is None and gen.vllm_dir is None:
-        raise ValueError(f"mode {mode!r} needs VLLM embeddings: pass --store (the `vllm enrich` output) or use a "
-                         f"model folder with its tuned VLLM in {Path(method) / 'vllm'}")
-    if needs_emb and emb_store is not None:
-        absent = [r["pair_id"] for r in rows if r["pair_id"] not in emb_store]
-        if absent:
-            raise ValueError(f"{len(absent)} evaluated pairs are not in the store {store} (first: {absent[0]}); "
-                             "run `egolego vllm enrich` on these pairs")
+        from ..ldm.vllm_link import missing_vllm_hint
+
+        raise InputError("store", f"mode {mode!r} needs VLLM embeddings: give the `vllm enrich` store, or a model "
+                         f"whose tuned VLLM can be found ({missing_vllm_hint(method)})")
+    if emb_store is not None:
+        check_covered(emb_store, (r["pair_id"] for r in rows))
     bar = tqdm(total=len(todo), desc=f"generate ({mode})", disable=not progress, unit="frame")
     for i in range(0, len(todo), batch_size):
         batch = todo[i:i + batch_size]
@@ -83,10 +83,10 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
             h_img, h_txt, h_len, descs = _embeddings(batch, emb_store, gen.describe, squares)
             kw = {"h_img": h_img, "h_txt": h_txt, "h_len": h_len}
         try:
-            prompts = [mode_prompt(mode, r["label"], d) for r, d in zip(batch, descs)]
+            prompts = [mode_text(mode, r["label"], d) for r, d in zip(batch, descs)]
         except ValueError:
-            raise ValueError(f"mode {mode!r} needs descriptions; a pair of {batch[0]['pair_id']}'s batch has none "
-                             "(run curation or `vllm enrich` first)") from None
+            raise InputError("pairs", f"mode {mode!r} needs descriptions; a pair of {batch[0]['pair_id']}'s batch has "
+                             "none (run curation or `vllm enrich` first)") from None
         gens = [torch.Generator().manual_seed(seed * 1_000_003 + hash_id(r["pair_id"])) for r in batch]
         outs = pipe(squares, prompts, num_inference_steps=s.steps, condition_guidance_scale=s.condition_guidance,
                     image_guidance_scale=s.image_guidance, generator=gens, progress=False, **kw).images

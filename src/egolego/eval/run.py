@@ -12,31 +12,28 @@ Output folder::
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from PIL import Image
 
 from ..atomic import atomic_path
 from ..atomic import write_json as atomic_json
 from ..baselines import BASELINES, DISPLAY, check_model_kind
 from ..data.manifest import read_manifest, resolve
-from . import weights as W
+from ..errors import InputError, MissingInput
 from .generate_set import REFERENCES, generate_set, safe_name
-from .pixels import psnr, ssim, to_unit
+from .scoring import ALL_METRICS, Scoring, score
 from .stats import bootstrap_ci
 
-ALL_METRICS = ("psnr", "ssim", "lpips", "fid", "clip", "egovlp", "blip", "action", "desc_acc")
 
-
-@dataclass
+@dataclass(kw_only=True)
 class EvalArgs:
+    """One ``egolego eval`` run: a method (model folder or reference) on a split of a pairs manifest."""
+
     model: str  # a LEGO model folder, or "input" / "target"; with ``baseline``, a text-to-image model folder
     pairs: Path
     out: Path
@@ -73,11 +70,6 @@ def _log(msg: str, progress: bool) -> None:
         print(f"[eval] {msg}", flush=True)
 
 
-def _batches(seq, n):
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
 def egosynth_root(pairs: Path, given: Path | None) -> Path | None:
     """EgoSynth's folder for the action judge: given, or the parent of the root the pairs were built from."""
     if given is not None:
@@ -92,81 +84,49 @@ def egosynth_root(pairs: Path, given: Path | None) -> Path | None:
     return None
 
 
-def truth_by_pair_id(root: Path) -> dict[str, dict]:
-    from ..synth.dataset import load_truth
-    from ..synth.ego4d_writer import _uid
-
-    out = {}
-    for t in load_truth(root):  # pair ids of the EPIC build, the Ego4D build and the oracle pairs
-        if "epic" in t:
-            out[t["epic"]["narration_id"]] = t
-        if "ego4d" in t:
-            out[_uid(t["ego4d"]["video_uid"], t["action_id"])] = t
-        out[t["action_id"]] = t
-    return out
-
-
-def _per_pair(fn, xs: list, ys: list, batch: int) -> list[float]:
-    """``fn`` over aligned batches of ``xs`` and ``ys``, flattened to one float per pair."""
-    return [float(v) for xb, yb in zip(_batches(xs, batch), _batches(ys, batch)) for v in fn(xb, yb)]
+def _check(a: EvalArgs) -> list[dict]:
+    """The evaluated rows, after refusing unknown metrics and a method that is neither a model nor a reference."""
+    unknown = [m for m in a.metrics if m not in ALL_METRICS]
+    if unknown:
+        raise InputError("metrics", f"unknown {unknown}; choose from {','.join(ALL_METRICS)}")
+    if a.model not in REFERENCES and not (Path(a.model) / "model_index.json").is_file():
+        raise MissingInput("model", f"{a.model} is neither a LEGO model folder (no model_index.json) nor one of "
+                           f"{'/'.join(REFERENCES)}")
+    rows = [r for r in read_manifest(a.pairs) if r["split"] == a.split]
+    if not rows:
+        raise InputError("split", f"{a.pairs}: no pairs in split {a.split!r}")
+    return rows[:a.limit] if a.limit else rows
 
 
-def _features(extractor, images: list[Image.Image], batch: int) -> np.ndarray:
-    return np.concatenate([extractor(to_unit(b)).numpy() for b in _batches(images, batch)])
+def _images(a: EvalArgs, rows: list[dict]) -> tuple[list, list, list]:
+    """(generated frames, targets, inputs), the last two resized to the generated frames' size."""
+    fakes = [Image.open(a.out / "images" / f"{safe_name(r['pair_id'])}.png").convert("RGB") for r in rows]
+    targets = [Image.open(resolve(a.pairs, r["target_path"])).convert("RGB").resize(f.size, Image.BICUBIC)
+               for r, f in zip(rows, fakes)]
+    inputs = [Image.open(resolve(a.pairs, r["input_path"])).convert("RGB").resize(f.size, Image.BICUBIC)
+              for r, f in zip(rows, fakes)]
+    return fakes, targets, inputs
 
 
-class VaeFeatures:
-    """Offline FID/KID features: the posterior mean of a local AutoencoderKL, pooled to 4x4 and flattened."""
-
-    def __init__(self, folder: Path):
-        from diffusers import AutoencoderKL
-
-        self.vae = AutoencoderKL.from_pretrained(str(folder), local_files_only=True).eval()
-
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        lat = self.vae.encode(x * 2 - 1).latent_dist.mean  # (B, c, h, w)
-        return torch.nn.functional.adaptive_avg_pool2d(lat, 4).flatten(1)  # (B, 16c)
+def _model_config(model: str) -> str | None:
+    """The YAML config the model was trained with (None for a reference)."""
+    if model in REFERENCES:
+        return None
+    for cand in (Path(model) / "lego_config.yaml", Path(model).parent / "config.yaml"):
+        if cand.is_file():
+            return cand.read_text()
+    return None
 
 
-def _egosynth_metrics(a: EvalArgs, mode: str, rows: list[dict], fakes: list, cols: dict, skip) -> None:
-    """EgoSynth only: the judge on the generated frames (``action``) and the conditioning text's accuracy
-    (``desc_acc``: does the text the model read — the label in ``label`` mode, else the description — name the
-    right hand, object and position?)."""
-    root = egosynth_root(a.pairs, a.egosynth)
-    if root is None:
-        for m in {"action", "desc_acc"} & set(a.metrics):
-            skip(m, "the pairs do not come from EgoSynth (or pass --egosynth DIR)")
-        return
-    truth = truth_by_pair_id(root)
-    if "action" in a.metrics:
-        from ..synth.judge import judge
-
-        vs = [judge(f, truth[r["pair_id"]]) if r["pair_id"] in truth else None for f, r in zip(fakes, rows)]
-        for k in ("hand", "object", "state", "all"):
-            cols[f"action_{k}"] = [float(getattr(v, k)) if v is not None else math.nan for v in vs]
-    if "desc_acc" in a.metrics and mode not in REFERENCES:
-        from ..synth.describe import description_accuracy
-
-        texts = [r["label"] if mode in ("label", *BASELINES) else r["description"] for r in rows]
-        ds = [description_accuracy(t, truth[r["pair_id"]]) if r["pair_id"] in truth else None
-              for t, r in zip(texts, rows)]
-        for k in ("hand", "object", "position", "all"):
-            cols[f"desc_acc_{k}"] = [float(d[k]) if d is not None else math.nan for d in ds]
+def _write_per_pair(s: Scoring, out: Path) -> None:
+    with atomic_path(out / "per_pair.parquet") as tmp:
+        pq.write_table(pa.table(dict(s.cols)), tmp)
 
 
 def evaluate(a: EvalArgs, progress: bool = True) -> dict:
+    """Generate the split with the method (resumably), score every pair, aggregate, write ``eval.json``."""
     t0 = time.perf_counter()
-    unknown = [m for m in a.metrics if m not in ALL_METRICS]
-    if unknown:
-        raise ValueError(f"--metrics: unknown {unknown}; choose from {','.join(ALL_METRICS)}")
-    if a.model not in REFERENCES and not (Path(a.model) / "model_index.json").is_file():
-        raise FileNotFoundError(f"--model: {a.model} is neither a LEGO model folder (no model_index.json) nor one of "
-                                f"{'/'.join(REFERENCES)}")
-    rows = [r for r in read_manifest(a.pairs) if r["split"] == a.split]
-    if not rows:
-        raise ValueError(f"{a.pairs}: no pairs in split {a.split!r}")
-    rows = rows[:a.limit] if a.limit else rows
+    rows = _check(a)
     a.out.mkdir(parents=True, exist_ok=True)
     name = a.name or (a.model if a.model in REFERENCES else DISPLAY.get(a.baseline or "") or Path(a.model).parent.name
                       or Path(a.model).name)
@@ -185,124 +145,19 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
         _log(f"{name}: generating {len(rows)} frames ({frames.sampling})", progress)
     gen = generate_set(a.model, a.pairs, rows, a.out, a.batch_size, a.seed, a.store, progress=progress,
                        generator=frames)
-    fakes = [Image.open(a.out / "images" / f"{safe_name(r['pair_id'])}.png").convert("RGB") for r in rows]
-    targets = [Image.open(resolve(a.pairs, r["target_path"])).convert("RGB").resize(f.size, Image.BICUBIC)
-               for r, f in zip(rows, fakes)]
-    inputs = [Image.open(resolve(a.pairs, r["input_path"])).convert("RGB").resize(f.size, Image.BICUBIC)
-              for r, f in zip(rows, fakes)]
-    cols: dict[str, list] = {"pair_id": [r["pair_id"] for r in rows], "label": [r["label"] for r in rows],
-                             "description": [r["description"] for r in rows], "delta": [r["delta"] for r in rows],
-                             "video_id": [r["video_id"] for r in rows]}
-    set_metrics, skipped = {}, {}
-
-    def skip(metric: str, why: str) -> None:
-        skipped[metric] = why
-        _log(f"skip {metric}: {why}", progress)
-
-    for m, fn in (("psnr", psnr), ("ssim", ssim)):
-        if m in a.metrics:
-            cols[m] = _per_pair(lambda f, t, fn=fn: fn(to_unit(f), to_unit(t)), fakes, targets, 64)
-    if "lpips" in a.metrics:
-        paths, why = W.find(a.weights_dir, "lpips")
-        if why:
-            skip("lpips", why)
-        else:
-            from .lpips import LPIPS
-
-            net = LPIPS.from_files(*paths)
-            cols["lpips"] = _per_pair(lambda f, t: net.from_unit(to_unit(f), to_unit(t)), fakes, targets, a.batch_size)
-    if "fid" in a.metrics and len(rows) < 2:
-        skip("fid", f"FID/KID need at least 2 pairs, got {len(rows)}")
-    elif "fid" in a.metrics:
-        from .fid import fid, kid
-
-        extractors = {}
-        paths, why = W.find(a.weights_dir, "fid")
-        if why:
-            skip("fid", why)
-        else:
-            from .inception import FidInception
-
-            extractors[""] = FidInception.from_file(paths[0])
-        if a.feature_vae is not None:
-            extractors["_vae"] = VaeFeatures(a.feature_vae)
-        for suffix, ex in extractors.items():
-            fr, ft = _features(ex, targets, a.batch_size), _features(ex, fakes, a.batch_size)
-            if suffix:  # latents have no fixed scale: unit RMS on the real set keeps KID's cubic kernel sane
-                rms = float(np.sqrt((fr ** 2).mean())) or 1.0
-                fr, ft = fr / rms, ft / rms
-            set_metrics[f"fid{suffix}"] = fid(fr, ft)
-            k_mean, k_std = kid(fr, ft, subsets=100, subset_size=min(1000, len(rows)), seed=a.seed)
-            set_metrics[f"kid{suffix}"] = k_mean
-            set_metrics[f"kid{suffix}_std"] = k_std
-    clip_model = None
-    if "clip" in a.metrics or ("blip" in a.metrics and a.caption_text == "clip"):
-        paths, why = W.find(a.weights_dir, "clip")
-        if why:
-            skip("clip", why)
-        else:
-            from .clip_similarity import ClipSimilarity
-
-            clip_model = ClipSimilarity(paths[0])
-            if "clip" in a.metrics:
-                cols["clip"] = _per_pair(clip_model.image_image, fakes, targets, a.batch_size)
-    egovlp = None
-    if "egovlp" in a.metrics or ("blip" in a.metrics and a.caption_text == "egovlp"):
-        source = rows[0].get("source", "")
-        key = "egovlp_epic" if source == "epic" else "egovlp_ego4d"
-        paths, why = W.find(a.weights_dir, key)
-        text_paths, _ = W.find(a.weights_dir, "distilbert")
-        if why:
-            skip("egovlp", why)
-        else:
-            from .egovlp import EgoVLP
-
-            egovlp = EgoVLP.from_checkpoint(paths[0], text_paths[0] if text_paths else None)
-            if "egovlp" in a.metrics:
-                cols["egovlp"] = _per_pair(egovlp.score, fakes, targets, a.batch_size)
-                cols["egovlp_plus"] = _per_pair(lambda f, ti: egovlp.score(f, [t for t, _ in ti], [i for _, i in ti]),
-                                                fakes, list(zip(targets, inputs)), a.batch_size)
-    if "blip" in a.metrics:
-        text_sim = None
-        if a.caption_text == "clip" and clip_model is not None:
-            text_sim = clip_model.text_text
-        elif a.caption_text == "egovlp" and egovlp is not None and egovlp.text_model is not None:
-            def text_sim(x, y):
-                return (egovlp.text_embeddings(x) * egovlp.text_embeddings(y)).sum(-1)
-        if text_sim is None:
-            skip("blip", f"needs the {a.caption_text} text encoder (see the lines above)")
-        else:
-            from .caption import BlipCaptioner
-
-            for key, col in (("blip_b", "blip_b"), ("blip_l", "blip_l")):
-                paths, why = W.find(a.weights_dir, key)
-                if why:
-                    skip(col, why)
-                    continue
-                cap = BlipCaptioner(paths[0])
-                caps = [c for b in _batches(fakes, a.batch_size) for c in cap(b)]
-                cols[f"{col}_caption"] = caps
-                descs = [r["description"] or r["label"] for r in rows]
-                cols[col] = _per_pair(text_sim, caps, descs, 64)
-    if {"action", "desc_acc"} & set(a.metrics):
-        _egosynth_metrics(a, gen["mode"], rows, fakes, cols, skip)
-
-    per_pair = pa.table({k: v for k, v in cols.items()})
-    with atomic_path(a.out / "per_pair.parquet") as tmp:
-        pq.write_table(per_pair, tmp)
-    numeric = [k for k, v in cols.items() if k not in ("delta",) and v and isinstance(v[0], float)]
-    summary = {k: bootstrap_ci(cols[k], a.bootstrap, seed=a.seed) for k in numeric}
+    s = Scoring(a, gen["mode"], rows, *_images(a, rows), log=lambda m: _log(m, progress))
+    s.cols.update({"pair_id": [r["pair_id"] for r in rows], "label": [r["label"] for r in rows],
+                   "description": [r["description"] for r in rows], "delta": [r["delta"] for r in rows],
+                   "video_id": [r["video_id"] for r in rows]})
+    score(s)
+    _write_per_pair(s, a.out)
+    numeric = [k for k, v in s.cols.items() if k not in ("delta",) and v and isinstance(v[0], float)]
+    summary = {k: bootstrap_ci(s.cols[k], a.bootstrap, seed=a.seed) for k in numeric}
     new = new_actions(a, frames, rows, progress) if a.new_actions and frames is not None else None
-    model_cfg = None
-    if a.model not in REFERENCES:
-        for cand in (Path(a.model) / "lego_config.yaml", Path(a.model).parent / "config.yaml"):
-            if cand.is_file():
-                model_cfg = cand.read_text()
-                break
     result = {"name": name, "tag": a.tag, "method": a.model, "mode": gen["mode"], "split": a.split, "n": len(rows),
-              "metrics": summary, "set_metrics": set_metrics, "skipped": skipped, "new_actions": new,
-              "pairs": str(a.pairs), "args": {k: str(v) for k, v in a.__dict__.items()}, "model_config": model_cfg,
-              "generated": gen, "seconds": round(time.perf_counter() - t0, 1)}
+              "metrics": summary, "set_metrics": s.set_metrics, "skipped": s.skipped, "new_actions": new,
+              "pairs": str(a.pairs), "args": {k: str(v) for k, v in a.__dict__.items()},
+              "model_config": _model_config(a.model), "generated": gen, "seconds": round(time.perf_counter() - t0, 1)}
     atomic_json(a.out / "eval.json", result)
     return result
 

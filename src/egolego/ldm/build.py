@@ -12,7 +12,7 @@ from ..config import Config
 from ..data.manifest import read_manifest
 from ..tokenizer import train_tokenizer
 from .autoencoder import PixelUnshuffleAutoencoder, downscale_factor, latent_channels
-from .components import TinyShapes, load_paper_components, tiny_text_encoder, tiny_unet, tiny_vae, zero_last_conv
+from .components import load_paper_components, tiny_shapes, tiny_text_encoder, tiny_unet, tiny_vae, zero_last_conv
 from .conditioner import LegoConditioner
 
 SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
@@ -41,7 +41,7 @@ def tiny_autoencoder(cfg: Config):
     if cfg.ldm.autoencoder != "vae":
         raise ValueError(f"ldm.autoencoder must be vae or unshuffle, got {cfg.ldm.autoencoder!r}")
     if cfg.ldm.vae == "random":  # unit tests of the training mechanics only: cannot reconstruct images
-        return tiny_vae(TinyShapes(image_size=cfg.image_size))
+        return tiny_vae(tiny_shapes(cfg))
     if not cfg.ldm.vae:
         raise ValueError("the tiny preset with ldm.autoencoder: vae needs ldm.vae (--vae): a folder from "
                          "`egolego vae train` (a random autoencoder cannot reconstruct images); or set "
@@ -53,9 +53,7 @@ def tiny_parts(cfg: Config, manifest: str | Path | None, work: Path | None, imag
     """The tiny preset's tokenizer, text encoder ψ, autoencoder and UNet (``image_input=False``: text-to-image)."""
     tok = tiny_tokenizer(cfg, manifest, (work or Path(".")) / "tokenizer")
     vae = tiny_autoencoder(cfg)
-    s = TinyShapes(image_size=cfg.image_size, latent_channels=latent_channels(vae),
-                   unet_channels=tuple(cfg.ldm.unet_channels), unet_layers_per_block=cfg.ldm.unet_layers_per_block,
-                   unet_attention=tuple(bool(a) for a in cfg.ldm.unet_attention), unet_heads=cfg.ldm.unet_heads)
+    s = tiny_shapes(cfg, latent_channels=latent_channels(vae))
     text_encoder = tiny_text_encoder(tok, s)  # seeds itself: the frozen random ψ is the same for every ldm.seed
     torch.manual_seed(cfg.ldm.seed)  # after ψ, so that ldm.seed does reach the UNet's initial weights
     return {"tokenizer": tok, "text_encoder": text_encoder, "vae": vae,

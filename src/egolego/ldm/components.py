@@ -19,7 +19,8 @@ from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
 @dataclass
 class TinyShapes:
-    """Sizes of the tiny preset (64 px images, f4 autoencoder -> 16 x 16 latents)."""
+    """Sizes of the tiny preset (64 px images, f4 autoencoder -> 16 x 16 latents); a config sets them through
+    ``tiny_shapes`` (YAML: ``vae.channels``, ``ldm.unet_*``, ``ldm.text_*``)."""
 
     image_size: int = 64
     latent_channels: int = 4
@@ -31,6 +32,15 @@ class TinyShapes:
     text_dim: int = 64
     text_layers: int = 2
     text_heads: int = 4
+
+
+def tiny_shapes(cfg, latent_channels: int = 4) -> TinyShapes:
+    """The tiny architecture a config asks for (``image_size``, ``vae.channels``, ``ldm.unet_*``, ``ldm.text_*``)."""
+    c = cfg.ldm
+    return TinyShapes(image_size=cfg.image_size, latent_channels=latent_channels, vae_channels=tuple(cfg.vae.channels),
+                      unet_channels=tuple(c.unet_channels), unet_layers_per_block=c.unet_layers_per_block,
+                      unet_attention=tuple(bool(a) for a in c.unet_attention), unet_heads=c.unet_heads,
+                      text_dim=c.text_dim, text_layers=c.text_layers, text_heads=c.text_heads)
 
 
 def tiny_vae(s: TinyShapes = TinyShapes()) -> AutoencoderKL:

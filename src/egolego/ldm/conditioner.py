@@ -7,7 +7,7 @@
   π gets a key-padding mask from the true length of H_t, and rows past that length are zeroed.
 
 σ, μ and π are Xavier-initialised (paper §3.3) and are **trained** when the mode uses them (the official optimiser leaves them out;
-see ``reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
+see ``shared/reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
 with the pipeline (config + safetensors).
 """
 
@@ -18,14 +18,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-MODES = ("label", "desc", "desc+img", "desc+txt", "lego")
-
-
-def mode_uses(mode: str) -> tuple[bool, bool]:
-    """(uses H_i, uses H_t) for a conditioning mode."""
-    if mode not in MODES:
-        raise ValueError(f"unknown conditioning mode {mode!r}; choose one of {', '.join(MODES)}")
-    return mode in ("desc+img", "lego"), mode in ("desc+txt", "lego")
+from .modes import mode_uses
 
 
 class LegoConditioner(ModelMixin, ConfigMixin):

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..data.manifest import read_manifest, resolve
 from ..vllm.store import EmbeddingStore
-from .conditioner import mode_uses
+from .modes import check_covered, mode_uses, needs_embeddings, text_key
 
 _SIDE = re.compile(r"\b(left|right|Left|Right|LEFT|RIGHT)\b")
 _SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left", "LEFT": "RIGHT", "RIGHT": "LEFT"}
@@ -54,6 +54,9 @@ def load_image(path: Path, size: int) -> torch.Tensor:
 
 
 class LegoPairs(torch.utils.data.Dataset):
+    """One split of a pairs manifest as training items, with the text and embeddings the mode reads
+    (``ldm.modes``): refuses a store that lacks a pair and, for description modes, a pair without a description."""
+
     def __init__(self, manifest: str | Path, split: str = "train", embeddings: str | Path | None = None,
                  mode: str = "lego", size: int = 64):
         self.root = Path(manifest)
@@ -61,17 +64,14 @@ class LegoPairs(torch.utils.data.Dataset):
         if not self.rows:
             raise ValueError(f"{manifest}: no pairs in split {split!r}")
         self.mode, self.size = mode, size
-        use_img, use_txt = mode_uses(mode)
+        self.text_key = text_key(mode)
         self.store = None
-        if use_img or use_txt:
+        if needs_embeddings(mode):
             if embeddings is None:
                 raise ValueError(f"mode {mode!r} needs --embeddings (the store written by `egolego vllm enrich`)")
             self.store = EmbeddingStore(embeddings)
-            missing = [r["pair_id"] for r in self.rows if r["pair_id"] not in self.store]
-            if missing:
-                raise ValueError(f"{len(missing)} of {len(self.rows)} pairs have no embeddings in {embeddings} "
-                                 f"(first: {missing[0]}); rerun `egolego vllm enrich` on this manifest")
-        if mode != "label":
+            check_covered(self.store, (r["pair_id"] for r in self.rows))
+        if self.text_key == "description":
             empty = [r["pair_id"] for r in self.rows if not r["description"]]
             if empty:
                 raise ValueError(f"{len(empty)} pairs have no description (first: {empty[0]}); mode {mode!r} needs "
@@ -81,8 +81,7 @@ class LegoPairs(torch.utils.data.Dataset):
         return len(self.rows)
 
     def prompt(self, i: int) -> str:
-        r = self.rows[i]
-        return r["label"] if self.mode == "label" else r["description"]
+        return self.rows[i][self.text_key]
 
     def __getitem__(self, i: int) -> dict:
         r = self.rows[i]

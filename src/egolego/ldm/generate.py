@@ -2,9 +2,10 @@
 
 A model folder samples the way it was trained: its ``lego_config.yaml`` holds the sampler, the step count and
 both guidance scales (``ldm.scheduler``, ``ldm.steps``, ``ldm.condition_guidance``, ``ldm.image_guidance``); a
-flag overrides each. With a tuned VLLM in ``<model>/vllm`` the VLLM
-writes the description — or embeds the one given with ``--description`` — and the embeddings; without one, the
-modes that need no embeddings (``label``, ``desc``) run on the label or on ``--description``.
+flag overrides each. With the model's tuned VLLM (``ldm/vllm_link.py``: the one that wrote its training
+embeddings, or a copy in ``<model>/vllm``) the VLLM writes the description — or embeds the one given with
+``--description`` — and the embeddings; without one, the modes that need no embeddings (``label``, ``desc``)
+run on the label or on ``--description``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import yaml
 from PIL import Image
 
 from ..config import LdmConfig
+from ..errors import InputError, MissingInput
 from ..safe_load import first_line
-from .conditioner import mode_uses
+from .modes import mode_text, needs_embeddings, text_key
 from .pipeline import LegoPipeline
+from .vllm_link import missing_vllm_hint, recorded_vllm, vllm_folder
 
 
 @dataclass(frozen=True)
@@ -51,51 +54,36 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
                  float(saved.get("image_guidance", paper.image_guidance)))
     s = s.override(**overrides)
     if s.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {s.steps}")
+        raise InputError("steps", f"must be at least 1, got {s.steps}")
     return s
 
 
 def open_image(path: str | Path) -> Image.Image:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"--image: {p} does not exist")
+        raise MissingInput("image", f"{p} does not exist")
     try:
         im = Image.open(p)
         im.load()
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"--image: {p} is not a readable image ({e})") from None
+        raise InputError("image", f"{p} is not a readable image ({e})") from None
     return im.convert("RGB")
 
 
 def load_pipeline(model: str | Path) -> LegoPipeline:
     d = Path(model)
     if not (d / "model_index.json").is_file():
-        raise FileNotFoundError(f"--model: {d} is not a LEGO model folder (no model_index.json); "
-                                "it is written by `egolego train` as <out>/model")
+        raise MissingInput("model", f"{d} is not a LEGO model folder (no model_index.json); "
+                           "it is written by `egolego train` as <out>/model")
     from ..hf_quiet import quiet_loading
 
     try:
         with quiet_loading():
             pipe = LegoPipeline.from_pretrained(str(d), local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:  # a broken or foreign folder
-        raise ValueError(f"--model: {d} is not a loadable LEGO model ({first_line(e)})") from None
+        raise InputError("model", f"{d} is not a loadable LEGO model ({first_line(e)})") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def vllm_folder(model: str | Path) -> Path | None:
-    """The tuned VLLM that goes with a model: ``<model>/vllm`` (the demo and `reproduce` put it there)."""
-    own = Path(model) / "vllm"
-    return own if own.is_dir() else None
-
-
-def mode_prompt(mode: str, label: str, description: str | None) -> str:
-    """The text ψ reads: the label in ``label`` mode (InstructPix2Pix), the description in every other mode."""
-    if mode == "label":
-        return label
-    if not description:
-        raise ValueError(f"mode {mode!r} needs a description: pass --description, or use a model with a tuned VLLM")
-    return description
 
 
 class FrameGenerator:
@@ -112,32 +100,40 @@ class FrameGenerator:
         self.vllm_dir = vllm_folder(model)
         self._vllm = None
 
+    def load_vllm(self):
+        """(model, processor) of the model's VLLM, loaded once; refuses a VLLM other than the recorded one."""
+        from ..vllm.model import fingerprint, load_llava
+
+        if self._vllm is None:
+            if self.vllm_dir is None:
+                raise InputError("model", f"mode {self.mode!r} needs the model's tuned VLLM, but {missing_vllm_hint(self.model)}")
+            self._vllm = load_llava(self.vllm_dir)
+            want = (recorded_vllm(self.model) or {}).get("fingerprint")
+            if want and fingerprint(self._vllm[0]) != want:
+                raise InputError("model", f"the VLLM in {self.vllm_dir} is not the one that wrote this model's training "
+                                 f"embeddings (fingerprint {fingerprint(self._vllm[0])}, recorded {want})")
+        return self._vllm
+
     def describe(self, square: Image.Image, action: str, description: str | None = None) -> tuple[str, dict]:
         """(description — the VLLM's, or the given one —, its embeddings) for a square frame; the VLLM loads once."""
         from ..vllm.enrich import describe_and_embed
-        from ..vllm.model import load_llava
 
-        if self._vllm is None:
-            self._vllm = load_llava(self.vllm_dir)
         return describe_and_embed(self.vllm_dir, square, action, rows=self.pipe.conditioner.config.text_tokens,
-                                  description=description, loaded=self._vllm)
+                                  description=description, loaded=self.load_vllm())
 
     def __call__(self, image: Image.Image, action: str, description: str | None = None, seed: int = 0,
                  size: int | None = None) -> tuple[Image.Image, str]:
         """(action frame at the input's aspect ratio, the text it was conditioned on)."""
-        use_img, use_txt = mode_uses(self.mode)
         side = size or self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
         square = image.resize((side, side), Image.LANCZOS)
         emb = {}
-        if self.mode != "label" and (use_img or use_txt or description is None):
-            if self.vllm_dir is None:
-                if use_img or use_txt:
-                    raise ValueError(f"this model's mode {self.mode!r} needs VLLM embeddings, but {self.model} has no "
-                                     "tuned VLLM (a `vllm/` folder); train a `label` "
-                                     "or `desc` model, or add the VLLM")
-            else:
-                description, emb = self.describe(square, action, description)
-        prompt = mode_prompt(self.mode, action, description)
+        wants_description = text_key(self.mode) == "description" and description is None
+        if needs_embeddings(self.mode) or (wants_description and self.vllm_dir is not None):
+            description, emb = self.describe(square, action, description)
+        try:
+            prompt = mode_text(self.mode, action, description)
+        except ValueError as e:
+            raise InputError("description", str(e)) from None
         s = self.sampling
         out = self.pipe(square, prompt, num_inference_steps=s.steps, condition_guidance_scale=s.condition_guidance,
                         image_guidance_scale=s.image_guidance, generator=torch.Generator().manual_seed(seed),

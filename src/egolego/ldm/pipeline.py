@@ -35,7 +35,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .autoencoder import downscale_factor
 from .components import encode_text
-from .conditioner import mode_uses
+from .modes import mode_uses
 
 SCHEDULERS = {"euler_a": EulerAncestralDiscreteScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler,
               "flow_euler": FlowMatchEulerDiscreteScheduler}

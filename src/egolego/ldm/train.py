@@ -32,6 +32,7 @@ from ..data.manifest import read_manifest, resolve
 from .build import build_components
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
 from .pipeline import LegoPipeline
+from .vllm_link import record_vllm
 
 
 class LegoDenoiser(nn.Module):
@@ -60,6 +61,13 @@ def epoch_indices(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class Trainer:
+    """Trains the LEGO LDM (UNet + conditioner σ, μ, π) on a pairs manifest (+ embedding store) under accelerate.
+
+    ``run`` trains to ``ldm.max_steps`` with EMA, CFG dropout and checkpoints in ``<out>/checkpoints`` (resumable),
+    logging to ``<out>/train_log.jsonl``; ``export`` writes the EMA weights as ``<out>/model`` with the config it
+    was trained with (``lego_config.yaml``) and the VLLM that wrote its embeddings (``vllm.json``).
+    """
+
     def __init__(self, cfg: Config, pairs: str | Path, embeddings: str | Path | None, out: str | Path):
         self.cfg, self.out = cfg, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -68,7 +76,7 @@ class Trainer:
         self.ds = LegoPairs(pairs, "train", embeddings, self.data_mode, cfg.image_size)
         store = self.ds.store
         m, dv = store.image_shape if store else (1, 1)
-        n = store.text_shape[0] if store else 77
+        n = store.text_shape[0] if store else cfg.vllm.text_rows
         if store and store.text_shape[1] != dv:
             raise ValueError("H_i and H_t widths differ in the embedding store")
         with self.acc.main_process_first():  # rank 0 trains and saves the tiny tokenizer; the others then load it
@@ -309,6 +317,7 @@ class Trainer:
         if self.acc.is_main_process:
             pipe.save_pretrained(str(dest))
             save(self.cfg, dest / "lego_config.yaml")
+            record_vllm(self.ds.store, dest)  # `generate` finds the VLLM that wrote the embeddings
         self.ema.restore(list(model.parameters()))
         return dest
 

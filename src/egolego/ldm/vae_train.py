@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data.manifest import read_manifest, resolve
-from .components import TinyShapes, tiny_vae
+from .components import tiny_shapes, tiny_vae
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
@@ -82,7 +82,7 @@ def train_vae(cfg: Config, source: str | Path, out: str | Path, max_images: int 
     n_hold = max(1, int(len(images) * v.holdout)) if len(images) > 1 else 0
     hold, train = images[order[:n_hold]], images[order[n_hold:]] if n_hold else images
     torch.manual_seed(v.seed)
-    vae = tiny_vae(TinyShapes(image_size=cfg.image_size)).train()
+    vae = tiny_vae(tiny_shapes(cfg)).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=v.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, v.steps, eta_min=v.lr * 0.05)
     g = torch.Generator().manual_seed(v.seed)

@@ -23,6 +23,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..atomic import write_text as atomic_write_text
+from ..config import SynthConfig
+from ..errors import InputError
 from .describe import description, ego4d_narration, label, state_words
 from .ego4d_writer import clip_parent_start_frame, intervals, is_valid, write_ego4d
 from .epic_writer import write_epic
@@ -41,29 +43,32 @@ class DatasetExists(Exception):
     """The output folder already holds a dataset and ``overwrite`` was not given."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SynthArgs:
+    """One ``egolego synth`` run; the defaults are the tiny preset's ``synth`` settings (``config.SynthConfig``)."""
+
     out: Path
-    actions: int = 300
-    size: int = 64
-    seed: int = 0
+    actions: int = SynthConfig.actions
+    size: int = SynthConfig.size
+    seed: int = SynthConfig.seed
     formats: tuple[str, ...] = FORMATS
-    workers: int = 1
+    workers: int = SynthConfig.workers
     overwrite: bool = False
 
     def validate(self) -> None:
-        """Raise ValueError naming the flag for every invalid value."""
+        """Raise ``InputError`` naming the argument for every invalid value."""
         if self.actions <= 0:
-            raise ValueError(f"--actions must be a positive integer, got {self.actions}")
+            raise InputError("actions", f"must be a positive integer, got {self.actions}")
         if self.size <= 0 or self.size % 8:
-            raise ValueError(f"--size must be a positive multiple of 8, got {self.size}")
+            raise InputError("size", f"must be a positive multiple of 8, got {self.size}")
         if self.size < 32:
-            raise ValueError(f"--size must be at least 32, got {self.size}")
+            raise InputError("size", f"must be at least 32, got {self.size}")
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
-            raise ValueError(f"--format must be a comma-separated subset of {','.join(FORMATS)}, got {','.join(self.formats)!r}")
+            raise InputError("format", f"must be a comma-separated subset of {','.join(FORMATS)}, got "
+                             f"{','.join(self.formats)!r}")
         if self.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {self.workers}")
+            raise InputError("workers", f"must be >= 1, got {self.workers}")
 
     def fingerprint(self) -> dict:
         return {"version": VERSION, "actions": self.actions, "size": self.size, "seed": self.seed,

@@ -20,7 +20,9 @@ from .vocab import EGO4D_STRUCTURED_VERB, KINDS, VERBS
 BOX_FRAMES = ("pre_15", "pre_frame", "contact_frame", "pnr_frame", "post_frame")
 
 
-def _uid(*parts) -> str:
+def ego4d_uid(*parts) -> str:
+    """The stable uid of a video part (clip, narration, narrated action); a narrated action's uid is the pair id
+    that ``egolego data build --source ego4d`` gives it (``synth.pairs.truth_by_pair_id``)."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "egosynth/" + "/".join(map(str, parts))))
 
 
@@ -52,14 +54,14 @@ def narrated_action(video: VideoPlan, seg: Segment, rec: dict, clip_start_frame:
         frames = [fr for fr in frames if fr["frame_type"] != "contact_frame"]
     before, after = state_words(seg.action)
     act = {
-        "warnings": [], "uid": _uid(video.ego4d_uid, seg.action_id),
+        "warnings": [], "uid": ego4d_uid(video.ego4d_uid, seg.action_id),
         "start_sec": round(start_f / f, 4), "end_sec": round(end_f / f, 4),
         "start_frame": start_f, "end_frame": end_f, "is_valid_action": True, "is_partial": False,
         "clip_start_sec": round((start_f - clip_start_frame) / f, 4), "clip_end_sec": round((end_f - clip_start_frame) / f, 4),
         "clip_start_frame": start_f - clip_start_frame, "clip_end_frame": end_f - clip_start_frame,
         "narration_timestamp_sec": round(narr, 4), "clip_narration_timestamp_sec": round(narr - clip_start_frame / f, 4),
         "narration_text": ego4d_narration(seg.scene, seg.action),
-        "narration_annotation_uid": _uid("narration", video.ego4d_uid, seg.action_id),
+        "narration_annotation_uid": ego4d_uid("narration", video.ego4d_uid, seg.action_id),
         "structured_verb": EGO4D_STRUCTURED_VERB[seg.action.verb], "freeform_verb": None,
         "state_transition": f"{before} -> {after}",
         "critical_frames": crit,
@@ -99,7 +101,7 @@ def write_ego4d(root: Path, videos: list[VideoPlan], fragments: dict[int, dict])
             p_start, p_end = max(0.0, s_sec - 8.0), min(v.duration, e_sec + 8.0)
             psf = clip_parent_start_frame(v, segs)
             ivs.append({
-                "clip_id": str(10_000 + v.index * 10 + ci), "clip_uid": _uid("clip", v.ego4d_uid, ci),
+                "clip_id": str(10_000 + v.index * 10 + ci), "clip_uid": ego4d_uid("clip", v.ego4d_uid, ci),
                 "start_sec": s_sec, "end_sec": e_sec, "start_frame": int(round(s_sec * f)),
                 "end_frame": int(round(e_sec * f)), "clip_parent_start_sec": p_start, "clip_parent_end_sec": p_end,
                 "clip_parent_start_frame": psf, "clip_parent_end_frame": int(round(p_end * f)), "redacted": False,

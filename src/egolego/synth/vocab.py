@@ -34,7 +34,7 @@ class Kind:
     name: str  # the noun in narrations ("cup")
     epic_noun: str  # EPIC noun column form ("board:chopping")
     epic_class: int  # EPIC-100 noun_class id
-    shape: str  # drawing routine in ``draw.py``
+    shape: str  # drawing routine in ``shapes.py``
     size: tuple[float, float]  # (w, h) as fractions of the frame height
     colors: tuple[str, ...]  # colours an instance may take
     portable: bool = True  # can be taken / put / poured from

@@ -5,7 +5,7 @@ Sizes of objects are given as fractions of the frame *height*; ``aspect`` (W / H
 
 An action is a pure function of its progress ``p`` in [0, 1]: ``pose(scene, action, p)`` gives where the
 hands are and in which state every object is. ``p = 0`` is the before-state (the input frame), ``p = 1``
-the after-state (the action frame). The renderer (``draw.py``) turns a pose into pixels; the judge renders
+the after-state (the action frame). The renderer (``render.py`` with ``shapes.py``) turns a pose into pixels; the judge renders
 alternative poses to decide what a generated frame shows.
 """
 

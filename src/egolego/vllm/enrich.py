@@ -135,7 +135,8 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
     todo = [r for r in mine if done is None or r["pair_id"] not in done]
     d = model.config.text_config.hidden_size
     writer_id = f"{shard_index:03d}of{num_shards:03d}"
-    writer = StoreWriter(out, writer_id, (image_tokens(model), d), (text_rows, d), fingerprint(model), dtype, shard_size)
+    writer = StoreWriter(out, writer_id, (image_tokens(model), d), (text_rows, d), fingerprint(model), dtype, shard_size,
+                         vllm=model_dir)
     desc_file = out / f"descriptions-{writer_id}.json"
     descriptions = json.loads(desc_file.read_text()) if desc_file.exists() else {}
     skipped: list[str] = []

@@ -2,8 +2,8 @@
 
 Layout of a store folder::
 
-    index-<writer>.json          one per writer (shard index / process): model fingerprint, dtype, shapes,
-                                 and {pair_id: {"shard", "row", "length"}}
+    index-<writer>.json          one per writer (shard index / process): model fingerprint, the VLLM folder that
+                                 wrote it ("vllm"), dtype, shapes, and {pair_id: {"shard", "row", "length"}}
     shard-<writer>-<k>.safetensors   h_img (R, M, D), h_txt (R, N, D), length (R,)
 
 Each shard is written to a temp name and renamed, then the writer's index is rewritten the same way, so a
@@ -61,6 +61,11 @@ class EmbeddingStore:
         return tuple(self.meta["image_shape"])
 
     @property
+    def vllm(self) -> Path | None:
+        """The tuned VLLM folder that wrote the store (None for a store written before it was recorded)."""
+        return Path(self.meta["vllm"]) if self.meta.get("vllm") else None
+
+    @property
     def text_shape(self) -> tuple[int, int]:
         return tuple(self.meta["text_shape"])
 
@@ -83,7 +88,7 @@ class StoreWriter:
     """Append embeddings; ``flush`` every ``shard_size`` rows (and at ``close``)."""
 
     def __init__(self, root: str | Path, writer: str, image_shape: tuple[int, int], text_shape: tuple[int, int],
-                 fingerprint: str, dtype: str = "float16", shard_size: int = 256):
+                 fingerprint: str, dtype: str = "float16", shard_size: int = 256, vllm: str | Path | None = None):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
         self.root = Path(root)
@@ -98,6 +103,8 @@ class StoreWriter:
         else:
             self.index = {"fingerprint": fingerprint, "dtype": dtype, "image_shape": list(image_shape),
                           "text_shape": list(text_shape), "entries": {}}
+        if vllm is not None:
+            self.index["vllm"] = str(Path(vllm).resolve())
         self._rows: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
         self._next = len({e["shard"] for e in self.index["entries"].values()})
 

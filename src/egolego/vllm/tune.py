@@ -67,6 +67,13 @@ def build_model(cfg: Config, out: Path):
 
 
 class VllmTuner:
+    """Visual instruction tuning (paper §3.1, D.3) of a LLaVA on conversation JSON under accelerate.
+
+    The vision tower is frozen (the tiny preset may train it), the projector and the LLM (or LoRA adapters) are
+    trained with the loss on answer tokens only; ``run`` checkpoints to ``<out>/checkpoints`` (resumable) and saves
+    ``<out>/model`` with the ``vllm`` settings it was tuned with, which ``vllm enrich`` reads.
+    """
+
     def __init__(self, cfg: Config, data: str | Path, images: str | Path, out: str | Path):
         self.cfg, self.out, self.images = cfg, Path(out), Path(images)
         self.out.mkdir(parents=True, exist_ok=True)

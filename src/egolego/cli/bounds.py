@@ -84,7 +84,7 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
                               "checkpoint_every", "keep_checkpoints", "steps", "epochs", "vocab_size",
                               "model_max_length", "min_frequency", "conditioner_layers", "conditioner_heads",
                               "conditioner_ffn", "lora_rank", "max_new_tokens", "text_rows",
-                              "unet_layers_per_block", "unet_heads")},
+                              "unet_layers_per_block", "unet_heads", "text_dim", "text_layers", "text_heads")},
     "warmup_steps": (0, None),
     "change_weight": (0, None),
     "change_threshold": (0, None),

@@ -1,32 +1,34 @@
-"""The ``egolego eval`` and ``egolego report`` sub-commands (parser and functions)."""
+"""``egolego eval`` and ``egolego report``: score a method on a split (paper §4.1), and the HTML report."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..commands import CliError, _out_file, _positive, _writable_dir, add_sampling_flags, sampling_args
-from .run import ALL_METRICS
+from .common import CliError, add_sampling_flags, fail, out_file, positive, sampling_args, writable_dir
 
 
-def add_parsers(sub) -> None:
+def eval_parser(sub) -> None:
+    from ..eval.run import ALL_METRICS
+
     e = sub.add_parser("eval", help="generate the test split with one method and score it (paper §4.1)",
                        description="Generate every pair of a split with a LEGO model (or the `input` / `target` "
                        "references), compute the metrics per pair, aggregate with 95 %% bootstrap intervals.")
     e.add_argument("--model", required=True, help="a LEGO model folder, or `input` (copy the input) / `target` (GT)")
     e.add_argument("--pairs", required=True, help="the pairs manifest folder")
     e.add_argument("--out", required=True, help="output folder (images/, per_pair.parquet, eval.json)")
-    e.add_argument("--split", default="test")
+    e.add_argument("--split", default="test", help="the manifest split to evaluate (default %(default)s)")
     e.add_argument("--metrics", default=",".join(ALL_METRICS), help=f"comma list of {','.join(ALL_METRICS)}")
     e.add_argument("--weights-dir", help="folder with the metric weights (README: Evaluation weights)")
     add_sampling_flags(e)
     e.add_argument("--baseline", choices=("sdedit", "proxnpi"),
                    help="evaluate a baseline on --model, a text-to-image model (`train --conditioning t2i`)")
     e.add_argument("--strength", type=float, help="SDEdit: noise strength in (0, 1] (default 0.6, README)")
-    e.add_argument("--batch-size", type=int, default=8)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch-size", type=int, default=8, help="frames per pipeline call (default %(default)s)")
+    e.add_argument("--seed", type=int, default=0, help="noise seed; each pair's noise depends on it and its id only")
     e.add_argument("--limit", type=int, help="evaluate only the first N pairs")
-    e.add_argument("--store", help="embedding store of `vllm enrich` (modes that use H_i / H_t)")
+    e.add_argument("--store", help="embedding store of `vllm enrich` (modes that use H_i / H_t; default: the "
+                   "model's VLLM embeds each input frame)")
     e.add_argument("--name", help="the method's name in tables (default: the model's run folder)")
     e.add_argument("--tag", default="", help="a variant label for the ablation table, e.g. 'untuned VLLM'")
     e.add_argument("--egosynth", help="EgoSynth folder for the action judge (default: found from the manifest)")
@@ -34,34 +36,36 @@ def add_parsers(sub) -> None:
     e.add_argument("--caption-text", choices=("clip", "egovlp"), default="clip",
                    help="text encoder comparing BLIP captions with descriptions (paper: clip; official code: egovlp)")
     e.add_argument("--new-actions", type=int, default=6, help="frames in the new-actions strip (0: none)")
-    e.add_argument("--quiet", action="store_true")
+    e.add_argument("--quiet", action="store_true", help="no progress lines")
     e.set_defaults(func=cmd_eval)
 
+
+def report_parser(sub) -> None:
     r = sub.add_parser("report", help="one self-contained HTML report from eval folders",
                        description="Tables, plots, sample grid, new-actions strip and configs of one or more "
                        "`egolego eval` folders, in one HTML file with embedded images.")
     r.add_argument("evals", nargs="+", help="eval folders")
     r.add_argument("--out", required=True, help="the HTML file to write")
-    r.add_argument("--title", default="egolego evaluation")
+    r.add_argument("--title", default="egolego evaluation", help="the page title")
     r.add_argument("--sample", type=int, default=8, help="pairs in the image grid")
     r.add_argument("--votes", help="the SQLite file of `egolego study`: adds the win rates and votes per rater")
     r.set_defaults(func=cmd_report)
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from .report import headline
-    from .run import EvalArgs, evaluate
-    from .tables import load_run
+    from ..eval.report import headline
+    from ..eval.run import EvalArgs, evaluate
+    from ..eval.tables import load_run
 
-    _positive(a.batch_size, "--batch-size")
+    positive(a.batch_size, "--batch-size")
     if a.limit is not None:
-        _positive(a.limit, "--limit")
+        positive(a.limit, "--limit")
     metrics = tuple(m.strip() for m in a.metrics.split(",") if m.strip())
     for flag, p in (("--pairs", a.pairs), ("--weights-dir", a.weights_dir), ("--store", a.store),
                     ("--egosynth", a.egosynth), ("--feature-vae", a.feature_vae)):
         if p is not None and not Path(p).exists():
             raise CliError(f"{flag}: {p} does not exist")
-    args = EvalArgs(model=a.model, pairs=Path(a.pairs), out=_writable_dir(Path(a.out), "--out"), split=a.split,
+    args = EvalArgs(model=a.model, pairs=Path(a.pairs), out=writable_dir(Path(a.out), "--out"), split=a.split,
                     metrics=metrics, weights_dir=Path(a.weights_dir) if a.weights_dir else None,
                     batch_size=a.batch_size, seed=a.seed, limit=a.limit, store=Path(a.store) if a.store else None,
                     name=a.name, tag=a.tag, egosynth=Path(a.egosynth) if a.egosynth else None,
@@ -70,20 +74,20 @@ def cmd_eval(a: argparse.Namespace) -> int:
     try:
         evaluate(args, progress=not a.quiet)
     except (FileNotFoundError, ValueError) as e:
-        raise CliError(str(e)) from None
+        raise fail(e) from None
     print(headline(load_run(args.out)))
     print(f"eval: {args.out / 'eval.json'}")
     return 0
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .report import build_report
+    from ..eval.report import build_report
 
-    _positive(a.sample, "--sample")
-    _out_file(a.out, "--out", (".html", ".htm"))
+    positive(a.sample, "--sample")
+    out_file(a.out, "--out", (".html", ".htm"))
     try:
         out = build_report(a.evals, a.out, a.title, a.sample, votes=a.votes)
     except (FileNotFoundError, ValueError) as e:
-        raise CliError(str(e)) from None
+        raise fail(e) from None
     print(f"report: {out}")
     return 0

@@ -1,0 +1,85 @@
+"""``egolego demo`` and ``egolego reproduce``: the whole pipeline on EgoSynth (``stages.py``, ``reproduce.py``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CliError, add_sampling_flags, load_cfg, positive, sampling_args, writable_dir
+
+
+def demo_parser(sub) -> None:
+    d = sub.add_parser("demo", help="run the whole pipeline on the embedded default (EgoSynth, tiny, CPU)",
+                       description="Run every stage that exists on EgoSynth with the tiny preset; reruns reuse "
+                       "finished stages.")
+    d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    d.add_argument("--config", help="a YAML config file (default: the tiny preset)")
+    d.add_argument("--actions", type=int, help="override the number of EgoSynth actions (default: synth.actions)")
+    d.add_argument("--minutes", type=float, default=10.0, help="time budget that scales the training (default 10)")
+    d.add_argument("--weights-dir", help="metric weights (README: Evaluation weights); without it those metrics are skipped")
+    d.add_argument("--baseline", action="store_true",
+                   help="also train the `label` baseline (InstructPix2Pix) with the same steps: twice the training")
+    d.set_defaults(func=cmd_demo)
+
+
+def reproduce_parser(sub) -> None:
+    rp = sub.add_parser("reproduce", help="the paper's Tables 1, 3, 4 at toy scale on EgoSynth (6 LDMs, one budget)",
+                        description="Train label, desc, desc+img, desc+txt, lego and lego on the untuned VLLM with "
+                        "one recipe and one budget, evaluate them on the same test pairs, and write report.html with "
+                        "the tables and paired bootstrap intervals (lego - label, overall and on twin scenes). "
+                        "Resumable: rerun after a kill.")
+    rp.add_argument("--out", required=True, help="output folder (one sub-folder per EgoSynth seed)")
+    rp.add_argument("--minutes", type=float, default=60.0, help="time budget that sizes the training (default 60)")
+    rp.add_argument("--seeds", type=int, default=1, help="EgoSynth seeds, from synth.seed on (default 1)")
+    rp.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train and sample (default cpu)")
+    rp.add_argument("--config", help="a YAML config file (default: the tiny preset)")
+    rp.add_argument("--actions", type=int, help="EgoSynth actions per seed (default: the config's synth.actions)")
+    rp.add_argument("--test-pairs", type=int, default=96, help="test pairs evaluated per model (default 96)")
+    rp.add_argument("--ldm-steps", type=int, help="training steps per model (default: sized from --minutes)")
+    rp.add_argument("--no-baselines", dest="baselines", action="store_false",
+                    help="skip the SDEdit and ProxNPI baselines (and their text-to-image model)")
+    add_sampling_flags(rp)
+    rp.set_defaults(func=cmd_reproduce)
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    cfg = load_cfg(a)
+    if a.actions is not None:
+        positive(a.actions, "--actions")
+        cfg.synth.actions = a.actions
+    if a.minutes <= 0:
+        raise CliError(f"--minutes must be positive, got {a.minutes}")
+    if a.weights_dir is not None and not Path(a.weights_dir).is_dir():
+        raise CliError(f"--weights-dir: {a.weights_dir} is not a folder")
+    run_demo(cfg, writable_dir(Path(a.out), "--out"), minutes=a.minutes,
+             weights_dir=Path(a.weights_dir) if a.weights_dir else None, baseline=a.baseline)
+    return 0
+
+
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    from ..reproduce import run_reproduce
+
+    cfg = load_cfg(a)
+    sampling = sampling_args(a)
+    for flag, v in (("--seeds", a.seeds), ("--test-pairs", a.test_pairs), ("--ldm-steps", a.ldm_steps),
+                    ("--actions", a.actions)):
+        positive(v, flag)
+    if a.minutes <= 0:
+        raise CliError(f"--minutes must be positive, got {a.minutes}")
+    if a.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CliError("--device cuda: no CUDA device is visible to PyTorch")
+    if a.actions:
+        cfg.synth.actions = a.actions
+    s = run_reproduce(cfg, writable_dir(Path(a.out), "--out"), a.minutes, a.seeds, a.device, a.test_pairs,
+                      a.ldm_steps, sampling, baselines=a.baselines)
+    for seed, r in s["seeds"].items():
+        d = r["paired"].get("action_all/twin scenes")
+        twin = f"; lego - label on {r['twins']} twin scenes: {d['mean'] * 100:+.1f} [{d['lo'] * 100:+.1f}, " \
+               f"{d['hi'] * 100:+.1f}] points" if d else ""
+        print(f"reproduce: seed {seed}: {r['report']}{twin}")
+    return 0

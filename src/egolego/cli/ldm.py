@@ -1,0 +1,132 @@
+"""``egolego vae train``, ``egolego train`` and ``egolego generate``: the diffusion model (paper §3.2)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import preset
+from .common import (
+    CliError,
+    add_config_flags,
+    add_sampling_flags,
+    existing,
+    fail,
+    load_cfg,
+    out_file,
+    positive,
+    sampling_args,
+    writable_dir,
+)
+
+
+def vae_parser(sub) -> None:
+    v = sub.add_parser("vae", help="the tiny preset's autoencoder", description="Autoencoder commands.")
+    vsub = v.add_subparsers(dest="vae_command", required=True, parser_class=type(v))
+    vt = vsub.add_parser("train", help="train the tiny AutoencoderKL on frames; reports held-out PSNR",
+                         description="Train the tiny preset's AutoencoderKL (a random one cannot reconstruct images).")
+    vt.add_argument("--images", required=True, help="a folder of JPEG/PNG frames or a pairs manifest folder")
+    vt.add_argument("--out", required=True, help="output folder (diffusers AutoencoderKL + quality.json)")
+    vt.add_argument("--steps", type=int, help=f"training steps (default: vae.steps, tiny {preset('tiny').vae.steps})")
+    vt.add_argument("--config", help="a YAML config file (default: the tiny preset)")
+    vt.set_defaults(func=cmd_vae_train)
+
+
+def train_parser(sub) -> None:
+    from ..ldm.modes import MODES
+
+    tr = sub.add_parser("train", help="train the LEGO diffusion model (accelerate: CPU, GPUs, nodes)",
+                        description="Train the UNet and the conditioner (σ, μ, π) on a pairs manifest + embedding "
+                        "store. Every setting defaults to the config's ldm.* (--config / --preset). "
+                        "Multi-GPU: accelerate launch -m egolego.cli train ...")
+    tr.add_argument("--pairs", required=True, help="pairs manifest folder")
+    tr.add_argument("--embeddings", help="embedding store of `vllm enrich` (needed by desc+img, desc+txt, lego); the "
+                    "model records the VLLM that wrote it")
+    tr.add_argument("--conditioning", choices=(*MODES, "t2i"), metavar="MODE",
+                    help=f"{' | '.join(MODES)} (default: ldm.conditioning, {preset('tiny').ldm.conditioning}) | t2i "
+                    "(the text-to-image model of the SDEdit / ProxNPI baselines)")
+    tr.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.jsonl, model/")
+    tr.add_argument("--max-steps", type=int, help="training steps (default: ldm.max_steps)")
+    tr.add_argument("--batch-size", type=int, help="pairs per step and process (default: ldm.batch_size)")
+    tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    tr.add_argument("--vae", help="tiny with ldm.autoencoder vae: autoencoder folder from `egolego vae train`")
+    tr.add_argument("--base", help="paper: local SD-1.5 or InstructPix2Pix diffusers folder")
+    tr.add_argument("--tokenizer", help="tiny: tokenizer folder (default: trained on the manifest's texts)")
+    tr.add_argument("--seed", type=int, help="data order, noise, dropout, initialisation (default: ldm.seed)")
+    add_config_flags(tr)
+    tr.set_defaults(func=cmd_train)
+
+
+def generate_parser(sub) -> None:
+    g = sub.add_parser("generate", help="generate the action frame for one image",
+                       description="Generate the egocentric action frame for an image and an action, sampling the "
+                       "way the model was trained (its lego_config.yaml) unless a flag says otherwise.")
+    g.add_argument("--model", default="runs/demo/ldm_lego/model",
+                   help="a LEGO model folder (<train out>/model; default: the demo's lego model)")
+    g.add_argument("--image", required=True, help="the egocentric frame (any size; the output keeps its aspect ratio)")
+    g.add_argument("--action", required=True, help='the action, e.g. "open drawer"')
+    g.add_argument("--out", required=True, help="output image (.png, .jpg, .webp)")
+    g.add_argument("--description", help="the detailed description (default: written by the model's tuned VLLM)")
+    g.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
+    add_sampling_flags(g)
+    g.set_defaults(func=cmd_generate)
+
+
+def cmd_vae_train(a: argparse.Namespace) -> int:
+    from ..ldm.vae_train import train_vae
+
+    cfg = load_cfg(a)
+    positive(a.steps, "--steps")
+    if a.steps:
+        cfg.vae.steps = a.steps
+    try:
+        q = train_vae(cfg, a.images, writable_dir(Path(a.out), "--out"))
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(e) from None
+    print(f"vae: held-out reconstruction PSNR {q['psnr_heldout_db']} dB ({q['heldout_images']} images), "
+          f"{q['steps']} steps in {q['seconds']}s -> {a.out}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    cfg = load_cfg(a)
+    c = cfg.ldm
+    for flag, value in (("--max-steps", a.max_steps), ("--batch-size", a.batch_size)):
+        positive(value, flag)
+    for key, value in (("conditioning", a.conditioning), ("max_steps", a.max_steps), ("batch_size", a.batch_size),
+                       ("vae", a.vae), ("base", a.base), ("tokenizer", a.tokenizer), ("seed", a.seed)):
+        if value is not None:
+            setattr(c, key, value)
+    for flag, path in (("--pairs", a.pairs), ("--embeddings", a.embeddings), ("--vae", a.vae), ("--base", a.base),
+                       ("--tokenizer", a.tokenizer)):
+        existing(path, flag, "path")  # --pairs may name the folder or its pairs.parquet
+    from ..ldm.train import Trainer
+
+    if c.conditioning == "t2i":  # the text-to-image model of the SDEdit / ProxNPI baselines
+        from ..baselines.t2i import TextToImageTrainer as Trainer  # noqa: N813
+
+    try:
+        trainer = Trainer(cfg, a.pairs, a.embeddings, writable_dir(Path(a.out), "--out"))
+        r = trainer.run(resume=a.resume)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(e) from None
+    last = r["losses"][-1] if r["losses"] else float("nan")
+    print(f"train: {c.conditioning}, steps {r['start']}->{r['end']}, last loss {last:.4f} -> {Path(a.out) / 'model'}")
+    return 0
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from ..ldm.generate import generate_one
+
+    sampling = sampling_args(a)
+    out = out_file(a.out, "--out", (".png", ".jpg", ".jpeg", ".webp"))
+    try:
+        img, prompt = generate_one(a.model, a.image, a.action, a.description, seed=a.seed, **sampling)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(e) from None
+    try:
+        img.save(out)
+    except OSError as e:
+        raise CliError(f"--out: cannot write {out}: {e.strerror or e}") from None
+    print(f"generate: \"{prompt}\" -> {out}")
+    return 0

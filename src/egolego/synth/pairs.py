@@ -1,0 +1,64 @@
+"""EgoSynth as pairs: the oracle pairs manifest, and each action's truth by the pair id a build gives it.
+
+These helpers know EgoSynth's files, so they live here; ``data/`` and ``eval/`` stay free of EgoSynth. A pair
+built from EgoSynth's EPIC files is named by its ``narration_id``, one built from its Ego4D files by the uid
+its Ego4D writer gave the narrated action (``ego4d_writer.ego4d_uid``), an oracle pair by the action id.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from ..data.manifest import write_manifest
+from ..names import safe_name
+from .dataset import load_truth
+from .ego4d_writer import ego4d_uid
+
+
+def truth_by_pair_id(root: str | Path) -> dict[str, dict]:
+    """Each action's truth record, under every pair id it can have: EPIC build, Ego4D build, oracle pairs."""
+    out = {}
+    for t in load_truth(Path(root)):
+        if "epic" in t:
+            out[t["epic"]["narration_id"]] = t
+        if "ego4d" in t:
+            out[ego4d_uid(t["ego4d"]["video_uid"], t["action_id"])] = t
+        out[t["action_id"]] = t
+    return out
+
+
+def pairs_from_egosynth(egosynth: str | Path, out: str | Path, size: int = 64, with_description: bool = True,
+                        progress: bool = False) -> Path:
+    """Oracle pairs straight from EgoSynth's truth (its EPIC frames): for tests and the LDM's own demo.
+
+    ``egolego data build`` is the real path (parsers, frame choice, quality pick, filters); this shortcut
+    takes the truth's frames as they are. The description column holds the exact truth description when
+    ``with_description`` (what a perfect curation would write).
+    """
+    egosynth, out = Path(egosynth), Path(out)
+    img_dir = out / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for t in tqdm(load_truth(egosynth), desc="pairs", disable=not progress):
+        if "epic" not in t:
+            raise ValueError(f"{egosynth} has no EPIC-format frames (generate it with --format epic)")
+        e = t["epic"]
+        d = egosynth / "epic" / "rgb_frames" / e["participant_id"] / e["video_id"]
+        inp = Image.open(d / f"frame_{e['input_frame']:010d}.jpg").convert("RGB")
+        tgt = Image.open(d / f"frame_{e['target_frame']:010d}.jpg").convert("RGB")
+        pid, name = t["action_id"], safe_name(t["action_id"])
+        paths = {"input_path": f"images/{name}_input.jpg", "target_path": f"images/{name}_target.jpg",
+                 "target_full_path": f"images/{name}_target_full.jpg"}
+        inp.resize((size, size), Image.LANCZOS).save(out / paths["input_path"], quality=95)
+        tgt.resize((size, size), Image.LANCZOS).save(out / paths["target_path"], quality=95)
+        tgt.save(out / paths["target_full_path"], quality=95)
+        ct = e["content_time"]
+        rows.append({"pair_id": pid, "source": "egosynth", "split": "test" if t["split"] == "validation" else "train",
+                     "video_id": e["video_id"], "label": t["label"],
+                     "description": t["description"] if with_description else "",
+                     "boxes": json.dumps(t["boxes"]), "delta": round(ct["target"] - ct["input"], 4), **paths})
+    return write_manifest(rows, out)

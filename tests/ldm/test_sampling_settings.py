@@ -1,0 +1,68 @@
+"""A newcomer changes the sampler, the step count or either guidance scale with one YAML key (the model's
+``lego_config.yaml``, written from the training config) or one flag, and the change reaches the UNet call."""
+
+import numpy as np
+import pytest
+from diffusers import UNet2DConditionModel
+from PIL import Image
+
+from egolego import config
+from egolego.cli import main
+from egolego.ldm.generate import FrameGenerator
+from egolego.ldm.pipeline import SCHEDULERS, LegoPipeline
+
+from .conftest import make_components
+
+
+@pytest.fixture
+def ddpm_model(tokenizer, tmp_path):
+    d = tmp_path / "model"
+    LegoPipeline(**make_components(tokenizer, mode="desc")).save_pretrained(str(d))
+    return d
+
+
+@pytest.fixture
+def seen(monkeypatch):
+    """The timestep of every UNet call, and the guidance scales every step combined its branches with."""
+    import egolego.ldm.pipeline as P
+
+    log = {"t": [], "guidance": set()}
+    forward, combine = UNet2DConditionModel.forward, P.combine_guidance
+
+    def unet(self, sample, timestep, *args, **kw):
+        log["t"].append(float(np.asarray(timestep.cpu() if hasattr(timestep, "cpu") else timestep).ravel()[0]))
+        return forward(self, sample, timestep, *args, **kw)
+
+    def guidance(eps, s_c, s_x):
+        log["guidance"].add((s_c, s_x))
+        return combine(eps, s_c, s_x)
+
+    monkeypatch.setattr(UNet2DConditionModel, "forward", unet)
+    monkeypatch.setattr(P, "combine_guidance", guidance)
+    return log
+
+
+def _timesteps(model, name: str, steps: int) -> list[float]:
+    sched = SCHEDULERS[name].from_config(LegoPipeline.from_pretrained(str(model)).scheduler.config)
+    sched.set_timesteps(steps)
+    return [float(t) for t in sched.timesteps]
+
+
+def test_one_yaml_key_each_reaches_the_unet(ddpm_model, seen):
+    cfg = config.preset("paper")
+    cfg.ldm.scheduler, cfg.ldm.steps, cfg.ldm.condition_guidance, cfg.ldm.image_guidance = "dpm++", 2, 4.0, 1.75
+    config.save(cfg, ddpm_model / "lego_config.yaml")  # what `egolego train --config` writes with the model
+    FrameGenerator(ddpm_model)(Image.new("RGB", (40, 30), "gray"), "take cup", "The person takes the red cup.")
+    assert seen["t"] == _timesteps(ddpm_model, "dpm++", 2) != _timesteps(ddpm_model, "euler_a", 2)
+    assert seen["guidance"] == {(4.0, 1.75)}
+
+
+def test_one_flag_each_reaches_the_unet(ddpm_model, seen, tmp_path):
+    img = tmp_path / "in.png"
+    Image.new("RGB", (40, 30), "gray").save(img)
+    rc = main(["generate", "--model", str(ddpm_model), "--image", str(img), "--action", "take cup", "--description",
+               "The person takes the red cup.", "--out", str(tmp_path / "o.png"), "--scheduler", "ddim", "--steps", "3",
+               "--condition-guidance", "2.5", "--image-guidance", "1.25"])
+    assert rc == 0
+    assert seen["t"] == _timesteps(ddpm_model, "ddim", 3) != _timesteps(ddpm_model, "euler_a", 3)
+    assert seen["guidance"] == {(2.5, 1.25)}
