@@ -14,7 +14,8 @@ LABELS = ["take red cup", "open drawer", "put cup on plate", "cut tomato with kn
 def tiny_t2i_cfg(tokenizer_dir=None, steps=2):
     """The tiny preset, made smaller still: a 2-level UNet (one cross-attention level), batch 2."""
     cfg = config.preset("tiny")
-    cfg.ldm.unet_channels, cfg.ldm.max_steps, cfg.ldm.batch_size, cfg.ldm.checkpoint_every = [16, 32], steps, 2, steps
+    cfg.ldm.unet_channels, cfg.ldm.unet_attention = [16, 32], [True, False]
+    cfg.ldm.max_steps, cfg.ldm.batch_size, cfg.ldm.checkpoint_every = steps, 2, steps
     cfg.ldm.tokenizer = str(tokenizer_dir) if tokenizer_dir else None
     return t2i_config(cfg)
 

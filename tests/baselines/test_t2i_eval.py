@@ -15,7 +15,8 @@ from egolego.cli import main
 @pytest.fixture(scope="session")
 def t2i_pairs(small_dataset, tmp_path_factory):
     """4 train and 2 test EgoSynth pairs."""
-    from egolego.data.manifest import pairs_from_egosynth, read_manifest, write_manifest
+    from egolego.data.manifest import read_manifest, write_manifest
+    from egolego.synth.pairs import pairs_from_egosynth
 
     d = tmp_path_factory.mktemp("t2i_pairs")
     pairs_from_egosynth(small_dataset, d)
@@ -29,7 +30,7 @@ def t2i_run(t2i_pairs, tmp_path_factory):
     """`egolego train --conditioning t2i` for 2 steps of a 2-level UNet (the CLI path, the tokenizer from the labels)."""
     run = tmp_path_factory.mktemp("t2i_run")
     cfg = run / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({"preset": "tiny", "ldm": {"unet_channels": [16, 32], "checkpoint_every": 1,
+    cfg.write_text(yaml.safe_dump({"preset": "tiny", "ldm": {"unet_channels": [16, 32], "unet_attention": [True, False], "checkpoint_every": 1,
                                                              "steps": 3}}))
     assert main(["train", "--pairs", str(t2i_pairs), "--conditioning", "t2i", "--out", str(run / "out"),
                  "--max-steps", "2", "--batch-size", "2", "--config", str(cfg)]) == 0

@@ -85,5 +85,5 @@ def _explain(p, q) -> str:
 
 
 def test_other_seed_differs(small_dataset, tmp_path):
-    generate(SynthArgs(out=tmp_path, actions=40, size=64, seed=4, formats=("epic",)), progress=False)
+    generate(SynthArgs(out=tmp_path, actions=40, size=64, seed=4, formats=("epic",), workers=1), progress=False)
     assert (tmp_path / "truth.jsonl").read_bytes() != (small_dataset / "truth.jsonl").read_bytes()

@@ -83,9 +83,17 @@ def image_tokens(model) -> int:
     return n if model.config.vision_feature_select_strategy == "default" else n + 1
 
 
+def _portable(d):
+    """A config dict without what depends on where the model was loaded from (``_name_or_path``) or by which
+    library version: a copied or moved VLLM folder keeps its fingerprint."""
+    if isinstance(d, dict):
+        return {k: _portable(v) for k, v in d.items() if k not in ("_name_or_path", "transformers_version")}
+    return d
+
+
 def fingerprint(model) -> str:
     """A short id of the model's config and a sample of its weights, stored with every embedding."""
-    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps(_portable(model.config.to_dict()), sort_keys=True, default=str).encode())
     for name, p in sorted(model.named_parameters())[:8]:
         h.update(name.encode())
         h.update(p.detach().float().flatten()[:64].numpy().tobytes())
