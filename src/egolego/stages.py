@@ -54,18 +54,22 @@ class Prepared:
 
 
 def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
-    """Data, descriptions, the tuned VLLM and its embeddings (and the tiny VAE if the recipe needs one)."""
-    from .curate.run import curate
-    from .data.build import BuildArgs, build
-    from .ldm.vae_train import train_vae
-    from .tokenizer import train_tokenizer
-    from .vllm.enrich import enrich
-    from .vllm.templates import QUESTION_TEMPLATES
-    from .vllm.tune import VllmTuner
+    """Data, descriptions, the tuned VLLM and its embeddings (and the tiny VAE if the recipe needs one).
 
+    ``scale`` shortens the VLLM tuning and the VAE training (the demo's ``--minutes``)."""
     out.mkdir(parents=True, exist_ok=True)
-    data, pairs = out / "egosynth", out / "pairs"
+    data, pairs, tuning, tok_dir, vllm_dir = (out / n for n in ("egosynth", "pairs", "tuning.json", "tokenizer", "vllm"))
+    egosynth_stage(cfg, data)
+    pairs_stage(cfg, data, pairs)
+    curate_stage(pairs, tuning)
+    tokenizer_stage(pairs, tok_dir)
+    vllm_stage(cfg, tuning, pairs, tok_dir, vllm_dir, scale)
+    store = enrich_stage(cfg, vllm_dir / "model", pairs, out / "embeddings")
+    vae_dir = vae_stage(cfg, pairs, out / "vae", scale) if cfg.ldm.autoencoder == "vae" else None
+    return Prepared(data, pairs, tok_dir, vllm_dir / "model", store, vae_dir)
 
+
+def egosynth_stage(cfg: Config, data: Path) -> None:
     with Stage(f"EgoSynth: {cfg.synth.actions} actions at {cfg.synth.size}px ({','.join(cfg.synth.formats)})") as s:
         args = SynthArgs(out=data, actions=cfg.synth.actions, size=cfg.synth.size, seed=cfg.synth.seed,
                          formats=tuple(cfg.synth.formats), workers=cfg.synth.workers)
@@ -76,6 +80,10 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
             generate(SynthArgs(**{**args.__dict__, "overwrite": True}), progress=False)
             s.done(str(data))
 
+
+def pairs_stage(cfg: Config, data: Path, pairs: Path) -> None:
+    from .data.build import BuildArgs, build
+
     with Stage("data build: EPIC files -> pairs (best-of-7 sharpness, pixel similarity filter)") as s:
         if (pairs / "pairs.parquet").exists():
             s.done(f"reused {pairs}")
@@ -84,21 +92,31 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
                                  workers=cfg.synth.workers), progress=False)
             s.done(f"{sm['kept']} pairs ({sm['train']} train / {sm['test']} test), dropped {sm['dropped']}")
 
+
+def curate_stage(pairs: Path, tuning: Path) -> None:
+    from .curate.run import curate
+
     with Stage("curate: geometric descriptions + LLaVA tuning JSON") as s:
-        tuning = out / "tuning.json"
         if tuning.exists():
             s.done(f"reused {tuning}")
         else:
             sm = curate(pairs, tuning, "geometric", progress=False)
             s.done(f"{sm['tuning_records']} tuning records")
 
-    rows = read_manifest(pairs)
-    tok_dir = out / "tokenizer"
-    if not (tok_dir / "tokenizer.json").exists():
-        texts = [t for r in rows for t in (r["label"], r["description"])] + QUESTION_TEMPLATES
-        train_tokenizer(texts * 3, tok_dir, 800, 512)
 
-    vllm_dir = out / "vllm"
+def tokenizer_stage(pairs: Path, tok_dir: Path) -> None:
+    """One tokenizer for the VLLM and ψ (ψ reads its first ``tokenizer.model_max_length`` tokens)."""
+    from .tokenizer import train_tokenizer
+    from .vllm.templates import QUESTION_TEMPLATES
+
+    if not (tok_dir / "tokenizer.json").exists():
+        texts = [t for r in read_manifest(pairs) for t in (r["label"], r["description"])] + QUESTION_TEMPLATES
+        train_tokenizer(texts * 3, tok_dir, 800, 512)  # the VLLM's prompt + answer need more than 77 tokens
+
+
+def vllm_stage(cfg: Config, tuning: Path, pairs: Path, tok_dir: Path, vllm_dir: Path, scale: float) -> None:
+    from .vllm.tune import VllmTuner
+
     with Stage("VLLM: visual instruction tuning (tiny LLaVA)") as s:
         if (vllm_dir / "model" / "config.json").exists():
             s.done(f"reused {vllm_dir / 'model'}")
@@ -107,24 +125,29 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
             r = VllmTuner(cfg, tuning, pairs, vllm_dir).run(progress=False, resume=(vllm_dir / "checkpoints").exists())
             s.done(f"{cfg.vllm.epochs} epochs, last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
 
-    store = out / "embeddings"
+
+def enrich_stage(cfg: Config, model: Path, pairs: Path, store: Path) -> Path:
+    from .vllm.enrich import enrich
+
     with Stage("VLLM: enrich every pair (description R, H_i, H_t)") as s:
-        sm = enrich(vllm_dir / "model", pairs, store, batch_size=32, progress=False, settings=cfg.vllm)
+        sm = enrich(model, pairs, store, batch_size=32, progress=False, settings=cfg.vllm)
         s.done(f"{sm['stored']} pairs in the store, {sm['bytes_per_pair'] / 1024:.1f} KiB/pair")
+    return store
 
-    vae_dir = None
-    if cfg.ldm.autoencoder == "vae":  # the paper-like recipe needs the tiny preset's own trained VAE
-        vae_dir = out / "vae"
-        with Stage("autoencoder (the tiny preset trains its own)") as s:
-            if (vae_dir / "quality.json").exists():
-                q = json.loads((vae_dir / "quality.json").read_text())
-            else:
-                cfg.vae.steps = max(50, int(round(240 * scale)))
-                q = train_vae(cfg, pairs, vae_dir, progress=False)
-            s.done(f"held-out reconstruction PSNR {q['psnr_heldout_db']} dB")
-        cfg.ldm.vae = str(vae_dir)
 
-    return Prepared(data, pairs, tok_dir, vllm_dir / "model", store, vae_dir)
+def vae_stage(cfg: Config, pairs: Path, vae_dir: Path, scale: float) -> Path:
+    """The paper-like recipe (``ldm.autoencoder: vae``) needs the tiny preset's own trained VAE."""
+    from .ldm.vae_train import train_vae
+
+    with Stage("autoencoder (the tiny preset trains its own)") as s:
+        if (vae_dir / "quality.json").exists():
+            q = json.loads((vae_dir / "quality.json").read_text())
+        else:
+            cfg.vae.steps = max(50, int(round(240 * scale)))
+            q = train_vae(cfg, pairs, vae_dir, progress=False)
+        s.done(f"held-out reconstruction PSNR {q['psnr_heldout_db']} dB")
+    cfg.ldm.vae = str(vae_dir)
+    return vae_dir
 
 
 def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store: Path | None = None,
