@@ -151,19 +151,24 @@ def vae_stage(cfg: Config, pairs: Path, vae_dir: Path, scale: float) -> Path:
 
 
 def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store: Path | None = None,
-              pairs: Path | None = None) -> Path:
+              pairs: Path | None = None, name: str | None = None) -> Path:
     """Train one conditioning mode (reused when its model exists; resumed from its checkpoints). ``store`` and
-    ``pairs`` default to the prepared ones (``reproduce`` passes the untuned VLLM's)."""
+    ``pairs`` default to the prepared ones (``reproduce`` passes the untuned VLLM's); ``name`` labels the stage
+    (default: the mode)."""
     from .ldm.train import Trainer
 
+    c = cfg.ldm
     if mode == "t2i":  # the text-to-image model of the SDEdit / ProxNPI baselines (its own recipe, same trainer)
         from .baselines.t2i import TextToImageTrainer as Trainer  # noqa: N813
-    c = cfg.ldm
-    with Stage(f"LDM: train `{mode}` ({steps} steps of {c.batch_size}, {c.objective} / {c.prediction}"
+        from .baselines.t2i import t2i_config
+
+        c = t2i_config(cfg).ldm  # what the trainer will use (announced below)
+    with Stage(f"LDM: train `{name or mode}` ({steps} steps of {c.batch_size}, {c.objective} / {c.prediction}"
                f"{' residual' if c.residual else ''}, autoencoder {c.autoencoder})") as s:
         if (run / "model" / "model_index.json").exists():
             s.done(f"reused {run / 'model'}")
         else:
+            c = cfg.ldm
             c.tokenizer, c.conditioning, c.max_steps, c.checkpoint_every = str(p.tokenizer), mode, steps, 100
             c.vae = str(p.vae) if p.vae else None
             r = Trainer(cfg, pairs or p.pairs, store or p.store, run).run(resume=(run / "checkpoints").exists(),
