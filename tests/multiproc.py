@@ -39,6 +39,7 @@ def launch(job: dict, folder: Path, nproc: int = 2, timeout: int = 600) -> list[
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
         raise AssertionError(f"torchrun failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}")
+    (folder / "launch.log").write_text(r.stdout + "\n" + r.stderr)  # what the ranks printed, for a failing test
     reports = [json.loads((folder / f"rank{i}.json").read_text()) for i in range(nproc)]
     assert [x["rank"] for x in reports] == list(range(nproc))
     assert all(x["world"] == nproc for x in reports), "the launch did not give one process group of all ranks"

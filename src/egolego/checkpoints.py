@@ -32,7 +32,10 @@ def save_checkpoint(acc, out: Path, step: int, keep: int, extra: Callable[[Path]
     tmp = d / f".tmp-step-{step:07d}"
     if acc.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    acc.wait_for_everyone()  # every rank writes its own RNG state into tmp: it must exist, and not be removed later
     acc.save_state(str(tmp))
+    acc.wait_for_everyone()  # ... and all of them must have written before rank 0 renames it
     if acc.is_main_process:
         if extra is not None:
             extra(tmp)

@@ -7,6 +7,7 @@ status 2. Library errors that name their argument (``errors.InputError``) become
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..errors import InputError
@@ -24,9 +25,9 @@ def fail(e: Exception) -> CliError:
 def writable_dir(path: Path, flag: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".egolego_write_probe"
+        probe = path / f".egolego_write_probe-{os.getpid()}"  # one per process: ranks of one job share the folder
         probe.write_text("")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     except OSError as e:
         raise CliError(f"{flag}: cannot write to {path}: {e.strerror or e}") from None
     return path

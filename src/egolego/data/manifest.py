@@ -49,7 +49,8 @@ def read_manifest(path: str | Path) -> list[dict]:
     f = manifest_file(path)
     if not f.is_file():
         raise FileNotFoundError(f"no pairs manifest at {f}")
-    table = pq.read_table(f)
+    with open(f, "rb") as fh:  # one open file: a writer replacing the manifest meanwhile cannot mix two versions
+        table = pq.read_table(fh)
     missing = [c for c in COLUMNS if c not in table.column_names and c not in ("input_frame", "target_frame")]
     if missing:
         raise ValueError(f"{f}: not a pairs manifest, missing columns {missing}")
