@@ -157,18 +157,17 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
     (default: the mode)."""
     from .ldm.train import Trainer
 
-    c = cfg.ldm
+    c = shown = cfg.ldm
     if mode == "t2i":  # the text-to-image model of the SDEdit / ProxNPI baselines (its own recipe, same trainer)
         from .baselines.t2i import TextToImageTrainer as Trainer  # noqa: N813
         from .baselines.t2i import t2i_config
 
-        c = t2i_config(cfg).ldm  # what the trainer will use (announced below)
-    with Stage(f"LDM: train `{name or mode}` ({steps} steps of {c.batch_size}, {c.objective} / {c.prediction}"
-               f"{' residual' if c.residual else ''}, autoencoder {c.autoencoder})") as s:
+        shown = t2i_config(cfg).ldm  # the recipe that trainer will use, for the announcement
+    with Stage(f"LDM: train `{name or mode}` ({steps} steps of {shown.batch_size}, {shown.objective} / "
+               f"{shown.prediction}{' residual' if shown.residual else ''}, autoencoder {shown.autoencoder})") as s:
         if (run / "model" / "model_index.json").exists():
             s.done(f"reused {run / 'model'}")
         else:
-            c = cfg.ldm
             c.tokenizer, c.conditioning, c.max_steps, c.checkpoint_every = str(p.tokenizer), mode, steps, 100
             c.vae = str(p.vae) if p.vae else None
             r = Trainer(cfg, pairs or p.pairs, store or p.store, run).run(resume=(run / "checkpoints").exists(),
