@@ -13,7 +13,7 @@ def run(*args):
 
 
 @pytest.mark.parametrize("cmd", [[], ["synth"], ["tokenizer"], ["config"], ["demo"], ["vae", "train"], ["train"], ["generate"],
-                                 ["vllm", "tune"], ["vllm", "enrich"], ["vllm", "data"], ["data", "build"],
+                                 ["vllm", "tune"], ["vllm", "pretrain-vision"], ["vllm", "enrich"], ["vllm", "data"], ["data", "build"],
                                  ["data", "export"], ["curate"], ["pairs", "from-egosynth"]])
 def test_help(cmd):
     r = run(*cmd, "--help")
@@ -57,3 +57,15 @@ def test_config_command(tmp_path, capsys):
     bad.write_text("preset: tiny\nsynth:\n  actoins: 3\n")
     assert main(["config", "--file", str(bad)]) == 2
     assert "actoins" in capsys.readouterr().err
+
+
+def test_pretrain_vision_is_for_the_tiny_preset(tmp_path):
+    r = run("vllm", "pretrain-vision", "--out", str(tmp_path / "t"), "--preset", "paper")
+    assert r.returncode == 2 and "tiny preset" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "t").exists()
+
+
+def test_tune_refuses_a_missing_vision_tower(tmp_path):
+    r = run("vllm", "tune", "--data", str(tmp_path), "--images", str(tmp_path), "--out", str(tmp_path / "o"),
+            "--vision-tower", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "--vision-tower" in r.stderr and "Traceback" not in r.stderr

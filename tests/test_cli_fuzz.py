@@ -107,6 +107,8 @@ COMMANDS = {
                  {"--steps": "steps", "--seed": "seed", "--image": "path", "--model": "path", "--out": "out"}),
     "vllm data": (["vllm", "data", "--pairs", "{IN}", "--out", "{OUTFILE}.json"],
                   {"--seed": "seed", "--pairs": "path", "--out": "out"}),
+    "vllm pretrain-vision": (["vllm", "pretrain-vision", "--out", "{OUT}", "--preset", "paper"],  # refused: paper
+                             {"--scenes": "scenes", "--epochs": "epochs", "--seed": "seed", "--out": "out"}),
     "vllm tune": (["vllm", "tune", "--data", "{IN}", "--images", "{IN}", "--out", "{OUT}"],
                   {"--epochs": "epochs", "--data": "path", "--images": "path", "--tokenizer": "path",
                    "--config": "path", "--out": "out"}),

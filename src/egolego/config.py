@@ -123,6 +123,21 @@ class VaeConfig:
 
 
 @dataclass
+class VisionPretrainConfig:
+    """Tiny only: pre-training of the LLaVA's vision tower on EgoSynth patch labels (``egolego vllm pretrain-vision``).
+
+    The paper's LLaVA brings a CLIP tower pre-trained on web data; at 64 px the project trains its own.
+    """
+
+    scenes: int = 16000  # rendered in memory, ~1 ms each
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 64
+    held_out: int = 300  # scenes from another seed, for the report
+    seed: int = 0
+
+
+@dataclass
 class VllmConfig:
     """Visual instruction tuning and enrichment (``egolego vllm tune|enrich``; paper §3.1, D.3)."""
 
@@ -133,7 +148,9 @@ class VllmConfig:
     batch_size: int = 16
     grad_accum: int = 8  # 16 x 8 = 128, the paper's effective batch
     warmup_ratio: float = 0.03
-    train_vision_tower: bool = False  # tiny may train it (no pretrained CLIP exists at that scale)
+    train_vision_tower: bool = False  # frozen, as in LLaVA (tiny: pre-trained first, see vision_pretrain)
+    vision_tower: str | None = None  # tiny: a folder from `egolego vllm pretrain-vision` (else the tower is random)
+    vision_pretrain: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
     lora: bool = False
     lora_rank: int = 64
     resample_templates: bool = True  # draw the question template anew per sample and epoch (needs "label")
@@ -155,8 +172,8 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     ldm: LdmConfig = field(default_factory=tiny_recipe)
-    vllm: VllmConfig = field(default_factory=lambda: VllmConfig(lr=2e-3, epochs=30, batch_size=16, grad_accum=1,
-                                                                train_vision_tower=True, checkpoint_every=100))
+    vllm: VllmConfig = field(default_factory=lambda: VllmConfig(lr=1e-3, epochs=30, batch_size=16, grad_accum=1,
+                                                                checkpoint_every=100))
 
 
 def preset(name: str) -> Config:

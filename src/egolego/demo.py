@@ -23,7 +23,7 @@ from .stages import TIMINGS, Stage, prepare, train_ldm
 
 
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,
-             ldm_steps_10min: int = 2400, baseline: bool = False) -> dict:
+             ldm_steps_10min: int = 1800, baseline: bool = False) -> dict:
     """``baseline`` also trains the ``label`` model (InstructPix2Pix) with the same steps: twice the training time
     (``egolego reproduce`` is the comparison with every baseline and ablation)."""
     TIMINGS.clear()

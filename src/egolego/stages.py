@@ -56,13 +56,15 @@ class Prepared:
 def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
     """Data, descriptions, the tuned VLLM and its embeddings (and the tiny VAE if the recipe needs one).
 
-    ``scale`` shortens the VLLM tuning and the VAE training (the demo's ``--minutes``)."""
+    ``scale`` shortens the vision pre-training, the VLLM tuning and the VAE training (the demo's ``--minutes``)."""
     out.mkdir(parents=True, exist_ok=True)
     data, pairs, tuning, tok_dir, vllm_dir = (out / n for n in ("egosynth", "pairs", "tuning.json", "tokenizer", "vllm"))
     egosynth_stage(cfg, data)
     pairs_stage(cfg, data, pairs)
     curate_stage(pairs, tuning)
     tokenizer_stage(pairs, tok_dir)
+    if not cfg.vllm.model:  # a real LLaVA brings its own pre-trained CLIP tower
+        vision_stage(cfg, out / "vision_tower", scale)
     vllm_stage(cfg, tuning, pairs, tok_dir, vllm_dir, scale)
     store = enrich_stage(cfg, vllm_dir / "model", pairs, out / "embeddings")
     vae_dir = vae_stage(cfg, pairs, out / "vae", scale) if cfg.ldm.autoencoder == "vae" else None
@@ -114,6 +116,21 @@ def tokenizer_stage(pairs: Path, tok_dir: Path) -> None:
         train_tokenizer(texts * 3, tok_dir, 800, 512)  # the VLLM's prompt + answer need more than 77 tokens
 
 
+def vision_stage(cfg: Config, tower_dir: Path, scale: float = 1.0) -> None:
+    """The tiny LLaVA's vision tower, pre-trained on EgoSynth patch labels (``vllm.vision_pretrain``);
+    ``scale`` shrinks the number of scenes (time is linear in it)."""
+    from .vllm.vision_pretrain import pretrain_vision_tower
+
+    pc = cfg.vllm.vision_pretrain
+    pc.scenes = max(pc.batch_size, int(round(pc.scenes * scale)))
+    with Stage("VLLM: vision tower pre-training (EgoSynth patch labels)") as s:
+        r = pretrain_vision_tower(pc, tower_dir, progress=False)
+        q = r["held_out"]
+        s.done(("reused " if r.get("reused") else "") + f"{r['scenes']} scenes x {r['epochs']} epochs; held-out "
+               f"label F1 {q['label_f1']}, side accuracy {q['side_accuracy']}")
+    cfg.vllm.vision_tower = str(tower_dir)
+
+
 def vllm_stage(cfg: Config, tuning: Path, pairs: Path, tok_dir: Path, vllm_dir: Path, scale: float) -> None:
     from .vllm.tune import VllmTuner
 
@@ -121,7 +138,8 @@ def vllm_stage(cfg: Config, tuning: Path, pairs: Path, tok_dir: Path, vllm_dir: 
         if (vllm_dir / "model" / "config.json").exists():
             s.done(f"reused {vllm_dir / 'model'}")
         else:
-            cfg.vllm.tokenizer, cfg.vllm.epochs = str(tok_dir), max(2, int(round(12 * scale)))
+            cfg.vllm.tokenizer = str(tok_dir)
+            cfg.vllm.epochs = max(2, int(round(cfg.vllm.epochs * scale)))
             r = VllmTuner(cfg, tuning, pairs, vllm_dir).run(progress=False, resume=(vllm_dir / "checkpoints").exists())
             s.done(f"{cfg.vllm.epochs} epochs, last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
 

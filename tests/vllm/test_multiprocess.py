@@ -63,7 +63,7 @@ def test_lr_of_every_step_equals_the_single_process_schedule(setup):
     root, _, _ = setup
     lrs = {n: [x["lr"] for x in read_log(root / d / "tune_log.jsonl")] for n, d in
            (("two", "mp/a"), ("batch4", "batch4"), ("accum2", "accum2"))}
-    base, warm = 2e-3, 1  # tiny preset lr; warm-up 0.25 x 4 steps, then cosine to 0 at step 4
+    base, warm = config.preset("tiny").vllm.lr, 1  # warm-up 0.25 x 4 steps, then cosine to 0 at step 4
     expect = [base * (k / warm if k < warm else 0.5 * (1 + math.cos(math.pi * (k - warm) / (STEPS - warm))))
               for k in range(STEPS)]
     for name, got in lrs.items():
@@ -109,7 +109,6 @@ def test_enrich_across_ranks_covers_every_pair_once(setup):
     per_writer = [set(json.loads(f.read_text())["entries"]) for f in sorted((root / "mp" / "store").glob("index-*.json"))]
     assert len(per_writer) == 2 and all(per_writer)
     assert per_writer[0].isdisjoint(per_writer[1]) and sorted(per_writer[0] | per_writer[1]) == ids
-    from transformers import AutoTokenizer
-    t = AutoTokenizer.from_pretrained(str(root / "tok"))
     descs = [r["description"] for r in read_manifest(root / "pairs")]
-    assert all(len(t(d, add_special_tokens=False)["input_ids"]) <= 5 for d in descs)  # vllm.max_new_tokens = 5
+    # vllm.max_new_tokens = 5: at most 5 words (re-tokenizing decoded text need not give back the same 5 tokens)
+    assert all(len(d.split()) <= 5 for d in descs), descs

@@ -40,6 +40,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "ldm_steps": (1, 10**9),
     "condition_guidance": (0, 1000),
     "image_guidance": (0, 1000),
+    "scenes": (1, 1_000_000),
 }
 # (command, dest) -> bounds that differ from the table above
 COMMAND_BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
@@ -84,7 +85,9 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
                               "checkpoint_every", "keep_checkpoints", "steps", "epochs", "vocab_size",
                               "model_max_length", "min_frequency", "conditioner_layers", "conditioner_heads",
                               "conditioner_ffn", "lora_rank", "max_new_tokens", "text_rows",
-                              "unet_layers_per_block", "unet_heads", "text_dim", "text_layers", "text_heads")},
+                              "unet_layers_per_block", "unet_heads", "text_dim", "text_layers", "text_heads",
+                              "held_out")},
+    "scenes": (1, 1_000_000),
     "warmup_steps": (0, None),
     "change_weight": (0, None),
     "change_threshold": (0, None),

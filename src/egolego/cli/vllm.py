@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from .common import CliError, add_config_flags, existing, fail, load_cfg, out_file, positive, writable_dir
@@ -13,6 +14,7 @@ def vllm_parser(sub) -> None:
     vl = sub.add_parser("vllm", help="visual instruction tuning and enrichment", description="VLLM commands.")
     vls = vl.add_subparsers(dest="vllm_command", required=True, parser_class=type(vl))
     _data_parser(vls)
+    _pretrain_vision_parser(vls)
     _tune_parser(vls)
     _enrich_parser(vls)
 
@@ -26,6 +28,19 @@ def _data_parser(vls) -> None:
     vd.set_defaults(func=cmd_vllm_data)
 
 
+def _pretrain_vision_parser(vls) -> None:
+    vp = vls.add_parser("pretrain-vision", help="tiny: pre-train the LLaVA's vision tower on EgoSynth patch labels",
+                        description="Tiny preset only: train the small CLIP vision tower on rendered EgoSynth scenes "
+                        "(per patch: object kinds, colours, column, side of the frame), the stand-in for LLaVA's "
+                        "pre-trained CLIP. `vllm tune --vision-tower DIR` then freezes it. ~2 minutes on 2 cores.")
+    vp.add_argument("--out", required=True, help="folder: vision_tower.safetensors, config.json, report.json")
+    vp.add_argument("--scenes", type=int, help="rendered scenes (default: vllm.vision_pretrain.scenes)")
+    vp.add_argument("--epochs", type=int, help="default: vllm.vision_pretrain.epochs")
+    vp.add_argument("--seed", type=int, help="default: vllm.vision_pretrain.seed")
+    add_config_flags(vp)
+    vp.set_defaults(func=cmd_vllm_pretrain_vision)
+
+
 def _tune_parser(vls) -> None:
     vt = vls.add_parser("tune", help="tune a LLaVA to write detailed action descriptions",
                         description="Visual instruction tuning: frozen vision tower (tiny may train it), projector + "
@@ -37,6 +52,8 @@ def _tune_parser(vls) -> None:
     vt.add_argument("--lora", action="store_true", help="LoRA (peft) instead of full tuning of the LLM")
     vt.add_argument("--model", help="paper: a local HF-format LLaVA folder (vllm.model)")
     vt.add_argument("--tokenizer", help="tiny: tokenizer folder (with <image>; vllm.tokenizer)")
+    vt.add_argument("--vision-tower", help="tiny: a folder from `vllm pretrain-vision` (vllm.vision_tower); "
+                    "without one the tiny tower is random and frozen")
     vt.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     add_config_flags(vt)
     vt.set_defaults(func=cmd_vllm_tune)
@@ -86,12 +103,17 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
     cfg = load_cfg(a)
     v = cfg.vllm
     positive(a.epochs, "--epochs")
-    for key, value in (("epochs", a.epochs), ("model", a.model), ("tokenizer", a.tokenizer)):
+    for key, value in (("epochs", a.epochs), ("model", a.model), ("tokenizer", a.tokenizer),
+                       ("vision_tower", a.vision_tower)):
         if value is not None:
             setattr(v, key, value)
     v.lora = v.lora or a.lora
-    for flag, path in (("--images", a.images), ("--model", a.model), ("--tokenizer", a.tokenizer)):
+    for flag, path in (("--images", a.images), ("--model", a.model), ("--tokenizer", a.tokenizer),
+                       ("--vision-tower", a.vision_tower)):
         existing(path, flag)
+    if not (v.model or v.vision_tower or v.train_vision_tower):
+        print("vllm tune: no --vision-tower: the tiny vision tower stays random and frozen, and the descriptions "
+              "will not follow the image (run `egolego vllm pretrain-vision` first)", file=sys.stderr)
     existing(a.data, "--data", "file")
     try:
         r = VllmTuner(cfg, a.data, a.images, writable_dir(Path(a.out), "--out")).run(resume=a.resume)
@@ -100,6 +122,26 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
     last = r["losses"][-1] if r["losses"] else float("nan")
     print(f"vllm tune: steps {r['start']}->{r['end']}, last loss {last:.4f}, {len(r['skipped_images'])} unreadable "
           f"images skipped -> {Path(a.out) / 'model'}")
+    return 0
+
+
+def cmd_vllm_pretrain_vision(a: argparse.Namespace) -> int:
+    cfg = load_cfg(a)
+    if cfg.preset != "tiny" or cfg.vllm.model:
+        raise CliError("pretrain-vision is for the tiny preset: a real LLaVA brings its own pre-trained CLIP tower")
+    from ..vllm.vision_pretrain import pretrain_vision_tower
+
+    pc = cfg.vllm.vision_pretrain
+    for key in ("scenes", "epochs", "seed"):
+        if getattr(a, key) is not None:
+            setattr(pc, key, getattr(a, key))
+    try:
+        r = pretrain_vision_tower(pc, writable_dir(Path(a.out), "--out"))
+    except ValueError as e:
+        raise fail(e) from None
+    q = r["held_out"]
+    print(f"vllm pretrain-vision: {'reused, ' if r.get('reused') else ''}{r['scenes']} scenes x {r['epochs']} epochs; "
+          f"held-out label F1 {q['label_f1']}, side accuracy {q['side_accuracy']} -> {a.out}")
     return 0
 
 

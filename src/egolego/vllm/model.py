@@ -30,7 +30,7 @@ from ..tokenizer import IMAGE_TOKEN
 @dataclass
 class TinyLlavaShapes:
     image_size: int = 64
-    patch_size: int = 16  # 4 x 4 = 16 image tokens
+    patch_size: int = 8  # 8 x 8 = 64 image tokens: a 4 x 4 grid could not tell left from middle (RESULTS.md)
     vision_dim: int = 64
     vision_layers: int = 2
     text_dim: int = 96
@@ -39,13 +39,28 @@ class TinyLlavaShapes:
     kv_heads: int = 2
 
 
-def build_tiny_llava(tokenizer, s: TinyLlavaShapes = TinyLlavaShapes(), seed: int = 0):
-    """(model, processor) with random weights; the tokenizer must hold ``<image>`` and a pad token."""
+def tiny_vision_config(s: TinyLlavaShapes = TinyLlavaShapes()) -> CLIPVisionConfig:
+    return CLIPVisionConfig(hidden_size=s.vision_dim, intermediate_size=2 * s.vision_dim,
+                            num_hidden_layers=s.vision_layers, num_attention_heads=s.heads, image_size=s.image_size,
+                            patch_size=s.patch_size)
+
+
+def tiny_image_processor(s: TinyLlavaShapes = TinyLlavaShapes()) -> CLIPImageProcessor:
+    return CLIPImageProcessor(size={"shortest_edge": s.image_size},
+                              crop_size={"height": s.image_size, "width": s.image_size})
+
+
+def build_tiny_llava(tokenizer, s: TinyLlavaShapes = TinyLlavaShapes(), seed: int = 0,
+                     vision_tower: str | Path | None = None):
+    """(model, processor); the tokenizer must hold ``<image>`` and a pad token.
+
+    Random weights, but for the vision tower when ``vision_tower`` names a folder from
+    ``egolego vllm pretrain-vision`` (``vision_pretrain.load_vision_tower`` checks that its shapes match).
+    """
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     if image_id is None or image_id == tokenizer.unk_token_id:
         raise ValueError(f"the tokenizer has no {IMAGE_TOKEN} token")
-    vc = CLIPVisionConfig(hidden_size=s.vision_dim, intermediate_size=2 * s.vision_dim, num_hidden_layers=s.vision_layers,
-                          num_attention_heads=s.heads, image_size=s.image_size, patch_size=s.patch_size)
+    vc = tiny_vision_config(s)
     tc = LlamaConfig(vocab_size=len(tokenizer), hidden_size=s.text_dim, intermediate_size=2 * s.text_dim,
                      num_hidden_layers=s.text_layers, num_attention_heads=s.heads, num_key_value_heads=s.kv_heads,
                      max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
@@ -54,8 +69,11 @@ def build_tiny_llava(tokenizer, s: TinyLlavaShapes = TinyLlavaShapes(), seed: in
                       vision_feature_select_strategy="default")
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(cfg)
-    ip = CLIPImageProcessor(size={"shortest_edge": s.image_size}, crop_size={"height": s.image_size, "width": s.image_size})
-    proc = LlavaProcessor(image_processor=ip, tokenizer=tokenizer, patch_size=s.patch_size,
+    if vision_tower is not None:
+        from .vision_pretrain import load_vision_tower
+
+        load_vision_tower(model.model.vision_tower, vision_tower)
+    proc = LlavaProcessor(image_processor=tiny_image_processor(s), tokenizer=tokenizer, patch_size=s.patch_size,
                           vision_feature_select_strategy="default", num_additional_image_tokens=1)
     return model, proc
 

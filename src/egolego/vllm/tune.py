@@ -1,6 +1,6 @@
 """``egolego vllm tune``: visual instruction tuning (paper §3.1, D.3).
 
-The vision tower is frozen (the tiny preset may train it: no pretrained CLIP exists at that scale); the
+The vision tower is frozen (the tiny preset pre-trains its own first: ``vision_pretrain``); the
 projector and the language model are trained, in full or with LoRA (peft). Cross-entropy on the answer tokens
 only. AdamW, warm-up ratio 0.03 then cosine; the effective batch comes from gradient accumulation. Runs under
 accelerate (bf16, many GPUs; see the README for a DeepSpeed ZeRO-3 / FSDP recipe at 7B-13B). Checkpoints are
@@ -63,7 +63,7 @@ def build_model(cfg: Config, out: Path):
     if not v.tokenizer:
         raise ValueError("the tiny preset needs vllm.tokenizer: a folder from `egolego tokenizer` (with <image>)")
     tok = AutoTokenizer.from_pretrained(v.tokenizer, local_files_only=True)
-    return build_tiny_llava(tok, seed=v.seed)
+    return build_tiny_llava(tok, seed=v.seed, vision_tower=v.vision_tower)
 
 
 class VllmTuner:
