@@ -30,3 +30,34 @@ def test_bad_files_raise(tmp_path, text):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(ValueError):
         config.load(tmp_path / "c.yaml")
+
+
+def test_tuned_vllm_settings_round_trip_with_nested_keys_and_ignore_unknown_ones(tmp_path):
+    import yaml
+
+    from egolego.vllm.settings import SETTINGS_FILE, load_settings, save_settings
+
+    v = config.preset("tiny").vllm
+    v.vision_pretrain.scenes, v.max_new_tokens = 77, 9
+    save_settings(v, tmp_path)
+    assert load_settings(tmp_path) == v
+    data = yaml.safe_load((tmp_path / SETTINGS_FILE).read_text())
+    data["from_a_newer_version"] = 1
+    data["vision_pretrain"]["also_newer"] = 2
+    (tmp_path / SETTINGS_FILE).write_text(yaml.safe_dump(data))
+    assert load_settings(tmp_path) == v
+
+
+def test_each_preset_is_the_defaults_plus_its_table():
+    import dataclasses
+
+    for name, table in config.PRESET_TABLES.items():
+        cfg, bare = config.preset(name), config.Config(preset=name)
+        for section, values in table.items():
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    assert getattr(getattr(cfg, section), key) == value
+            else:
+                assert getattr(cfg, section) == values
+        changed = {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(bare, f.name)}
+        assert changed == set(table)  # nothing else differs from the bare defaults

@@ -13,6 +13,7 @@ A config file may name a preset and override any field::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,17 +99,6 @@ class LdmConfig:
     scheduler: str = "euler_a"  # euler_a | ddim | dpm++ (ddpm models); flow_euler (flow models)
 
 
-def tiny_recipe() -> LdmConfig:
-    """The tiny preset's LDM: pixel space, flow matching, residual x_0 head, change-weighted loss, 4 Euler steps.
-
-    Chosen on a validation set of EgoSynth (benchmarks/bench_learning.py, RESULTS.md): with SD's recipe the tiny
-    model drew a grey blur below copying the input after 10 CPU minutes; this one draws the action.
-    """
-    return LdmConfig(autoencoder="unshuffle", objective="flow", prediction="sample", residual=True,
-                     loss_weighting="change", lr=1e-3, warmup_steps=50, ema_decay=0.995, unet_channels=[64, 128, 128],
-                     unet_attention=[False, True, False], unet_heads=2, steps=4, scheduler="flow_euler", condition_guidance=3.0, image_guidance=1.0)
-
-
 @dataclass
 class VaeConfig:
     """The tiny preset's own autoencoder (``egolego vae train``)."""
@@ -166,26 +156,47 @@ class VllmConfig:
 
 @dataclass
 class Config:
+    """Every setting. Make one with ``preset(name)`` or ``load(path)``: the bare class holds the dataclass defaults,
+    which are the paper's where the paper gives a value (the LDM recipe, LLaVA tuning) and the toy scale's where only
+    the tiny preset uses the key (EgoSynth's size, the tokenizer, the VAE, the tiny UNet's shapes)."""
+
     preset: str = "tiny"
     image_size: int = 64  # square training / generation resolution
     synth: SynthConfig = field(default_factory=SynthConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
-    ldm: LdmConfig = field(default_factory=tiny_recipe)
-    vllm: VllmConfig = field(default_factory=lambda: VllmConfig(lr=1e-3, epochs=30, batch_size=16, grad_accum=1,
-                                                                checkpoint_every=100))
+    ldm: LdmConfig = field(default_factory=LdmConfig)
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+
+
+# What each preset changes from the dataclass defaults: one table per preset, the only place preset values live.
+PRESET_TABLES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        # The tiny LDM recipe: pixel space, flow matching, residual x_0 head, change-weighted loss, 4 Euler steps.
+        # Chosen on a validation set of EgoSynth (benchmarks/bench_learning.py, RESULTS.md): with SD's recipe the
+        # tiny model drew a grey blur below copying the input after 10 CPU minutes; this one draws the action.
+        "ldm": {"autoencoder": "unshuffle", "objective": "flow", "prediction": "sample", "residual": True,
+                "loss_weighting": "change", "lr": 1e-3, "warmup_steps": 50, "ema_decay": 0.995,
+                "unet_channels": [64, 128, 128], "unet_attention": [False, True, False], "unet_heads": 2,
+                "steps": 4, "scheduler": "flow_euler", "condition_guidance": 3.0, "image_guidance": 1.0},
+        # The tiny LLaVA: its own pre-trained, frozen vision tower (vllm.vision_pretrain); tuned from scratch.
+        "vllm": {"lr": 1e-3, "epochs": 30, "batch_size": 16, "grad_accum": 1, "checkpoint_every": 100},
+    },
+    "paper": {
+        "image_size": 256,
+        "synth": {"actions": 5000, "size": 256, "workers": 8},
+        "ldm": {"batch_size": 32, "grad_accum": 4, "max_steps": 20000, "checkpoint_every": 1000,
+                "ema_decay": 0.9999, "conditioner_ffn": 2048, "mixed_precision": "bf16"},
+        "vllm": {"bf16": True, "max_new_tokens": 256},
+    },
+}
 
 
 def preset(name: str) -> Config:
-    """The named preset."""
-    if name == "tiny":
-        return Config()
-    if name == "paper":
-        return Config(preset="paper", image_size=256, synth=SynthConfig(actions=5000, size=256, workers=8),
-                      ldm=LdmConfig(batch_size=32, grad_accum=4, max_steps=20000, checkpoint_every=1000,
-                                    ema_decay=0.9999, conditioner_ffn=2048, mixed_precision="bf16"),
-                      vllm=VllmConfig(bf16=True, max_new_tokens=256))
-    raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    """The named preset: the dataclass defaults overlaid with its table."""
+    if name not in PRESET_TABLES:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return _merge(Config(preset=name), copy.deepcopy(PRESET_TABLES[name]), name)
 
 
 def _merge(obj: Any, data: dict, where: str) -> Any:

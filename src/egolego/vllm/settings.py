@@ -29,5 +29,15 @@ def load_settings(model_dir: str | Path) -> VllmConfig:
     """
     f = Path(model_dir) / SETTINGS_FILE
     data = yaml.safe_load(f.read_text()) if f.is_file() else {}
-    known = {fl.name for fl in dataclasses.fields(VllmConfig)}
-    return VllmConfig(**{k: v for k, v in (data or {}).items() if k in known})
+    return _known(VllmConfig, data or {})
+
+
+def _known(cls, data: dict):
+    """``cls(**data)`` on the keys ``cls`` has, nested dataclasses (``vision_pretrain``) built the same way."""
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            default = getattr(cls(), f.name)
+            kwargs[f.name] = _known(type(default), value) if dataclasses.is_dataclass(default) and isinstance(value, dict) else value
+    return cls(**kwargs)
