@@ -113,6 +113,20 @@ class VaeConfig:
 
 
 @dataclass
+class TinyLlavaShapes:
+    """The tiny preset's LLaVA, built from scratch: a CLIP vision tower and a Llama (the paper preset loads one)."""
+
+    image_size: int = 64
+    patch_size: int = 8  # 8 x 8 = 64 image tokens: a 4 x 4 grid could not tell left from middle (RESULTS.md)
+    vision_dim: int = 64
+    vision_layers: int = 2
+    text_dim: int = 96
+    text_layers: int = 2
+    heads: int = 4  # attention heads of both towers
+    kv_heads: int = 2  # the Llama's grouped key/value heads
+
+
+@dataclass
 class VisionPretrainConfig:
     """Tiny only: pre-training of the LLaVA's vision tower on EgoSynth patch labels (``egolego vllm pretrain-vision``).
 
@@ -141,6 +155,7 @@ class VllmConfig:
     train_vision_tower: bool = False  # frozen, as in LLaVA (tiny: pre-trained first, see vision_pretrain)
     vision_tower: str | None = None  # tiny: a folder from `egolego vllm pretrain-vision` (else the tower is random)
     vision_pretrain: VisionPretrainConfig = field(default_factory=VisionPretrainConfig)
+    tiny_llava: TinyLlavaShapes = field(default_factory=TinyLlavaShapes)  # tiny: the LLaVA built from scratch
     lora: bool = False
     lora_rank: int = 64
     resample_templates: bool = True  # draw the question template anew per sample and epoch (needs "label")

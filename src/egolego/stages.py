@@ -124,7 +124,7 @@ def vision_stage(cfg: Config, tower_dir: Path, scale: float = 1.0) -> None:
     pc = cfg.vllm.vision_pretrain
     pc.scenes = max(pc.batch_size, int(round(pc.scenes * scale)))
     with Stage("VLLM: vision tower pre-training (EgoSynth patch labels)") as s:
-        r = pretrain_vision_tower(pc, tower_dir, progress=False)
+        r = pretrain_vision_tower(pc, tower_dir, cfg.vllm.tiny_llava, progress=False)
         q = r["held_out"]
         s.done(("reused " if r.get("reused") else "") + f"{r['scenes']} scenes x {r['epochs']} epochs; held-out "
                f"label F1 {q['label_f1']}, side accuracy {q['side_accuracy']}")

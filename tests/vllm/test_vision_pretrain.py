@@ -78,3 +78,14 @@ def test_wrong_folders_are_one_clear_error(tower_dir, vtok, tmp_path):
     (bad / WEIGHTS).write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="not loadable vision tower weights"):
         load_vision_tower(CLIPVisionModel(tiny_vision_config()), bad)
+
+
+def test_the_tiny_llava_shapes_come_from_the_config(vtok, tmp_path):
+    from egolego import config
+    from egolego.vllm.model import image_tokens
+    from egolego.vllm.tune import build_model
+
+    vtok[1].save_pretrained(tmp_path / "tok")
+    cfg = config.from_dict({"vllm": {"tokenizer": str(tmp_path / "tok"), "tiny_llava": {"patch_size": 16, "text_dim": 64}}})
+    model, _ = build_model(cfg, tmp_path)
+    assert image_tokens(model) == 16 and model.config.text_config.hidden_size == 64

@@ -86,7 +86,7 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
                               "model_max_length", "min_frequency", "conditioner_layers", "conditioner_heads",
                               "conditioner_ffn", "lora_rank", "max_new_tokens", "text_rows",
                               "unet_layers_per_block", "unet_heads", "text_dim", "text_layers", "text_heads",
-                              "held_out")},
+                              "held_out", "patch_size", "vision_dim", "vision_layers", "heads", "kv_heads")},
     "scenes": (1, 1_000_000),
     "warmup_steps": (0, None),
     "change_weight": (0, None),

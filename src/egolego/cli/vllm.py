@@ -136,7 +136,7 @@ def cmd_vllm_pretrain_vision(a: argparse.Namespace) -> int:
         if getattr(a, key) is not None:
             setattr(pc, key, getattr(a, key))
     try:
-        r = pretrain_vision_tower(pc, writable_dir(Path(a.out), "--out"))
+        r = pretrain_vision_tower(pc, writable_dir(Path(a.out), "--out"), cfg.vllm.tiny_llava)
     except ValueError as e:
         raise fail(e) from None
     q = r["held_out"]

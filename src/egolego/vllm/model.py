@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,20 +22,9 @@ from transformers import (
     LlavaProcessor,
 )
 
+from ..config import TinyLlavaShapes  # noqa: F401 (re-exported: the tiny shapes' home is the config)
 from ..safe_load import first_line
 from ..tokenizer import IMAGE_TOKEN
-
-
-@dataclass
-class TinyLlavaShapes:
-    image_size: int = 64
-    patch_size: int = 8  # 8 x 8 = 64 image tokens: a 4 x 4 grid could not tell left from middle (RESULTS.md)
-    vision_dim: int = 64
-    vision_layers: int = 2
-    text_dim: int = 96
-    text_layers: int = 2
-    heads: int = 4
-    kv_heads: int = 2
 
 
 def tiny_vision_config(s: TinyLlavaShapes = TinyLlavaShapes()) -> CLIPVisionConfig:

@@ -63,7 +63,7 @@ def build_model(cfg: Config, out: Path):
     if not v.tokenizer:
         raise ValueError("the tiny preset needs vllm.tokenizer: a folder from `egolego tokenizer` (with <image>)")
     tok = AutoTokenizer.from_pretrained(v.tokenizer, local_files_only=True)
-    return build_tiny_llava(tok, seed=v.seed, vision_tower=v.vision_tower)
+    return build_tiny_llava(tok, v.tiny_llava, seed=v.seed, vision_tower=v.vision_tower)
 
 
 class VllmTuner:
