@@ -13,6 +13,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import InputError
+
 
 def list_checkpoints(out: Path) -> list[Path]:
     d = Path(out) / "checkpoints"
@@ -22,8 +24,8 @@ def list_checkpoints(out: Path) -> list[Path]:
 def refuse_stale(out: Path, resume: bool) -> None:
     """A fresh run must not silently mix with an earlier run's checkpoints."""
     if not resume and list_checkpoints(out):
-        raise ValueError(f"{out} holds checkpoints of an earlier run: pass --resume to continue it, "
-                         "or choose another --out")
+        raise InputError("out", f"{out} holds checkpoints of an earlier run: pass --resume to continue it, "
+                         "or choose another folder")
 
 
 def save_checkpoint(acc, out: Path, step: int, keep: int, extra: Callable[[Path], None] | None = None) -> None:

@@ -91,10 +91,12 @@ def test_baseline_errors_name_the_flag(t2i_run, t2i_pairs, tmp_path, capsys):
     lego = tmp_path / "lego"
     lego.mkdir()
     (lego / "model_index.json").write_text(json.dumps({"_class_name": "LegoPipeline"}))
-    with pytest.raises(ValueError, match="--baseline sdedit.*LegoPipeline"):
+    with pytest.raises(ValueError, match="baseline sdedit.*LegoPipeline") as e:
         check_model_kind(lego, "sdedit")
-    with pytest.raises(ValueError, match="--baseline proxnpi or --baseline sdedit"):
+    assert e.value.arg == "model"
+    with pytest.raises(ValueError, match="through a baseline, proxnpi or sdedit") as e:
         check_model_kind(t2i_run / "model", None)
+    assert e.value.arg == "model"
     check_model_kind(t2i_run / "model", "proxnpi")
     common = ["--pairs", str(t2i_pairs), "--metrics", "psnr", "--quiet", "--out", str(tmp_path / "e")]
     assert main(["eval", "--model", str(lego), "--baseline", "sdedit", *common]) == 2
@@ -102,5 +104,6 @@ def test_baseline_errors_name_the_flag(t2i_run, t2i_pairs, tmp_path, capsys):
     assert main(["eval", "--model", str(t2i_run / "model"), "--baseline", "proxnpi", "--image-guidance", "2",
                  *common]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
-    assert "--baseline sdedit" in err[0] and "LegoPipeline" in err[0]
-    assert "--strength" in err[1] and "--image-guidance" in err[2]
+    assert "error: --model: baseline sdedit needs a text-to-image model" in err[0] and "LegoPipeline" in err[0]
+    assert "error: --strength: must be in (0, 1], got 1.5" in err[1]
+    assert "error: --image-guidance: SDEdit and ProxNPI have no image guidance" in err[2]

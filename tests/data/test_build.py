@@ -92,8 +92,9 @@ def test_missing_and_corrupt_videos_are_counted(small_dataset, tmp_path):
 
 
 def test_wrong_source_is_a_clear_error(small_dataset, tmp_path):
-    with pytest.raises(FileNotFoundError, match="--source"):
+    with pytest.raises(FileNotFoundError, match="no v2/annotations/fho_main.json .*the source is epic") as e:
         build(BuildArgs(source="ego4d", root=small_dataset / "epic", out=tmp_path), progress=False)
+    assert e.value.flag == "--root"
 
 
 COLS = ["narration_id", "participant_id", "video_id", "narration_timestamp", "start_timestamp", "stop_timestamp",

@@ -47,7 +47,9 @@ def test_aesthetic_is_the_mlp_on_normalised_embeddings(clip_dir):
 
 
 def test_missing_weights_are_clear(tmp_path, clip_dir):
-    with pytest.raises(FileNotFoundError, match="--clip-weights"):
+    with pytest.raises(FileNotFoundError, match="is not a local CLIP folder") as e:
         ClipScorers(str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="--quality-weights"):
+    assert e.value.flag == "--clip-weights"
+    with pytest.raises(FileNotFoundError, match="quality laion needs the improved-aesthetic MLP") as e:
         ClipScorers(str(clip_dir)).aesthetic(np.zeros((8, 8, 3), np.uint8))
+    assert e.value.flag == "--quality-weights"

@@ -109,8 +109,9 @@ def test_flip_keeps_text_consistent():
 
 
 def test_clear_data_errors(pairs8, tmp_path):
-    with pytest.raises(ValueError, match="--embeddings"):
+    with pytest.raises(ValueError, match="mode 'lego' needs the store written by `egolego vllm enrich`") as e:
         LegoPairs(pairs8, "train", None, "lego")
+    assert e.value.flag == "--embeddings"
     with pytest.raises(ValueError, match="no embeddings"):
         (tmp_path / "index-0.json").write_text(json.dumps({"fingerprint": "x", "dtype": "float16", "image_shape": [16, 8],
                                                            "text_shape": [77, 8], "entries": {}}))

@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..data.manifest import read_manifest, resolve
+from ..errors import InputError
 from ..eval.generate_set import REFERENCES, safe_name
 from ..eval.tables import METRICS, EvalRun, load_run
 
@@ -94,12 +95,12 @@ class Runs:
 
 def load_runs(folders: list[str | Path]) -> Runs:
     if not folders:
-        raise ValueError("give at least one eval folder (--runs)")
+        raise InputError("runs", "give at least one eval folder")
     runs = [load_run(f) for f in folders]
     names = [r.name for r in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"two eval runs are both named {dup}; rerun `egolego eval` with --name or --tag")
+        raise InputError("runs", f"two eval runs are both named {dup}; rerun `egolego eval` with --name or --tag")
     manifests = {str(Path(r.info["pairs"]).resolve()) for r in runs}
     if len(manifests) > 1:
         raise ValueError(f"the eval runs come from different pairs manifests: {sorted(manifests)}")

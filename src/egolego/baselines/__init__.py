@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import InputError
+
 BASELINES = ("proxnpi", "sdedit")  # the paper's column order: ProxNPI, SDEdit, IP2P, LEGO
 DISPLAY = {"proxnpi": "ProxNPI", "sdedit": "SDEdit"}
 T2I_PIPELINE = "StableDiffusionPipeline"  # what `egolego train --conditioning t2i` saves
@@ -25,13 +27,13 @@ def model_kind(model: str | Path) -> str:
         return ""
 
 
-def check_model_kind(model: str | Path, baseline: str | None, flag: str = "--model") -> None:
+def check_model_kind(model: str | Path, baseline: str | None, arg: str = "model") -> None:
     """A baseline needs a text-to-image model folder; a text-to-image model folder is only evaluated as a baseline."""
     kind = model_kind(model)
     if baseline and kind != T2I_PIPELINE:
         found = f"a {kind} folder" if kind else "no diffusers model (no readable model_index.json)"
-        raise ValueError(f"--baseline {baseline} needs {flag} to be a text-to-image model (`egolego train "
-                         f"--conditioning t2i`, <out>/model); {model} holds {found}")
+        raise InputError(arg, f"baseline {baseline} needs a text-to-image model (`egolego train --conditioning t2i`, "
+                         f"<out>/model); {model} holds {found}")
     if not baseline and kind == T2I_PIPELINE:
-        raise ValueError(f"{flag}: {model} is a text-to-image model (`--conditioning t2i`): it is evaluated through a "
-                         f"baseline: add --baseline {' or --baseline '.join(BASELINES)}")
+        raise InputError(arg, f"{model} is a text-to-image model (`egolego train --conditioning t2i`): it is "
+                         f"evaluated through a baseline, {' or '.join(BASELINES)}")

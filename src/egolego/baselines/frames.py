@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data.manifest import resolve
+from ..errors import InputError
 from ..ldm.generate import model_ldm_settings
 from ..names import safe_name
 from . import BASELINES
@@ -47,15 +48,15 @@ class BaselineGenerator:
                  condition_guidance: float | None = None, strength: float | None = None,
                  scheduler: str | None = None, image_guidance: float | None = None):
         if baseline not in BASELINES:
-            raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
+            raise InputError("baseline", f"must be one of {', '.join(BASELINES)}, got {baseline!r}")
         if image_guidance is not None:
-            raise ValueError("--image-guidance: SDEdit and ProxNPI have no image guidance (only --condition-guidance)")
+            raise InputError("image_guidance", "SDEdit and ProxNPI have no image guidance (only a condition guidance)")
         if scheduler not in (None, "ddim"):
-            raise ValueError(f"--scheduler {scheduler}: SDEdit and ProxNPI sample with ddim (ProxNPI inverts with it)")
+            raise InputError("scheduler", f"SDEdit and ProxNPI sample with ddim (ProxNPI inverts with it), got {scheduler!r}")
         if strength is not None and baseline != "sdedit":
-            raise ValueError(f"--strength is SDEdit's; --baseline {baseline} does not read it")
+            raise InputError("strength", f"is SDEdit's; baseline {baseline} does not read it")
         self.model, self.mode = Path(model), baseline
-        self.pipe = load_t2i(model, "--model")
+        self.pipe = load_t2i(model)
         if device:
             self.pipe.to(device)
         saved = model_ldm_settings(model)

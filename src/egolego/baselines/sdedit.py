@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline
 
+from ..errors import InputError
+
 
 @dataclass(frozen=True)
 class SdeditSettings:
@@ -26,7 +28,7 @@ class SDEdit:
 
     def __init__(self, pipe, settings: SdeditSettings = SdeditSettings()):
         if not 0.0 < settings.strength <= 1.0:
-            raise ValueError(f"--strength must be in (0, 1], got {settings.strength}")
+            raise InputError("strength", f"must be in (0, 1], got {settings.strength}")
         if settings.steps < 1:
             raise ValueError(f"SDEdit steps must be at least 1, got {settings.steps}")
         self.s = settings

@@ -28,6 +28,7 @@ from torch import nn
 from transformers import AutoTokenizer, CLIPTextModel
 
 from ..config import Config, preset, save
+from ..errors import InputError, MissingInput
 from ..ldm.autoencoder import downscale_factor
 from ..ldm.build import SD_BETAS, check_recipe, tiny_parts
 from ..ldm.train import Trainer
@@ -58,16 +59,16 @@ def check_t2i_recipe(cfg: Config) -> None:
     """Refuse what a text-to-image model for img2img and DDIM inversion cannot do, naming the keys."""
     c = cfg.ldm
     if c.objective != "ddpm":
-        raise ValueError(f"--conditioning t2i needs ldm.objective: ddpm (got {c.objective!r}): diffusers' img2img "
+        raise InputError("conditioning", f"t2i needs ldm.objective: ddpm (got {c.objective!r}): diffusers' img2img "
                          "pipeline (SDEdit) and DDIM inversion (ProxNPI) sample DDPM-schedule models")
     if c.residual:
-        raise ValueError("--conditioning t2i cannot use ldm.residual: true (it predicts x_0 - E(X); a text-to-image "
+        raise InputError("conditioning", "t2i cannot use ldm.residual: true (it predicts x_0 - E(X); a text-to-image "
                          "model has no input frame X)")
     if c.loss_weighting == "change":
-        raise ValueError("--conditioning t2i cannot use ldm.loss_weighting: change (it weights where the target "
+        raise InputError("conditioning", "t2i cannot use ldm.loss_weighting: change (it weights where the target "
                          "differs from the input frame; a text-to-image model has no input frame); use none or min_snr")
     if c.scheduler != "ddim":
-        raise ValueError(f"--conditioning t2i needs ldm.scheduler: ddim (got {c.scheduler!r}): both baselines sample "
+        raise InputError("conditioning", f"t2i needs ldm.scheduler: ddim (got {c.scheduler!r}): both baselines sample "
                          "with DDIM (SDEdit deterministic given its noise, ProxNPI inverts with it)")
     check_recipe(cfg)
 
@@ -85,14 +86,14 @@ def build_t2i_components(cfg: Config, manifest: str | Path | None = None, work: 
     torch.manual_seed(cfg.ldm.seed)
     if cfg.preset == "paper":
         if not cfg.ldm.base:
-            raise ValueError("the paper preset needs ldm.base (--base): a local stable-diffusion-v1-5 folder")
+            raise InputError("base", "the paper preset needs ldm.base: a local stable-diffusion-v1-5 folder")
         base = Path(cfg.ldm.base)
         if not (base / "unet").is_dir():
-            raise FileNotFoundError(f"--base: {base} is not a diffusers folder (no unet/)")
+            raise MissingInput("base", f"{base} is not a diffusers folder (no unet/)")
         unet = UNet2DConditionModel.from_pretrained(str(base), subfolder="unet", local_files_only=True)
         if unet.config.in_channels != unet.config.out_channels:
-            raise ValueError(f"--base: {base} has a {unet.config.in_channels}-channel UNet (an InstructPix2Pix "
-                             "folder?); --conditioning t2i fine-tunes a text-to-image model: point --base at SD-1.5")
+            raise InputError("base", f"{base} has a {unet.config.in_channels}-channel UNet (an InstructPix2Pix "
+                             "folder?); conditioning t2i fine-tunes a text-to-image model: give an SD-1.5 folder")
         parts = {"unet": unet,
                  "vae": AutoencoderKL.from_pretrained(str(base), subfolder="vae", local_files_only=True),
                  "text_encoder": CLIPTextModel.from_pretrained(str(base), subfolder="text_encoder",
@@ -158,9 +159,9 @@ class TextToImageTrainer(Trainer):
         return dest
 
 
-def load_t2i(model: str | Path, flag: str = "--model") -> StableDiffusionPipeline:
+def load_t2i(model: str | Path, arg: str = "model") -> StableDiffusionPipeline:
     """The fine-tuned text-to-image model; a clear error for anything else (a LEGO model, a missing folder)."""
-    check_model_kind(model, "sdedit|proxnpi", flag)
+    check_model_kind(model, "sdedit|proxnpi", arg)
     from ..hf_quiet import quiet_loading
 
     with quiet_loading():

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..errors import InputError
+
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
@@ -78,7 +80,7 @@ class ChatClient:
         self.openai = openai
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise ValueError(f"--base-url must be an http(s):// URL, got {base_url!r}")
+            raise InputError("base_url", f"must be an http(s):// URL, got {base_url!r}")
         env_key = api_key or os.environ.get("OPENAI_API_KEY")
         warn_if_clear_text(base_url, env_key)
         self.client = openai.OpenAI(base_url=base_url, api_key=env_key or "EMPTY", timeout=timeout, max_retries=0)

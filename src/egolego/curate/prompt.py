@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import MissingInput
+
 SYSTEM = (
     "You are an AI assistant that provides a description of an image based on the action and object context. "
     "The action consists of a verb and nouns. Each object location is represented by a bounding box. For each "
@@ -51,10 +53,10 @@ def build_messages(examples: list[dict], label: str, boxes: dict) -> list[dict]:
             {"role": "user", "content": f"Example for inference: {format_example(label, boxes)}"}]
 
 
-def load_examples(path: str | Path) -> list[dict]:
-    p = Path(path)
+def load_examples(examples: str | Path) -> list[dict]:
+    p = Path(examples)
     if not p.is_file():
-        raise FileNotFoundError(f"--examples: {p} does not exist")
+        raise MissingInput("examples", f"{p} does not exist")
     data = yaml.safe_load(p.read_text())
     ex = data.get("examples") if isinstance(data, dict) else data
     if not isinstance(ex, list) or not all(isinstance(e, dict) and {"label", "boxes", "description"} <= set(e) for e in ex):

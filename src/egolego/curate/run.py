@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ..atomic import check_out_file
 from ..data.manifest import read_manifest, update_column
+from ..errors import InputError
 from ..vllm.conversation import records_from_manifest, write_json
 from .geometric import describe
 from .prompt import build_messages, load_examples
@@ -51,8 +52,10 @@ def curate(pairs: str | Path, out_json: str | Path, backend: str = "geometric", 
         descs = {r["pair_id"]: describe(r["label"], _boxes(r)) for r in rows}
         usage = None
     elif backend == "openai":
-        if not (base_url and model and examples):
-            raise ValueError("--backend openai needs --base-url, --model and --examples")
+        missing = [n for n, v in (("base_url", base_url), ("model", model), ("examples", examples)) if not v]
+        if missing:
+            also = f" (as are {' and '.join(missing[1:])})" if missing[1:] else ""
+            raise InputError(missing[0], f"needed by backend openai{also}")
         from .client import ChatClient
         shots = load_examples(examples)
         client = ChatClient(base_url, model, cache or Path(pairs) / "curation_cache.sqlite", timeout=timeout,
@@ -69,7 +72,7 @@ def curate(pairs: str | Path, out_json: str | Path, backend: str = "geometric", 
             descs = dict(tqdm(ex.map(one, rows), total=len(rows), desc="curate", disable=not progress))
         usage = client.usage
     else:
-        raise ValueError(f"--backend must be geometric or openai, got {backend!r}")
+        raise InputError("backend", f"must be geometric or openai, got {backend!r}")
     empty = [pid for pid, d in descs.items() if not (d or "").strip()]
     if empty:
         raise RuntimeError(f"{len(empty)} descriptions came back empty (e.g. pair {empty[0]!r}); the manifest is "

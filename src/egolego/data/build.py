@@ -25,6 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..atomic import write_json
+from ..errors import InputError, MissingInput
 from ..names import safe_name
 from .frames import best_of, decode_frames, pixel_similarity, read_jpegs, sharpness
 from .manifest import refuse_existing, write_manifest
@@ -56,25 +57,30 @@ class BuildArgs:
 
     def validate(self) -> None:
         if self.source not in ("epic", "ego4d"):
-            raise ValueError(f"--source must be epic or ego4d, got {self.source!r}")
+            raise InputError("source", f"must be epic or ego4d, got {self.source!r}")
         if self.frames_from not in ("video", "jpg") or (self.source == "ego4d" and self.frames_from == "jpg"):
-            raise ValueError("--frames-from must be video (Ego4D has no JPEG frames) or jpg (EPIC rgb_frames)")
-        if self.quality not in ("sharpness", "laion") or self.similarity not in ("pixel", "clip"):
-            raise ValueError("--quality must be sharpness|laion and --similarity pixel|clip")
+            raise InputError("frames_from", "must be video (Ego4D has no JPEG frames) or jpg (EPIC rgb_frames), got "
+                             f"{self.frames_from!r}")
+        if self.quality not in ("sharpness", "laion"):
+            raise InputError("quality", f"must be sharpness or laion, got {self.quality!r}")
+        if self.similarity not in ("pixel", "clip"):
+            raise InputError("similarity", f"must be pixel or clip, got {self.similarity!r}")
         if self.size <= 0 or self.size % 8:
-            raise ValueError(f"--size must be a positive multiple of 8, got {self.size}")
+            raise InputError("size", f"must be a positive multiple of 8, got {self.size}")
         if self.size > 4096:
-            raise ValueError(f"--size must be at most 4096, got {self.size}")
-        if self.workers < 1 or self.num_shards < 1:
-            raise ValueError(f"--workers and --num-shards must be at least 1, got {self.workers} and {self.num_shards}")
+            raise InputError("size", f"must be at most 4096, got {self.size}")
+        if self.workers < 1:
+            raise InputError("workers", f"must be at least 1, got {self.workers}")
+        if self.num_shards < 1:
+            raise InputError("num_shards", f"must be at least 1, got {self.num_shards}")
         if not 0 <= self.shard_index < self.num_shards:
-            raise ValueError(f"--shard-index must be in [0, {self.num_shards})")
+            raise InputError("shard_index", f"must be in [0, {self.num_shards}), got {self.shard_index}")
         if self.sim_range is not None:
             lo, hi = self.sim_range
             if not (math.isfinite(lo) and math.isfinite(hi) and -1 <= lo < hi <= 1):
-                raise ValueError(f"--sim-range LO HI must be finite with -1 <= LO < HI <= 1, got {lo} {hi}")
+                raise InputError("sim_range", f"LO HI must be finite with -1 <= LO < HI <= 1, got {lo} {hi}")
         if not Path(self.root).is_dir():
-            raise ValueError(f"--root: {self.root} is not a folder")
+            raise MissingInput("root", f"{self.root} is not a folder")
 
     def fingerprint(self) -> dict:
         """What decides the pairs: a resumed build must have the same (``workers`` and ``overwrite`` do not)."""
@@ -224,7 +230,7 @@ def build(args: BuildArgs, progress: bool = True) -> dict:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         shutil.rmtree(done_dir, ignore_errors=True)
         why = ", ".join(f"{k}: {v}" for k, v in dropped.most_common(3)) or "no annotated action found"
-        raise ValueError(f"no pair kept of {report.rows} annotated actions ({why}); is --root right? "
+        raise InputError("root", f"no pair kept of {report.rows} annotated actions ({why}); is it the right folder? "
                          f"(details in {out / 'summary.json'})")
     write_manifest(rows, out)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -248,10 +254,11 @@ def _start_or_resume(args: BuildArgs, out: Path) -> Path:
             old = {}
         diff = [f"{k}: {old.get(k)} -> {v}" for k, v in args.fingerprint().items() if old.get(k) != v]
         if diff:
-            raise ValueError(f"--out: {out} holds an unfinished build with other arguments ({'; '.join(diff[:3])}); "
+            raise InputError("out", f"{out} holds an unfinished build with other arguments ({'; '.join(diff[:3])}); "
                              "rerun it with the same arguments, or pass --overwrite to start again")
     elif done_dir.is_dir() and any(done_dir.glob("*.json")):
-        raise ValueError(f"--out: {out} holds an unfinished build of unknown arguments; pass --overwrite to start again")
+        raise InputError("out", f"{out} holds an unfinished build of unknown arguments; pass --overwrite to start "
+                         "again")
     (out / "images").mkdir(parents=True, exist_ok=True)
     done_dir.mkdir(exist_ok=True)
     write_json(marker, args.fingerprint())

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..errors import MissingInput
 from ..safe_load import load_state, load_weights
 
 
@@ -28,16 +29,16 @@ class AestheticMLP(nn.Module):
 
 
 class ClipScorers:
-    def __init__(self, clip_dir: str | None, aesthetic_path: str | None = None):
+    def __init__(self, clip_weights: str | None, quality_weights: str | None = None):
         from transformers import CLIPImageProcessor, CLIPModel
-        if not clip_dir or not (Path(clip_dir) / "config.json").is_file():
-            raise FileNotFoundError(f"--clip-weights: {clip_dir} is not a local CLIP folder (config.json + weights)")
-        self.model = CLIPModel.from_pretrained(clip_dir, local_files_only=True).eval()
-        self.proc = CLIPImageProcessor.from_pretrained(clip_dir, local_files_only=True)
+        if not clip_weights or not (Path(clip_weights) / "config.json").is_file():
+            raise MissingInput("clip_weights", f"{clip_weights} is not a local CLIP folder (config.json + weights)")
+        self.model = CLIPModel.from_pretrained(clip_weights, local_files_only=True).eval()
+        self.proc = CLIPImageProcessor.from_pretrained(clip_weights, local_files_only=True)
         self.mlp = None
-        if aesthetic_path and Path(aesthetic_path).is_file() and Path(aesthetic_path).suffix in (".pth", ".pt"):
+        if quality_weights and Path(quality_weights).is_file() and Path(quality_weights).suffix in (".pth", ".pt"):
             self.mlp = AestheticMLP(self.model.config.projection_dim)
-            load_state(self.mlp, load_weights(aesthetic_path, "aesthetic MLP"), aesthetic_path, "aesthetic MLP")
+            load_state(self.mlp, load_weights(quality_weights, "aesthetic MLP"), quality_weights, "aesthetic MLP")
             self.mlp.eval()
 
     @torch.no_grad()
@@ -53,5 +54,5 @@ class ClipScorers:
     @torch.no_grad()
     def aesthetic(self, img: np.ndarray) -> float:
         if self.mlp is None:
-            raise FileNotFoundError("--quality laion needs --quality-weights: the improved-aesthetic MLP .pth file")
+            raise MissingInput("quality_weights", "quality laion needs the improved-aesthetic MLP .pth file")
         return float(self.mlp(self.embed(img)[None])[0, 0].detach())

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_path
+from ..errors import InputError
 from ..names import safe_name
 
 COLUMNS = {"pair_id": pa.string(), "source": pa.string(), "split": pa.string(), "video_id": pa.string(),
@@ -105,7 +106,7 @@ def refuse_existing(out: str | Path, overwrite: bool) -> None:
     """Writers of a whole manifest must not silently replace one (it may hold curated or VLLM descriptions)."""
     f = manifest_file(out)
     if f.exists() and not overwrite:
-        raise ValueError(f"--out: {f} already exists (it may hold curated descriptions); pass --overwrite to replace it")
+        raise InputError("out", f"{f} already exists (it may hold curated descriptions); pass --overwrite to replace it")
 
 
 def merge_manifests(shards: list[str | Path], out: str | Path, overwrite: bool = False) -> tuple[Path, int]:

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import MissingInput
 from ..names import is_safe_name
 from .epic_schema import COLUMNS, TS2, frame_base, parse_timestamp
 
@@ -199,7 +200,8 @@ def _visor_file(f: Path) -> dict[str, dict[int, dict[str, list[float]]]]:
 def parse_epic(root: Path, report: ParseReport) -> list[ActionRecord]:
     files = [(root / "EPIC_100_train.csv", "train"), (root / "EPIC_100_validation.csv", "test")]
     if not any(f.is_file() for f, _ in files):
-        raise FileNotFoundError(f"{root} holds no EPIC_100_train.csv / EPIC_100_validation.csv (is --source right?)")
+        raise MissingInput("root", f"{root} holds no EPIC_100_train.csv / EPIC_100_validation.csv (an Ego4D folder? "
+                           "then the source is ego4d)")
     info = read_video_info(root / "EPIC_100_video_info.csv")
     recs = [r for f, split in files if f.is_file() for r in parse_epic_csv(f, split, info, report)]
     visor_root = root / "visor" / "GroundTruth-SparseAnnotations" / "annotations"
@@ -264,7 +266,8 @@ def parse_ego4d(root: Path, report: ParseReport) -> list[ActionRecord]:
     if not f.is_file():
         f = root / "annotations" / "fho_main.json"
     if not f.is_file():
-        raise FileNotFoundError(f"{root} holds no v2/annotations/fho_main.json (is --source right?)")
+        raise MissingInput("root", f"{root} holds no v2/annotations/fho_main.json (an EPIC-KITCHENS folder? then the "
+                           "source is epic)")
     try:
         doc = json.loads(f.read_text(encoding="utf-8-sig"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError

@@ -10,6 +10,7 @@ from transformers import AutoTokenizer
 
 from ..config import Config
 from ..data.manifest import read_manifest
+from ..errors import InputError
 from ..tokenizer import train_tokenizer
 from .autoencoder import PixelUnshuffleAutoencoder, downscale_factor, latent_channels
 from .components import load_paper_components, tiny_shapes, tiny_text_encoder, tiny_unet, tiny_vae, zero_last_conv
@@ -43,7 +44,7 @@ def tiny_autoencoder(cfg: Config):
     if cfg.ldm.vae == "random":  # unit tests of the training mechanics only: cannot reconstruct images
         return tiny_vae(tiny_shapes(cfg))
     if not cfg.ldm.vae:
-        raise ValueError("the tiny preset with ldm.autoencoder: vae needs ldm.vae (--vae): a folder from "
+        raise InputError("vae", "the tiny preset with ldm.autoencoder: vae needs ldm.vae: a folder from "
                          "`egolego vae train` (a random autoencoder cannot reconstruct images); or set "
                          "ldm.autoencoder: unshuffle")
     return AutoencoderKL.from_pretrained(cfg.ldm.vae, local_files_only=True)
@@ -104,7 +105,7 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
     torch.manual_seed(cfg.ldm.seed)
     if cfg.preset == "paper":
         if not cfg.ldm.base:
-            raise ValueError("the paper preset needs ldm.base (--base): a local SD-1.5 or InstructPix2Pix folder")
+            raise InputError("base", "the paper preset needs ldm.base: a local SD-1.5 or InstructPix2Pix folder")
         parts = load_paper_components(cfg.ldm.base)
         # SD-1.5's config says 64 latents (512 px); the model generates at the size it is trained at
         parts["unet"].register_to_config(sample_size=cfg.image_size // downscale_factor(parts["vae"]))

@@ -16,6 +16,8 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
+from ..errors import MissingInput
+
 
 @dataclass
 class TinyShapes:
@@ -113,12 +115,12 @@ def load_unet(folder: str | Path) -> UNet2DConditionModel:
     return expand_conv_in(unet)
 
 
-def load_paper_components(folder: str | Path) -> dict:
+def load_paper_components(base: str | Path) -> dict:
     """UNet (8 ch), VAE, CLIP text encoder and tokenizer from a local diffusers folder."""
-    folder = Path(folder)
+    folder = Path(base)
     if not (folder / "unet").is_dir():
-        raise FileNotFoundError(f"{folder} is not a diffusers folder (no unet/); point --base at a local "
-                                "stable-diffusion-v1-5 or instruct-pix2pix download")
+        raise MissingInput("base", f"{folder} is not a diffusers folder (no unet/); give a local "
+                           "stable-diffusion-v1-5 or instruct-pix2pix download")
     return {"unet": load_unet(folder),
             "vae": AutoencoderKL.from_pretrained(str(folder), subfolder="vae", local_files_only=True),
             "text_encoder": CLIPTextModel.from_pretrained(str(folder), subfolder="text_encoder", local_files_only=True),

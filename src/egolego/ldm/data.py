@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from ..data.manifest import read_manifest, resolve
+from ..errors import InputError
 from ..vllm.store import EmbeddingStore
 from .modes import check_covered, mode_uses, needs_embeddings, text_key
 
@@ -68,7 +69,7 @@ class LegoPairs(torch.utils.data.Dataset):
         self.store = None
         if needs_embeddings(mode):
             if embeddings is None:
-                raise ValueError(f"mode {mode!r} needs --embeddings (the store written by `egolego vllm enrich`)")
+                raise InputError("embeddings", f"mode {mode!r} needs the store written by `egolego vllm enrich`")
             self.store = EmbeddingStore(embeddings)
             check_covered(self.store, (r["pair_id"] for r in self.rows))
         if self.text_key == "description":

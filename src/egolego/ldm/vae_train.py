@@ -21,14 +21,15 @@ from tqdm import tqdm
 
 from ..config import Config
 from ..data.manifest import read_manifest, resolve
+from ..errors import MissingInput
 from .components import tiny_shapes, tiny_vae
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
-def image_paths(source: str | Path) -> list[Path]:
+def image_paths(images: str | Path) -> list[Path]:
     """Images of a pairs manifest (input and target frames) or of a folder (recursively)."""
-    p = Path(source)
+    p = Path(images)
     if (p / "pairs.parquet").is_file() or p.suffix == ".parquet":
         root = p if p.is_dir() else p.parent
         return [resolve(root, r[k]) for r in read_manifest(p) for k in ("input_path", "target_path")]
@@ -36,7 +37,7 @@ def image_paths(source: str | Path) -> list[Path]:
         out = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
         if out:
             return out
-    raise FileNotFoundError(f"--images: no images under {p} (give a folder of JPEG/PNG files or a pairs manifest)")
+    raise MissingInput("images", f"no images under {p} (give a folder of JPEG/PNG files or a pairs manifest)")
 
 
 def load_images(paths: list[Path], size: int) -> torch.Tensor:
@@ -70,10 +71,10 @@ def evaluate(vae, images: torch.Tensor, batch: int = 64) -> float:
     return psnr(rec, images)
 
 
-def train_vae(cfg: Config, source: str | Path, out: str | Path, max_images: int = 4000, progress: bool = True) -> dict:
+def train_vae(cfg: Config, images: str | Path, out: str | Path, max_images: int = 4000, progress: bool = True) -> dict:
     v = cfg.vae
     out = Path(out)
-    paths = image_paths(source)
+    paths = image_paths(images)
     rng = np.random.default_rng(v.seed)
     if len(paths) > max_images:
         paths = [paths[i] for i in sorted(rng.choice(len(paths), max_images, replace=False))]

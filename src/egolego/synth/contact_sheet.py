@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import InputError
 from .judge import judge
 
 
@@ -23,7 +24,7 @@ def contact_sheet(root: Path, truth: list[dict], out: Path, rows: int = 12, scal
     """Write a PNG with ``rows`` pairs (label, description and the judge's verdict on the target frame)."""
     recs = [r for r in truth if "epic" in r][:rows]
     if not recs:
-        raise ValueError("no EPIC-format actions to show (generate with --format epic)")
+        raise InputError("truth", "no EPIC-format actions to show (generate EgoSynth with the epic format)")
     w0, h0 = pair_frames(root, recs[0])[0].size
     w, h = w0 * scale, h0 * scale
     text_w = 420

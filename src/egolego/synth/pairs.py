@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data.manifest import write_manifest
+from ..errors import InputError
 from ..names import safe_name
 from .dataset import load_truth
 from .ego4d_writer import ego4d_uid
@@ -45,7 +46,7 @@ def pairs_from_egosynth(egosynth: str | Path, out: str | Path, size: int = 64, w
     rows = []
     for t in tqdm(load_truth(egosynth), desc="pairs", disable=not progress):
         if "epic" not in t:
-            raise ValueError(f"{egosynth} has no EPIC-format frames (generate it with --format epic)")
+            raise InputError("egosynth", f"{egosynth} has no EPIC-format frames (generate it with the epic format)")
         e = t["epic"]
         d = egosynth / "epic" / "rgb_frames" / e["participant_id"] / e["video_id"]
         inp = Image.open(d / f"frame_{e['input_frame']:010d}.jpg").convert("RGB")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_json as atomic_write_json
+from ..errors import MissingInput
 from .templates import QUESTION_TEMPLATES, answer_text, prompt_text, question
 
 IGNORE = -100
@@ -43,10 +44,10 @@ def write_json(records: list[dict], path: str | Path) -> None:
     atomic_write_json(path, records, indent=1)
 
 
-def read_json(path: str | Path) -> list[dict]:
-    p = Path(path)
+def read_json(data: str | Path) -> list[dict]:
+    p = Path(data)
     if not p.is_file():
-        raise FileNotFoundError(f"--data: {p} does not exist")
+        raise MissingInput("data", f"{p} does not exist")
     data = json.loads(p.read_text())
     if not isinstance(data, list):
         raise ValueError(f"{p}: LLaVA data must be a JSON list of records")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..atomic import write_json as atomic_json
 from ..config import VllmConfig
 from ..data.manifest import manifest_file, read_manifest, resolve, update_column
+from ..errors import InputError
 from .embed import teacher_forced_states
 from .model import fingerprint, image_tokens, load_llava
 from .settings import load_settings
@@ -120,7 +121,7 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
     ``vllm`` config), else from the config saved in ``model_dir`` at tuning time (``settings.py``).
     """
     if not 0 <= shard_index < num_shards:
-        raise ValueError(f"--shard-index must be in [0, {num_shards}), got {shard_index}")
+        raise InputError("shard_index", f"must be in [0, {num_shards}), got {shard_index}")
     v = settings or load_settings(model_dir)
     template = template or v.inference_template
     max_new_tokens = max_new_tokens or v.max_new_tokens

@@ -31,6 +31,7 @@ from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
 from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
+from ..errors import InputError
 from .conversation import IGNORE, read_json, sample_texts
 from .embed import encode_samples
 from .model import build_tiny_llava, freeze_unused_vision, load_llava
@@ -58,7 +59,7 @@ def build_model(cfg: Config, out: Path):
     v = cfg.vllm
     if cfg.preset == "paper" or v.model:
         if not v.model:
-            raise ValueError("the paper preset needs vllm.model (--model): a local HF-format LLaVA folder")
+            raise InputError("model", "the paper preset needs vllm.model: a local HF-format LLaVA folder")
         return load_llava(v.model, torch.bfloat16 if v.bf16 else torch.float32)
     if not v.tokenizer:
         raise ValueError("the tiny preset needs vllm.tokenizer: a folder from `egolego tokenizer` (with <image>)")
@@ -89,7 +90,7 @@ class VllmTuner:
             try:
                 from peft import LoraConfig, get_peft_model
             except ImportError:
-                raise ValueError("--lora needs the peft package (pip install peft)") from None
+                raise InputError("lora", "needs the peft package (pip install peft)") from None
             lm_params = [p for n, p in self.model.named_parameters() if "multi_modal_projector" in n]
             self.model = get_peft_model(self.model, LoraConfig(r=v.lora_rank, lora_alpha=2 * v.lora_rank,
                                                                target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
