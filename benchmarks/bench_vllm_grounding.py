@@ -2,7 +2,8 @@
 pre-trained vision tower (issue 15). One JSON line per variant.
 
 Run on a validation EgoSynth seed (never the test seed's numbers for choosing):
-    python benchmarks/bench_vllm_grounding.py --out /tmp/grounding --seed 1 [--epochs 30] [--variants pretrained,scratch]
+    python benchmarks/bench_vllm_grounding.py [--out runs/bench/vllm_grounding] [--seed 1] [--epochs 30]
+        [--variants pretrained,scratch]   # ~10 minutes on 2 cores
 
 ``scratch``: the tower trained from scratch through the answer tokens (the tiny preset before the pre-training
 stage, patch 8); ``pretrained``: ``vllm pretrain-vision`` first, then the tower frozen (the tiny preset now).
@@ -28,7 +29,7 @@ def desc_accuracy(pairs: Path, truth: dict, split: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default="runs/bench/vllm_grounding", help="work folder (default %(default)s; reused)")
     ap.add_argument("--seed", type=int, default=1, help="EgoSynth seed (default 1: the validation seed)")
     ap.add_argument("--epochs", type=int, help="tuning epochs (default: the tiny preset's)")
     ap.add_argument("--variants", default="pretrained,scratch")
