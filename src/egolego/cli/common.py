@@ -58,6 +58,13 @@ def positive(value: int | None, flag: str) -> None:
         raise CliError(f"{flag} must be a positive integer, got {value}")
 
 
+def override(section, **values) -> None:
+    """Set the config ``section``'s fields from the flags that were given (a value of None: the flag was absent)."""
+    for key, value in values.items():
+        if value is not None:
+            setattr(section, key, value)
+
+
 def add_config_flags(p: argparse.ArgumentParser, preset_help: str = "default tiny (or the config file's)") -> None:
     """--preset and --config: the settings the command's other flags override."""
     p.add_argument("--preset", choices=["tiny", "paper"], help=preset_help)

@@ -14,6 +14,7 @@ from .common import (
     fail,
     load_cfg,
     out_file,
+    override,
     positive,
     sampling_args,
     writable_dir,
@@ -93,10 +94,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     c = cfg.ldm
     for flag, value in (("--max-steps", a.max_steps), ("--batch-size", a.batch_size)):
         positive(value, flag)
-    for key, value in (("conditioning", a.conditioning), ("max_steps", a.max_steps), ("batch_size", a.batch_size),
-                       ("vae", a.vae), ("base", a.base), ("tokenizer", a.tokenizer), ("seed", a.seed)):
-        if value is not None:
-            setattr(c, key, value)
+    override(c, conditioning=a.conditioning, max_steps=a.max_steps, batch_size=a.batch_size, vae=a.vae, base=a.base,
+             tokenizer=a.tokenizer, seed=a.seed)
     for flag, path in (("--pairs", a.pairs), ("--embeddings", a.embeddings), ("--vae", a.vae), ("--base", a.base),
                        ("--tokenizer", a.tokenizer)):
         existing(path, flag, "path")  # --pairs may name the folder or its pairs.parquet

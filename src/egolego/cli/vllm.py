@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .common import CliError, add_config_flags, existing, fail, load_cfg, out_file, positive, writable_dir
+from .common import CliError, add_config_flags, existing, fail, load_cfg, out_file, override, positive, writable_dir
 
 
 def vllm_parser(sub) -> None:
@@ -103,10 +103,7 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
     cfg = load_cfg(a)
     v = cfg.vllm
     positive(a.epochs, "--epochs")
-    for key, value in (("epochs", a.epochs), ("model", a.model), ("tokenizer", a.tokenizer),
-                       ("vision_tower", a.vision_tower)):
-        if value is not None:
-            setattr(v, key, value)
+    override(v, epochs=a.epochs, model=a.model, tokenizer=a.tokenizer, vision_tower=a.vision_tower)
     v.lora = v.lora or a.lora
     for flag, path in (("--images", a.images), ("--model", a.model), ("--tokenizer", a.tokenizer),
                        ("--vision-tower", a.vision_tower)):
@@ -132,9 +129,7 @@ def cmd_vllm_pretrain_vision(a: argparse.Namespace) -> int:
     from ..vllm.vision_pretrain import pretrain_vision_tower
 
     pc = cfg.vllm.vision_pretrain
-    for key in ("scenes", "epochs", "seed"):
-        if getattr(a, key) is not None:
-            setattr(pc, key, getattr(a, key))
+    override(pc, scenes=a.scenes, epochs=a.epochs, seed=a.seed)
     try:
         r = pretrain_vision_tower(pc, writable_dir(Path(a.out), "--out"), cfg.vllm.tiny_llava)
     except ValueError as e:

@@ -20,11 +20,11 @@ from PIL import Image
 from .render import render_frame
 from .shapes import entities
 from .vocab import COLORS, KINDS
-from .world import pose, sample_scene_and_action
+from .world import pose, sample_scene_and_action, side_word
 
 SALT = 0x5CE7E  # separates this stream from every dataset's default_rng(seed)
 MIN_COVER = 0.08  # a patch shows an object when the object's box covers this share of it
-SIDES = ("left", "middle", "right")  # the thresholds of ``world.side_word``
+SIDES = ("left", "middle", "right")  # the last word of ``world.side_word``
 
 
 @dataclass
@@ -34,12 +34,10 @@ class PatchLabels:
     colors: np.ndarray  # (n, G*G, len(COLORS)) float32 multi-hot
     side: np.ndarray  # (n, G*G) int64: index in SIDES of the most-covering object, -1 where no object is
 
-    def __len__(self) -> int:
-        return len(self.images)
-
 
 def side_index(x: float) -> int:
-    return 0 if x < 0.4 else 2 if x > 0.6 else 1
+    """Index in SIDES of the side the descriptions name for a centre at ``x`` (``world.side_word``'s thresholds)."""
+    return SIDES.index(side_word(x).rsplit(" ", 1)[-1])
 
 
 def patch_cover(box: tuple[float, float, float, float], grid: int) -> np.ndarray:

@@ -26,6 +26,13 @@ from ..config import TinyLlavaShapes  # noqa: F401 (re-exported: the tiny shapes
 from ..safe_load import first_line
 from ..tokenizer import IMAGE_TOKEN
 
+TINY_FEATURE_LAYER = -2  # the tower's hidden state the tiny LLaVA's projector reads (LLaVA's default)
+
+
+def hidden_state_index(layer: int, n_layers: int) -> int:
+    """``hidden_states[layer]`` of an ``n_layers`` tower counted from the start (entry k: after the first k layers)."""
+    return layer if layer >= 0 else layer + n_layers + 1
+
 
 def tiny_vision_config(s: TinyLlavaShapes = TinyLlavaShapes()) -> CLIPVisionConfig:
     return CLIPVisionConfig(hidden_size=s.vision_dim, intermediate_size=2 * s.vision_dim,
@@ -53,7 +60,7 @@ def build_tiny_llava(tokenizer, s: TinyLlavaShapes = TinyLlavaShapes(), seed: in
                      num_hidden_layers=s.text_layers, num_attention_heads=s.heads, num_key_value_heads=s.kv_heads,
                      max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
-    cfg = LlavaConfig(vision_config=vc, text_config=tc, image_token_id=image_id, vision_feature_layer=-2,
+    cfg = LlavaConfig(vision_config=vc, text_config=tc, image_token_id=image_id, vision_feature_layer=TINY_FEATURE_LAYER,
                       vision_feature_select_strategy="default")
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(cfg)
@@ -118,7 +125,7 @@ def freeze_unused_vision(model) -> list[str]:
     sel = model.config.vision_feature_layer
     sel = list(sel) if isinstance(sel, (list, tuple)) else [sel]
     n = model.config.vision_config.num_hidden_layers
-    used = max(k if k >= 0 else k + n + 1 for k in sel)  # hidden_states[k] is the output of the first k layers
+    used = max(hidden_state_index(k, n) for k in sel)
     towers = [m for name, m in model.named_modules() if name.endswith("vision_tower")]
     if not towers:
         raise ValueError("no vision_tower in this model")

@@ -34,10 +34,10 @@ def load_settings(model_dir: str | Path) -> VllmConfig:
 
 def _known(cls, data: dict):
     """``cls(**data)`` on the keys ``cls`` has, nested dataclasses (``vision_pretrain``) built the same way."""
-    kwargs = {}
+    defaults, kwargs = cls(), {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            value = data[f.name]
-            default = getattr(cls(), f.name)
-            kwargs[f.name] = _known(type(default), value) if dataclasses.is_dataclass(default) and isinstance(value, dict) else value
+            value, default = data[f.name], getattr(defaults, f.name)
+            nested = dataclasses.is_dataclass(default) and isinstance(value, dict)
+            kwargs[f.name] = _known(type(default), value) if nested else value
     return cls(**kwargs)

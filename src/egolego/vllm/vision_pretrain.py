@@ -7,7 +7,7 @@ preset first trains the tower on a dense task of its own — for every patch, th
 cover it, its column, and the side of the frame (left / middle / right) of the object covering most of it
 (``synth.patch_labels``) — then freezes it for tuning, as LLaVA does with CLIP.
 
-The task reads the hidden state the projector reads (``vision_feature_layer``), through a linear head that is
+The task reads the hidden state the projector reads (``TINY_FEATURE_LAYER``), through a linear head that is
 thrown away. Scenes are rendered in memory from their own random stream; the job takes ~2 minutes on 2 cores
 and writes its folder atomically at the end (``vision_tower.safetensors``, ``config.json``, ``report.json``): a
 rerun reuses a complete folder made with the same settings instead of resuming mid-way.
@@ -33,10 +33,9 @@ from ..atomic import atomic_path, write_json
 from ..config import VisionPretrainConfig
 from ..safe_load import first_line
 from ..synth.patch_labels import PatchLabels, scene_patch_labels
-from .model import TinyLlavaShapes, tiny_image_processor, tiny_vision_config
+from .model import TINY_FEATURE_LAYER, TinyLlavaShapes, hidden_state_index, tiny_image_processor, tiny_vision_config
 
 WEIGHTS, CONFIG, REPORT = "vision_tower.safetensors", "config.json", "report.json"
-FEATURE_LAYER = -2  # LlavaConfig's vision_feature_layer in build_tiny_llava
 SHAPE_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size",
               "patch_size")
 
@@ -54,8 +53,8 @@ class PatchHead(torch.nn.Module):
 
 
 def feature_index(tower: CLIPVisionModel) -> int:
-    """Which ``hidden_states`` entry LLaVA's projector reads (``FEATURE_LAYER`` counted from the start)."""
-    return tower.config.num_hidden_layers + 1 + FEATURE_LAYER
+    """Which ``hidden_states`` entry the tiny LLaVA's projector reads, counted from the start."""
+    return hidden_state_index(TINY_FEATURE_LAYER, tower.config.num_hidden_layers)
 
 
 def patch_features(tower: CLIPVisionModel, pixels: torch.Tensor, index: int) -> torch.Tensor:
@@ -96,8 +95,13 @@ def held_out_quality(tower, head, pixels, lab: PatchLabels) -> dict:
             "side_accuracy": round((s.argmax(-1) == side)[shown].float().mean().item(), 3)}
 
 
+def shape_record(vision_config) -> dict:
+    """The tower's shapes as saved in ``config.json`` and compared on load."""
+    return {k: getattr(vision_config, k) for k in SHAPE_KEYS}
+
+
 def settings_record(pc: VisionPretrainConfig, shapes: TinyLlavaShapes) -> dict:
-    return {"pretrain": asdict(pc), "vision_config": {k: getattr(tiny_vision_config(shapes), k) for k in SHAPE_KEYS}}
+    return {"pretrain": asdict(pc), "vision_config": shape_record(tiny_vision_config(shapes))}
 
 
 def pretrain_vision_tower(pc: VisionPretrainConfig, out: str | Path, shapes: TinyLlavaShapes = TinyLlavaShapes(),
@@ -156,7 +160,7 @@ def load_vision_tower(tower: torch.nn.Module, folder: str | Path) -> None:
         raise ValueError(f"{folder}: no pre-trained vision tower here ({WEIGHTS} and {CONFIG}; make one with "
                          "`egolego vllm pretrain-vision`)")
     have = json.loads((folder / CONFIG).read_text()).get("vision_config", {})
-    want = {k: getattr(tower.config, k) for k in SHAPE_KEYS}
+    want = shape_record(tower.config)
     if have != want:
         diff = ", ".join(f"{k} {have.get(k)} vs {v}" for k, v in want.items() if have.get(k) != v)
         raise ValueError(f"{folder}: the pre-trained tower's shapes differ from this model's ({diff})")
