@@ -17,7 +17,9 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: Fraction | int, wid
     """Encode (H, W, 3) uint8 frames at a constant frame rate; returns the number of frames.
 
     Single-threaded x264 with a fixed preset keeps the bytes deterministic; pts count frames so that
-    decoded frame ``i`` is exactly the ``i``-th frame written.
+    decoded frame ``i`` is exactly the ``i``-th frame written. The RGB -> YUV conversion runs here on one
+    thread: left to the encoder, PyAV hands it to a multi-threaded swscale, and under load (a busy CI box)
+    the same frames then came out as different bytes now and then.
     """
     n = 0
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
@@ -27,7 +29,7 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], fps: Fraction | int, wid
         stream.options = {"crf": "12", "preset": "veryfast", "threads": "1", "g": "30", "bf": "0"}
         stream.codec_context.thread_count = 1
         for arr in frames:
-            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(format="yuv420p", threads=1)
             frame.pts = n
             for packet in stream.encode(frame):
                 container.mux(packet)
