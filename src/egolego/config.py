@@ -88,7 +88,6 @@ class LdmConfig:
     text_dim: int = 64  # the tiny CLIP text encoder's width (= the UNet's cross-attention width), layers, heads
     text_layers: int = 2
     text_heads: int = 4
-    train_text_encoder: bool = False  # train ψ with the UNet (tiny: its ψ is random, not a pre-trained CLIP)
     conditioner_layers: int = 2
     conditioner_heads: int = 8
     conditioner_ffn: int = 128  # paper: 2048 (PyTorch's default, as the official code)

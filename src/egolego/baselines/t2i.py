@@ -37,7 +37,7 @@ from . import check_model_kind
 MODE = "t2i"
 # the text-to-image recipe: the keys the preset's editing recipe may set otherwise (tiny: flow / residual / change)
 T2I_RECIPE = {"objective": "ddpm", "prediction": "epsilon", "residual": False, "loss_weighting": "none",
-              "scheduler": "ddim", "train_text_encoder": False}
+              "scheduler": "ddim"}
 T2I_STEPS = {"tiny": 20, "paper": 50}  # DDIM steps (P2P / null-text inversion use 50 on SD)
 
 
@@ -70,8 +70,6 @@ def check_t2i_recipe(cfg: Config) -> None:
     if c.scheduler != "ddim":
         raise InputError("conditioning", f"t2i needs ldm.scheduler: ddim (got {c.scheduler!r}): both baselines sample "
                          "with DDIM (SDEdit deterministic given its noise, ProxNPI inverts with it)")
-    if c.train_text_encoder:
-        raise InputError("conditioning", "t2i keeps its text encoder frozen: set ldm.train_text_encoder: false")
     check_recipe(cfg)
 
 

@@ -123,6 +123,6 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
                            num_heads=cfg.ldm.conditioner_heads, ffn_dim=cfg.ldm.conditioner_ffn,
                            dropout=cfg.ldm.conditioner_dropout, mode=cfg.ldm.conditioning,
                            image_tokens=image_tokens, text_tokens=text_tokens)
-    parts["text_encoder"].requires_grad_(cfg.ldm.train_text_encoder).train(cfg.ldm.train_text_encoder)
+    parts["text_encoder"].requires_grad_(False).eval()
     parts["vae"].requires_grad_(False).eval()
     return {**parts, "conditioner": cond, "scheduler": sampler, "noise_scheduler": noise}

@@ -127,13 +127,9 @@ def load_paper_components(base: str | Path) -> dict:
             "tokenizer": AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)}
 
 
-def token_ids(tokenizer, texts: list[str]) -> torch.Tensor:
-    """(B, N) ids, padded to the tokenizer's max length (as InstructPix2Pix)."""
-    return tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids
-
-
 @torch.no_grad()
 def encode_text(tokenizer, text_encoder, texts: list[str]) -> torch.Tensor:
-    """ψ: (B, N, D) last hidden states of ``token_ids``."""
-    return text_encoder(token_ids(tokenizer, texts).to(text_encoder.device))[0]
+    """ψ: (B, N, D) last hidden states, padded to the tokenizer's max length (as InstructPix2Pix)."""
+    ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(text_encoder.device)
+    return text_encoder(ids)[0]

@@ -36,16 +36,13 @@ from .vllm_link import record_vllm
 
 
 class LegoDenoiser(nn.Module):
-    """UNet + conditioner (+ ψ when ``ldm.train_text_encoder``) as one module (one DDP wrapper, one optimizer)."""
+    """UNet + conditioner as one module (one DDP wrapper, one optimizer)."""
 
-    def __init__(self, unet, conditioner, text_encoder=None):
+    def __init__(self, unet, conditioner):
         super().__init__()
         self.unet, self.conditioner = unet, conditioner
-        self.text_encoder = text_encoder  # None: ψ is frozen and its states come cached
 
-    def forward(self, z_t, image_lat, t, text, h_img, h_txt, h_len, drop_c):
-        """``text``: ψ's states (B, N, D), or token ids (B, N) when this module trains ψ."""
-        text_states = self.text_encoder(text)[0] if self.text_encoder is not None else text  # (B, N, D)
+    def forward(self, z_t, image_lat, t, text_states, h_img, h_txt, h_len, drop_c):
         context = self.conditioner(text_states, h_img, h_txt, h_len, drop_vllm=drop_c)  # (B, L, D)
         return self.unet(torch.cat([z_t, image_lat], dim=1), t, encoder_hidden_states=context).sample
 
@@ -111,25 +108,19 @@ class Trainer:
         return build_components(self.cfg, vllm_dim, image_tokens, text_tokens, manifest=pairs, work=self.out)
 
     def make_model(self) -> nn.Module:
-        trained_psi = self.parts["text_encoder"] if self.cfg.ldm.train_text_encoder else None
-        return LegoDenoiser(self.parts["unet"], self.parts["conditioner"], trained_psi)
+        return LegoDenoiser(self.parts["unet"], self.parts["conditioner"])
 
     # ------------------------------------------------------------------ caches (frozen parts run once)
 
     @torch.no_grad()
     def _cache_text(self) -> None:
-        """ψ's states of every prompt; its token ids instead when ψ trains with the UNet."""
-        from .components import encode_text, token_ids
+        from .components import encode_text
         prompts = {self.ds.prompt(i) for i in range(len(self.ds))} | {""}
         if self.flip:
             prompts |= {swap_sides(p) for p in prompts}
         prompts = sorted(prompts)
-        if self.cfg.ldm.train_text_encoder:
-            states = token_ids(self.parts["tokenizer"], prompts)  # (P, N)
-        else:
-            te = self.parts["text_encoder"].to(self.dev)
-            states = torch.cat([encode_text(self.parts["tokenizer"], te, prompts[i:i + 64])
-                                for i in range(0, len(prompts), 64)])  # (P, N, D)
+        te = self.parts["text_encoder"].to(self.dev)
+        states = torch.cat([encode_text(self.parts["tokenizer"], te, prompts[i:i + 64]) for i in range(0, len(prompts), 64)])
         self.text = {p: states[i] for i, p in enumerate(prompts)}
 
     @torch.no_grad()
@@ -208,13 +199,13 @@ class Trainer:
         drop_c, drop_x = cfg_dropout(d["r"])
         prompts = [self.ds.prompt(int(i)) for i in idx]
         prompts = [("" if dc else swap_sides(p) if f else p) for p, f, dc in zip(prompts, flipped.tolist(), drop_c.tolist())]
-        text = torch.stack([self.text[p] for p in prompts])  # (B, N, D) states, or (B, N) ids if ψ trains
+        text_states = torch.stack([self.text[p] for p in prompts])  # (B, N, D)
         changed = (src_tg[:, 0] - x_lat).abs() * sf > c.change_threshold  # (B, c, h, w), before the image dropout
         x_lat = x_lat * (~drop_x).float()[:, None, None, None]
         h_img = h_txt = h_len = None
         if self.emb is not None:
             h_img, h_txt, h_len = (e[idx].to(self.dev) for e in self.emb)
-        out = self.model(z_t.to(self.dev), x_lat.to(self.dev), t.to(self.dev), text.to(self.dev),
+        out = self.model(z_t.to(self.dev), x_lat.to(self.dev), t.to(self.dev), text_states.to(self.dev),
                          h_img, h_txt, h_len, drop_c.to(self.dev)).float()
         if c.residual:
             out = out + (x_lat * sf).to(self.dev)
