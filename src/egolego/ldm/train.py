@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from torch import nn
@@ -29,6 +28,7 @@ from tqdm import tqdm
 from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
 from ..data.manifest import read_manifest, resolve
+from ..precision import accelerator
 from .build import build_components
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
 from .pipeline import LegoPipeline
@@ -72,7 +72,7 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         c = cfg.ldm
-        self.acc = Accelerator(mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.grad_accum)
+        self.acc = accelerator(c.mixed_precision, c.grad_accum)
         self.ds = LegoPairs(pairs, "train", embeddings, self.data_mode, cfg.image_size)
         store = self.ds.store
         m, dv = store.image_shape if store else (1, 1)

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
 from PIL import Image
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
@@ -32,6 +31,7 @@ from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
 from ..errors import InputError
+from ..precision import accelerator
 from .conversation import IGNORE, read_json, sample_texts
 from .embed import encode_samples
 from .model import build_tiny_llava, freeze_unused_vision, load_llava
@@ -79,7 +79,7 @@ class VllmTuner:
         self.cfg, self.out, self.images = cfg, Path(out), Path(images)
         self.out.mkdir(parents=True, exist_ok=True)
         v = cfg.vllm
-        self.acc = Accelerator(mixed_precision="bf16" if v.bf16 else "no", gradient_accumulation_steps=v.grad_accum)
+        self.acc = accelerator("bf16" if v.bf16 else "no", v.grad_accum)
         self.records, self.bad = load_records(data, images)
         self.model, self.proc = build_model(cfg, self.out)
         self.model.requires_grad_(True)
