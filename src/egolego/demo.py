@@ -17,19 +17,26 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from . import precision
 from .config import Config
 from .data.manifest import read_manifest, resolve
 from .stages import TIMINGS, Stage, prepare, train_ldm
 
 
+# LDM steps that fit the 10-minute demo on 2 cores beside its other stages, by the precision training runs in
+# (bf16 autocast: ~7 steps/s on the dev box's AVX512-BF16 Xeon; fp32: ~5)
+LDM_STEPS_10MIN = {"bf16": 2500, "fp16": 1800, "no": 1800}
+
+
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,
-             ldm_steps_10min: int = 1800, baseline: bool = False) -> dict:
+             ldm_steps_10min: int | None = None, baseline: bool = False) -> dict:
     """``baseline`` also trains the ``label`` model (InstructPix2Pix) with the same steps: twice the training time
     (``egolego reproduce`` is the comparison with every baseline and ablation)."""
     TIMINGS.clear()
     scale = max(0.05, minutes / 10.0)
     p = prepare(cfg, out, scale)
-    ldm_steps = max(20, int(round(ldm_steps_10min * scale)))
+    per_10min = ldm_steps_10min or LDM_STEPS_10MIN[precision.resolve(cfg.ldm.mixed_precision)]
+    ldm_steps = max(20, int(round(per_10min * scale)))
     names = ("lego", "label") if baseline else ("lego",)
     models = {name: train_ldm(cfg, p, name, ldm_steps, out / f"ldm_{name}") for name in names}
     if not (models["lego"] / "vllm").exists():  # `egolego generate` finds the VLLM next to the LDM
