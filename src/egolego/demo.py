@@ -22,7 +22,6 @@ from .config import Config
 from .data.manifest import read_manifest, resolve
 from .stages import TIMINGS, Stage, prepare, train_ldm
 
-
 # LDM steps that fit the 10-minute demo on 2 cores beside its other stages, by the precision training runs in
 # (bf16 autocast: ~7 steps/s on the dev box's AVX512-BF16 Xeon; fp32: ~5)
 LDM_STEPS_10MIN = {"bf16": 2500, "fp16": 1800, "no": 1800}
