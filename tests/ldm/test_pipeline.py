@@ -122,3 +122,20 @@ def test_missing_embeddings_is_an_error(components):
     pipe = LegoPipeline(**components)
     with pytest.raises(ValueError, match="H_i"):
         pipe(_image(), "open the drawer", num_inference_steps=2)
+
+
+def test_a_fresh_process_loads_a_saved_model(components, tmp_path):
+    """diffusers loads a component's module only when it is already imported: `egolego eval --model` in a new
+    process must find egolego.ldm.conditioner without any other egolego import having run first."""
+    import os
+    import subprocess
+    import sys
+
+    from egolego.ldm.pipeline import LegoPipeline
+
+    LegoPipeline(**components).save_pretrained(str(tmp_path / "model"))
+    code = "import sys; from egolego.ldm.generate import load_pipeline; print(type(load_pipeline(sys.argv[1]).conditioner).__name__)"
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model")], capture_output=True, text=True,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().endswith("LegoConditioner")

@@ -35,6 +35,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .autoencoder import downscale_factor
 from .components import encode_text
+from .conditioner import LegoConditioner
 from .modes import mode_uses
 
 SCHEDULERS = {"euler_a": EulerAncestralDiscreteScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler,
@@ -57,8 +58,8 @@ class LegoPipeline(DiffusionPipeline):
 
     model_cpu_offload_seq = "text_encoder->conditioner->unet->vae"
 
-    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, conditioner, prediction: str = "epsilon",
-                 residual: bool = False):
+    def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, conditioner: LegoConditioner,
+                 prediction: str = "epsilon", residual: bool = False):
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                               scheduler=scheduler, conditioner=conditioner)
