@@ -82,7 +82,7 @@ def test_same_seed_same_files_whatever_the_workers(small_dataset, tmp_path):
 
 
 def test_mp4_frames_are_the_frames_written(tmp_path):
-    """Lossless: what a reader decodes is exactly the YUV 4:2:0 frame written (RGB -> YUV -> RGB round trip)."""
+    """Lossless: what a reader decodes is exactly the YUV 4:2:0 frame written (compared in YUV, before any RGB)."""
     import av
 
     from egolego.synth.media import write_mp4

@@ -34,7 +34,7 @@ def decode_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
                 continue
             idx = int(round((frame.pts - start_pts) * tb * fps))
             if idx in remaining:
-                out[idx] = frame.to_ndarray(format="rgb24", threads=1)  # one swscale thread: deterministic
+                out[idx] = frame.to_ndarray(format="rgb24", threads=1)  # one swscale thread, as EgoSynth writes
                 remaining.discard(idx)
                 if not remaining:
                     break
