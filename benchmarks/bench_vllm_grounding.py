@@ -54,7 +54,7 @@ def main() -> None:
     egosynth_stage(base, data)
     pairs_stage(base, data, pairs)
     curate_stage(pairs, tuning)
-    tokenizer_stage(pairs, tok)
+    tokenizer_stage(base, pairs, tok)
     truth = truth_by_pair_id(data)
     for variant in a.variants.split(","):
         cfg = preset("tiny")

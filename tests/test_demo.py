@@ -11,7 +11,10 @@ from egolego.demo import run_demo
 def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     cfg = config.preset("tiny")
     cfg.synth.actions, cfg.synth.workers = 40, 1
+    cfg.vllm.synthetic_records = 400  # scaled by the 0.1-minute budget to 20 rendered tuning scenes
+    before = config.to_dict(cfg)
     s = run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True)
+    assert config.to_dict(cfg) == before  # the stages' effective values (scaled epochs, folders) stay in the run
     res = s["results"]
     assert {"label", "lego", "input copy", "ground truth"} <= set(res)
     assert res["ground truth"]["action_all"] >= 0.75  # the judge accepts the real action frames
@@ -22,6 +25,9 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert "New actions" in html and "Ablation: conditioning" in html and html.count("data:image/png;base64,") > 4 * 4
     assert len(list((tmp_path / "eval" / "lego" / "new_actions").glob("*.png"))) == 6
     assert (tmp_path / "ldm_lego" / "model" / "vllm" / "config.json").is_file()
+    merged = json.loads((tmp_path / "tuning_with_scenes.json").read_text())  # curated + rendered, paths from the run
+    assert sum(r["id"].startswith("scene_") for r in merged) == 20 < len(merged)
+    assert all((tmp_path / r["image"]).is_file() for r in merged)
     out = capsys.readouterr().out
     assert f"report: {tmp_path / 'report.html'}" in out and out.count("[demo]      lego: psnr") + out.count("lego: psnr") >= 1
     run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True)

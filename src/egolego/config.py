@@ -37,11 +37,16 @@ class SynthConfig:
 
 @dataclass
 class TokenizerConfig:
-    """The byte-level BPE tokenizer the tiny text models use (no tokenizer can be downloaded)."""
+    """The byte-level BPE tokenizers the tiny text models use (no tokenizer can be downloaded).
+
+    ``egolego tokenizer`` trains one for ψ alone (``vocab_size``, ``model_max_length``); the demo and ``reproduce``
+    train one that the tiny LLaVA and ψ share (``shared_*``). ψ always reads its first ``model_max_length`` tokens."""
 
     vocab_size: int = 512
-    model_max_length: int = 77
+    model_max_length: int = 77  # N: the tokens ψ reads (CLIP's 77)
     min_frequency: int = 1
+    shared_vocab_size: int = 800
+    shared_max_length: int = 512  # the LLaVA's question + answer need more than ψ's 77
 
 
 @dataclass
@@ -159,6 +164,10 @@ class VllmConfig:
     lora: bool = False
     lora_rank: int = 64
     resample_templates: bool = True  # draw the question template anew per sample and epoch (needs "label")
+    # EgoSynth runs (demo, reproduce): tune on the curated records plus this many rendered from fresh EgoSynth scenes
+    # (synth/tuning_records.py), for ``synthetic_epochs`` epochs instead of ``epochs``
+    synthetic_records: int = 0
+    synthetic_epochs: int = 1
     bf16: bool = False
     checkpoint_every: int = 150
     keep_checkpoints: int = 2

@@ -11,6 +11,7 @@ always run.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -30,7 +31,9 @@ LDM_STEPS_10MIN = {"bf16": 2400, "fp16": 1800, "no": 1800}
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,
              ldm_steps_10min: int | None = None, baseline: bool = False) -> dict:
     """``baseline`` also trains the ``label`` model (InstructPix2Pix) with the same steps: twice the training time
-    (``egolego reproduce`` is the comparison with every baseline and ablation)."""
+    (``egolego reproduce`` is the comparison with every baseline and ablation). ``cfg`` is not changed: the stages
+    write the run's effective values (scaled epochs and steps, the folders they made) into a copy."""
+    cfg = copy.deepcopy(cfg)
     TIMINGS.clear()
     scale = max(0.05, minutes / 10.0)
     p = prepare(cfg, out, scale)

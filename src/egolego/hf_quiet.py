@@ -1,4 +1,5 @@
-"""Silence the per-file "Loading weights" / "Loading pipeline components" bars of transformers and diffusers.
+"""Silence the per-file "Loading weights" / "Loading pipeline components" / "Writing model shards" bars of
+transformers and diffusers.
 
 Loading a tiny model many times (the eval's new-actions strip, ``egolego generate``) otherwise prints a
 screenful of progress bars that say nothing; our own jobs keep their one progress bar each.

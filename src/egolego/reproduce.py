@@ -31,7 +31,7 @@ METRICS = ("psnr", "ssim", "action", "desc_acc")
 
 
 def steps_for(minutes: float, seeds: int, device: str, steps_per_s: float | None = None, baselines: bool = True) -> int:
-    """LDM steps per model so that the whole command fits ``minutes``: training is budgeted ~70 % of the time,
+    """LDM steps per model so that the whole command fits ``minutes``: training is budgeted 80 % of the time,
     shared by the 6 LEGO-family models per seed (+ the baselines' text-to-image model), at a measured rate (2-core
     CPU: 5.4 steps/s on average over the 7 models with the tiny recipe; 5.0 leaves a margin)."""
     rate = steps_per_s or (5.0 if device == "cpu" else 25.0)
@@ -42,6 +42,7 @@ def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
     """(pairs, store) of the VLLM *before* instruction tuning: its own descriptions and embeddings (Tab. 4).
 
     The pairs folder is copied first, because enrichment writes its descriptions into the manifest."""
+    from .hf_quiet import quiet_loading
     from .vllm.enrich import enrich
     from .vllm.tune import build_model
 
@@ -52,7 +53,8 @@ def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
         if not (model_dir / "config.json").exists():
             cfg.vllm.tokenizer = str(p.tokenizer)
             model, proc = build_model(cfg, model_dir)
-            model.save_pretrained(str(model_dir))
+            with quiet_loading():
+                model.save_pretrained(str(model_dir))
             proc.save_pretrained(str(model_dir))
         sm = enrich(model_dir, pairs, store, batch_size=32, progress=False, settings=cfg.vllm)
         s.done(f"{sm['stored']} pairs")

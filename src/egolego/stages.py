@@ -2,7 +2,9 @@
 
 EgoSynth → data build (EPIC files) → curate (geometric) → tokenizer → VLLM tune → enrich (description R, H_i, H_t)
 → [the tiny VAE, when the recipe uses one] → LDM training of one conditioning mode. Every stage reuses what an
-earlier run left in the same folder, so a killed run resumes where it stopped.
+earlier run left in the same folder, so a killed run resumes where it stopped. The stages write the run's effective
+values (scaled epochs and scenes, the folders they made) into the ``cfg`` they are given: pass the run's own copy
+(``run_demo`` and ``reproduce`` make one).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
     egosynth_stage(cfg, data)
     pairs_stage(cfg, data, pairs)
     curate_stage(pairs, tuning)
-    tokenizer_stage(pairs, tok_dir)
+    tokenizer_stage(cfg, pairs, tok_dir)
     if not cfg.vllm.model:  # a real LLaVA brings its own pre-trained CLIP tower
         vision_stage(cfg, out / "vision_tower", scale)
     vllm_stage(cfg, tuning, pairs, tok_dir, vllm_dir, scale)
@@ -106,14 +108,15 @@ def curate_stage(pairs: Path, tuning: Path) -> None:
             s.done(f"{sm['tuning_records']} tuning records")
 
 
-def tokenizer_stage(pairs: Path, tok_dir: Path) -> None:
+def tokenizer_stage(cfg: Config, pairs: Path, tok_dir: Path) -> None:
     """One tokenizer for the VLLM and ψ (ψ reads its first ``tokenizer.model_max_length`` tokens)."""
     from .tokenizer import train_tokenizer
     from .vllm.templates import QUESTION_TEMPLATES
 
     if not (tok_dir / "tokenizer.json").exists():
+        tc = cfg.tokenizer
         texts = [t for r in read_manifest(pairs) for t in (r["label"], r["description"])] + QUESTION_TEMPLATES
-        train_tokenizer(texts * 3, tok_dir, 800, 512)  # the VLLM's prompt + answer need more than 77 tokens
+        train_tokenizer(texts, tok_dir, tc.shared_vocab_size, tc.shared_max_length, tc.min_frequency)
 
 
 def vision_stage(cfg: Config, tower_dir: Path, scale: float = 1.0) -> None:
@@ -132,16 +135,41 @@ def vision_stage(cfg: Config, tower_dir: Path, scale: float = 1.0) -> None:
 
 
 def vllm_stage(cfg: Config, tuning: Path, pairs: Path, tok_dir: Path, vllm_dir: Path, scale: float) -> None:
+    """Tune the tiny LLaVA on the curated records, plus ``vllm.synthetic_records`` rendered ones (scaled)."""
     from .vllm.tune import VllmTuner
 
-    with Stage("VLLM: visual instruction tuning (tiny LLaVA)") as s:
+    v = cfg.vllm
+    n_scenes = int(round(v.synthetic_records * scale))
+    with Stage("VLLM: visual instruction tuning (tiny LLaVA" + (f", + {n_scenes} rendered scenes)" if n_scenes else ")")) as s:
         if (vllm_dir / "model" / "config.json").exists():
             s.done(f"reused {vllm_dir / 'model'}")
         else:
-            cfg.vllm.tokenizer = str(tok_dir)
-            cfg.vllm.epochs = max(2, int(round(cfg.vllm.epochs * scale)))
-            r = VllmTuner(cfg, tuning, pairs, vllm_dir).run(progress=False, resume=(vllm_dir / "checkpoints").exists())
-            s.done(f"{cfg.vllm.epochs} epochs, last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
+            v.tokenizer = str(tok_dir)
+            data, images = tuning, pairs
+            if n_scenes:
+                data, images = with_scene_records(tuning, pairs, vllm_dir.parent, n_scenes, v.seed, cfg.image_size)
+                v.epochs = v.synthetic_epochs
+            else:
+                v.epochs = max(2, int(round(v.epochs * scale)))
+            r = VllmTuner(cfg, data, images, vllm_dir).run(progress=False, resume=(vllm_dir / "checkpoints").exists())
+            epochs = f"{v.epochs} epoch" + ("s" if v.epochs != 1 else "")
+            s.done(f"{epochs}, last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
+
+
+def with_scene_records(tuning: Path, pairs: Path, run: Path, n: int, seed: int, size: int) -> tuple[Path, Path]:
+    """(records, image root) of the curated records and ``n`` rendered ones, paths relative to the run folder."""
+    from .synth.tuning_records import write_tuning_records
+    from .vllm.conversation import read_json, write_json
+
+    def under_run(folder: Path) -> Path:
+        return folder.resolve().relative_to(run.resolve())
+
+    scenes = write_tuning_records(run / "tuning_scenes", n, seed, size)
+    records = [{**r, "image": str(under_run(pairs) / r["image"])} for r in read_json(tuning)]
+    records += [{**r, "image": str(under_run(scenes.parent) / r["image"])} for r in read_json(scenes)]
+    merged = run / "tuning_with_scenes.json"
+    write_json(records, merged)
+    return merged, run
 
 
 def enrich_stage(cfg: Config, model: Path, pairs: Path, store: Path) -> Path:

@@ -83,7 +83,8 @@ def check_args(command: str, args: Any) -> str | None:
 CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     **{k: (1, None) for k in ("actions", "size", "image_size", "workers", "batch_size", "grad_accum", "max_steps",
                               "checkpoint_every", "keep_checkpoints", "steps", "epochs", "vocab_size",
-                              "model_max_length", "min_frequency", "conditioner_layers", "conditioner_heads",
+                              "model_max_length", "min_frequency", "shared_vocab_size", "shared_max_length",
+                              "conditioner_layers", "conditioner_heads",
                               "conditioner_ffn", "lora_rank", "max_new_tokens", "text_rows",
                               "unet_layers_per_block", "unet_heads", "text_dim", "text_layers", "text_heads",
                               "held_out", "patch_size", "vision_dim", "vision_layers", "heads", "kv_heads")},

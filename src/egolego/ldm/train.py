@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
 from ..data.manifest import read_manifest, resolve
+from ..hf_quiet import quiet_loading
 from ..precision import accelerator
 from .build import build_components
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
@@ -315,7 +316,8 @@ class Trainer:
                             prediction=self.cfg.ldm.prediction, residual=self.cfg.ldm.residual)
         dest = self.out / "model"
         if self.acc.is_main_process:
-            pipe.save_pretrained(str(dest))
+            with quiet_loading():  # no "Writing model shards" bar per component
+                pipe.save_pretrained(str(dest))
             save(self.cfg, dest / "lego_config.yaml")
             record_vllm(self.ds.store, dest)  # `generate` finds the VLLM that wrote the embeddings
         self.ema.restore(list(model.parameters()))

@@ -31,6 +31,7 @@ from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
 from ..errors import InputError
+from ..hf_quiet import quiet_loading
 from ..precision import accelerator
 from .conversation import IGNORE, read_json, sample_texts
 from .embed import encode_samples
@@ -194,7 +195,8 @@ class VllmTuner:
             model = model.merge_and_unload()
         dest = self.out / "model"
         if self.acc.is_main_process:
-            model.save_pretrained(str(dest))
+            with quiet_loading():  # transformers draws a "Writing model shards" bar for a one-file model
+                model.save_pretrained(str(dest))
             self.proc.save_pretrained(str(dest))
             save_settings(self.cfg.vllm, dest)  # enrichment reads template, token budget, rows, dtype from here
             if self.bad:
