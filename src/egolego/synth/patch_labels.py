@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
-from .render import render_frame
+from .render import square_frame
 from .shapes import entities
 from .vocab import COLORS, KINDS
 from .world import pose, sample_scene_and_action, side_word
@@ -60,7 +59,7 @@ def scene_patch_labels(n: int, seed: int, size: int, grid: int) -> PatchLabels:
     for i in range(n):
         scene, action = sample_scene_and_action(rng)
         p = pose(scene, action, 1.0 if rng.random() < 1 / 3 else 0.0)
-        ims[i] = np.asarray(Image.fromarray(render_frame(scene, p, size)).resize((size, size), Image.LANCZOS))
+        ims[i] = np.asarray(square_frame(scene, p, size))
         best = np.zeros(grid * grid)
         for e in entities(scene, p):
             if e.index < 0:  # hands: not named in the descriptions' positions

@@ -129,3 +129,8 @@ def render_frame(scene: Scene, p: Pose, size: int) -> np.ndarray:
     """One clean frame (no jitter, no blur) of height ``size``: what the judge and the figures use."""
     w, h = frame_size(size)
     return render_canvas(scene, p, w, h, 0)
+
+
+def square_frame(scene: Scene, p: Pose, size: int) -> Image.Image:
+    """A clean frame squashed to ``size`` x ``size``, as the pairs' input frames are (the LDM and LLaVA read squares)."""
+    return Image.fromarray(render_frame(scene, p, size)).resize((size, size), Image.LANCZOS)

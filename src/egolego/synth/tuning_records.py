@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..atomic import atomic_path
 from ..atomic import write_json as atomic_json
@@ -23,7 +22,7 @@ from ..curate.geometric import describe
 from ..vllm.conversation import make_record
 from ..vllm.templates import QUESTION_TEMPLATES
 from .describe import label
-from .render import render_frame
+from .render import square_frame
 from .vocab import KINDS
 from .world import pose, sample_scene_and_action, side_word
 
@@ -35,10 +34,9 @@ def scene_record(rng: np.random.Generator, index: int, size: int, images: Path) 
     """Render one before-frame into ``images`` and return its LLaVA record (image path relative to ``images``'
     parent folder)."""
     scene, action = sample_scene_and_action(rng)
-    frame = render_frame(scene, pose(scene, action, 0.0), size)  # (size, 16:9 width, 3)
     name = f"scene_{index:06d}.png"
-    with atomic_path(images / name) as tmp:  # squashed to a square, as the pairs' input frames are
-        Image.fromarray(frame).resize((size, size), Image.LANCZOS).save(tmp, format="PNG")
+    with atomic_path(images / name) as tmp:
+        square_frame(scene, pose(scene, action, 0.0), size).save(tmp, format="PNG")
     target = scene.objects[action.target]
     box = [target.x - 0.01, target.y - 0.01, target.x + 0.01, target.y + 0.01]  # the exact centre
     text = label(scene, action)
