@@ -33,6 +33,10 @@ class SynthConfig:
     seed: int = 0
     formats: list[str] = field(default_factory=lambda: ["epic", "ego4d"])
     workers: int = 2
+    # >1: that many different actions per scene (consecutive segments of a video), so the before-frame alone cannot
+    # tell the action: only the request can (RESULTS.md, session 8: with one action per scene the VLLM's image tokens
+    # let the tiny LDM memorise the training pairs)
+    actions_per_scene: int = 1
 
 
 @dataclass

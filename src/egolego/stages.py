@@ -76,7 +76,8 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
 def egosynth_stage(cfg: Config, data: Path) -> None:
     with Stage(f"EgoSynth: {cfg.synth.actions} actions at {cfg.synth.size}px ({','.join(cfg.synth.formats)})") as s:
         args = SynthArgs(out=data, actions=cfg.synth.actions, size=cfg.synth.size, seed=cfg.synth.seed,
-                         formats=tuple(cfg.synth.formats), workers=cfg.synth.workers)
+                         formats=tuple(cfg.synth.formats), workers=cfg.synth.workers,
+                         actions_per_scene=cfg.synth.actions_per_scene)
         marker = data / "egosynth.json"
         if marker.exists() and all(json.loads(marker.read_text()).get(k) == v for k, v in args.fingerprint().items()):
             s.done(f"reused {data}")

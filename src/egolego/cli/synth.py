@@ -21,6 +21,9 @@ def synth_parser(sub) -> None:
     s.add_argument("--seed", type=int, help=f"random seed, same seed = identical files (default: synth.seed, {d.seed})")
     s.add_argument("--format", help=f"comma-separated: epic, ego4d (default: synth.formats, {','.join(d.formats)})")
     s.add_argument("--workers", type=int, help=f"rendering processes (default: synth.workers, tiny {d.workers})")
+    s.add_argument("--actions-per-scene", type=int, help="up to this many different actions on one scene, so the "
+                   f"before-frame alone cannot tell them apart (default: synth.actions_per_scene, tiny "
+                   f"{d.actions_per_scene})")
     s.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(s)
@@ -69,7 +72,9 @@ def cmd_synth(a: argparse.Namespace) -> int:
     args = SynthArgs(out=Path(a.out), actions=c.actions if a.actions is None else a.actions,
                      size=c.size if a.size is None else a.size, seed=c.seed if a.seed is None else a.seed,
                      formats=_formats(a.format) if a.format is not None else tuple(c.formats),
-                     workers=c.workers if a.workers is None else a.workers, overwrite=a.overwrite)
+                     workers=c.workers if a.workers is None else a.workers,
+                     actions_per_scene=c.actions_per_scene if a.actions_per_scene is None else a.actions_per_scene,
+                     overwrite=a.overwrite)
     try:
         args.validate()
     except ValueError as e:

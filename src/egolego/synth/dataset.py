@@ -53,6 +53,7 @@ class SynthArgs:
     seed: int = SynthConfig.seed
     formats: tuple[str, ...] = FORMATS
     workers: int = SynthConfig.workers
+    actions_per_scene: int = SynthConfig.actions_per_scene
     overwrite: bool = False
 
     def validate(self) -> None:
@@ -69,10 +70,15 @@ class SynthArgs:
                              f"{','.join(self.formats)!r}")
         if self.workers < 1:
             raise InputError("workers", f"must be >= 1, got {self.workers}")
+        if self.actions_per_scene < 1:
+            raise InputError("actions_per_scene", f"must be >= 1, got {self.actions_per_scene}")
 
     def fingerprint(self) -> dict:
-        return {"version": VERSION, "actions": self.actions, "size": self.size, "seed": self.seed,
-                "formats": list(self.formats)}
+        fp = {"version": VERSION, "actions": self.actions, "size": self.size, "seed": self.seed,
+              "formats": list(self.formats)}
+        if self.actions_per_scene != 1:  # datasets made before the option keep their fingerprint
+            fp["actions_per_scene"] = self.actions_per_scene
+        return fp
 
 
 def _render_task(job: tuple[VideoPlan, str, int, int, tuple[str, ...]]) -> tuple[int, dict]:
@@ -164,7 +170,7 @@ def generate(args: SynthArgs, progress: bool = True) -> dict:
     atomic_write_text(plan_file, json.dumps(args.fingerprint()))
 
     t0 = time.perf_counter()
-    videos = plan_dataset(args.actions, args.seed)
+    videos = plan_dataset(args.actions, args.seed, actions_per_scene=args.actions_per_scene)
     frags: dict[int, dict] = {}
     for v in videos:
         f = parts / f"{v.index:05d}.json"

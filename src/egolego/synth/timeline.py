@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .world import Action, Scene, reach_and_change, sample_scene_and_action
+from .world import Action, Scene, reach_and_change, sample_action_in, sample_scene_and_action
 
 
 @dataclass
@@ -79,8 +79,11 @@ def _q(t: float) -> float:
 
 
 def plan_dataset(n_actions: int, seed: int, actions_per_video: tuple[int, int] = (6, 14),
-                 val_fraction: float = 0.2) -> list[VideoPlan]:
-    """Split ``n_actions`` into videos; sample scenes, actions, timing and injected quirks."""
+                 val_fraction: float = 0.2, actions_per_scene: int = 1) -> list[VideoPlan]:
+    """Split ``n_actions`` into videos; sample scenes, actions, timing and injected quirks.
+
+    ``actions_per_scene`` > 1: consecutive segments of a video reuse one scene (each starting from its
+    before-state) with different actions, up to that many per scene; 1 draws the same plan as before the option."""
     rng = np.random.default_rng(seed)
     videos: list[VideoPlan] = []
     made = 0
@@ -94,9 +97,16 @@ def plan_dataset(n_actions: int, seed: int, actions_per_video: tuple[int, int] =
         epic_id = f"{participant}_{100 + k}" if extension else f"{participant}_{k:02d}"
         ego_uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
         t = 0.0
-        segs = []
+        segs: list[Segment] = []
+        done: set = set()  # the current scene's actions so far
         for _ in range(n):
-            scene, action = sample_scene_and_action(rng)
+            action = None
+            if segs and len(done) < actions_per_scene:
+                action = sample_action_in(rng, scene, done)
+            if action is None:
+                scene, action = sample_scene_and_action(rng)
+                done = set()
+            done.add((action.verb, action.target, action.second))
             lead = _q(rng.uniform(0.7, 0.95) + (1.0 if not segs else 0.0))  # Ego4D's pre_45 stays in the video
             dur = _q(rng.uniform(1.0, 1.6))
             tail = _q(rng.uniform(0.15, 0.3))

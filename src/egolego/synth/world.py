@@ -329,9 +329,40 @@ def sample_scene_and_action(rng: np.random.Generator, n_objects: tuple[int, int]
         idle = {h: (IDLE_TIP[h][0] + float(rng.uniform(-0.03, 0.03)), IDLE_TIP[h][1] + float(rng.uniform(-0.02, 0.02)))
                 for h in IDLE_TIP}
         scene = Scene(objects, wall, counter, int(rng.integers(0, 2**31 - 1)), idle)
-        hand = "left" if tgt.x < 0.35 else "right" if tgt.x > 0.65 else str(rng.choice(["left", "right"]))
-        if rng.random() < 0.15:  # people sometimes cross over
-            hand = "right" if hand == "left" else "left"
-        action = Action(verb.name, inv[0], inv[1] if second_idx is not None else None, hand)
+        action = Action(verb.name, inv[0], inv[1] if second_idx is not None else None, _choose_hand(rng, tgt.x))
         return scene, action
     raise RuntimeError("could not place objects; the scene is too crowded")  # pragma: no cover
+
+
+def _choose_hand(rng: np.random.Generator, x: float) -> str:
+    """The hand nearest the target (either one in the middle third); about one time in seven the other one."""
+    hand = "left" if x < 0.35 else "right" if x > 0.65 else str(rng.choice(["left", "right"]))
+    if rng.random() < 0.15:  # people sometimes cross over
+        hand = "right" if hand == "left" else "left"
+    return hand
+
+
+def possible_actions(scene: Scene) -> list[tuple[str, int, int | None]]:
+    """Every (verb, target index, second index or None) the scene's objects allow."""
+    out = []
+    for name in sorted(VERBS):
+        verb = VERBS[name]
+        for i, o in enumerate(scene.objects):
+            if o.kind not in verb.targets:
+                continue
+            if not verb.second:
+                out.append((name, i, None))
+            out.extend((name, i, j) for j, q in enumerate(scene.objects) if j != i and q.kind in verb.second)
+    return out
+
+
+def sample_action_in(rng: np.random.Generator, scene: Scene, exclude: set[tuple[str, int, int | None]] = frozenset()
+                     ) -> Action | None:
+    """Another action in an existing scene (``synth.actions_per_scene``): uniform over what its objects allow,
+    minus ``exclude``; None when nothing is left. One view then precedes several actions and only the request
+    tells them apart, as in a real kitchen, where one view affords many actions."""
+    options = [a for a in possible_actions(scene) if a not in exclude]
+    if not options:
+        return None
+    verb, target, second = options[int(rng.integers(len(options)))]
+    return Action(verb, target, second, _choose_hand(rng, scene.objects[target].x))
