@@ -48,6 +48,7 @@ def test_possible_actions_lists_every_verb_the_objects_allow():
     kinds = [o.kind for o in seg.scene.objects]
     for verb, t, second in options:
         assert kinds[t] in VERBS[verb].targets
+        assert second is None or (kinds[second] in VERBS[verb].second and second != t)
     expected_take = sum(k in VERBS["take"].targets for k in kinds)
     assert sum(v == "take" for v, _, _ in options) == expected_take
 

@@ -98,10 +98,10 @@ def plan_dataset(n_actions: int, seed: int, actions_per_video: tuple[int, int] =
         ego_uid = str(uuid.UUID(bytes=rng.bytes(16), version=4))
         t = 0.0
         segs: list[Segment] = []
-        done: set = set()  # the current scene's actions so far
+        scene, done = None, set()  # the current scene and its actions so far
         for _ in range(n):
             action = None
-            if segs and len(done) < actions_per_scene:
+            if scene is not None and len(done) < actions_per_scene:
                 action = sample_action_in(rng, scene, done)
             if action is None:
                 scene, action = sample_scene_and_action(rng)
