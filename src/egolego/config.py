@@ -33,9 +33,9 @@ class SynthConfig:
     seed: int = 0
     formats: list[str] = field(default_factory=lambda: ["epic", "ego4d"])
     workers: int = 2
-    # >1: that many different actions per scene (consecutive segments of a video), so the before-frame alone cannot
-    # tell the action: only the request can (RESULTS.md, session 8: with one action per scene the VLLM's image tokens
-    # let the tiny LDM memorise the training pairs)
+    # >1: up to that many different actions per scene (consecutive segments of a video), so the before-frame alone
+    # cannot tell the action, only the request can. Off in both presets: at 2 or 3 it did not stop the tiny LDM from
+    # memorising its training pairs (RESULTS.md, session 8)
     actions_per_scene: int = 1
 
 
@@ -80,6 +80,7 @@ class LdmConfig:
     grad_accum: int = 1
     lr: float = 1e-4  # the official recipe: constant 1e-4 (after the warm-up below)
     warmup_steps: int = 0
+    lr_schedule: str = "constant"  # constant (official) | cosine: from lr down to 0 at max_steps, after the warm-up
     max_steps: int = 1500
     checkpoint_every: int = 250
     keep_checkpoints: int = 2

@@ -7,7 +7,7 @@ import torch
 
 from egolego import config
 from egolego.ldm.data import LegoPairs, flip_allowed, swap_sides
-from egolego.ldm.train import Trainer, cfg_dropout
+from egolego.ldm.train import Trainer, cfg_dropout, lr_schedule
 
 
 def _cfg(mode="lego", steps=6, every=3):
@@ -88,6 +88,29 @@ def test_resume_equals_straight_run(pairs8, store8, tmp_path):
         a = load_file(next((tmp_path / "a" / "model" / part).glob("*.safetensors")))
         b = load_file(next((tmp_path / "b" / "model" / part).glob("*.safetensors")))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+
+
+def test_lr_schedule_constant_or_cosine_to_zero():
+    c = config.LdmConfig(lr=1e-3, warmup_steps=2, max_steps=10)
+
+    def rates(name):
+        c.lr_schedule = name
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=c.lr)
+        sched = lr_schedule(opt, c)
+        out = []
+        for _ in range(c.max_steps):
+            opt.step()
+            sched.step()
+            out.append(sched.get_last_lr()[0])
+        return out
+
+    constant, cosine = rates("constant"), rates("cosine")
+    assert constant[1:] == [1e-3] * 9  # after the 2-step warm-up
+    assert cosine[1] == pytest.approx(1e-3) and all(a > b for a, b in zip(cosine[1:], cosine[2:]))
+    assert cosine[-1] == pytest.approx(0, abs=1e-12)
+    c.lr_schedule = "linear"
+    with pytest.raises(ValueError, match="ldm.lr_schedule"):
+        lr_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), c)
 
 
 def test_keep_last_k_checkpoints(pairs8, store8, tmp_path):

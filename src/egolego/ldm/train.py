@@ -53,6 +53,19 @@ def cfg_dropout(r: torch.Tensor, p: float = 0.05) -> tuple[torch.Tensor, torch.T
     return r < 2 * p, (r >= p) & (r < 3 * p)
 
 
+def lr_schedule(opt, c, processes: int = 1):
+    """``ldm.lr_schedule``: constant after the warm-up (the official recipe), or a cosine decay to 0 at ``max_steps``.
+
+    A prepared scheduler steps once per process per call (accelerate), hence the step counts x processes. The cosine
+    is drawn over ``max_steps``, so a run resumed with a larger ``max_steps`` continues on the longer curve.
+    """
+    names = {"constant": "constant_with_warmup", "cosine": "cosine"}
+    if c.lr_schedule not in names:
+        raise ValueError(f"ldm.lr_schedule must be one of {', '.join(names)}; got {c.lr_schedule!r}")
+    return get_scheduler(names[c.lr_schedule], opt, num_warmup_steps=c.warmup_steps * processes,
+                         num_training_steps=c.max_steps * processes)
+
+
 def _gen(seed: int, micro: int, proc: int, salt: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + micro * 7_919 + proc * 104_729 + salt) % 2**63)
 
@@ -88,9 +101,7 @@ class Trainer:
         self.model = self.make_model().train()
         self.ema = EMAModel(list(self.model.parameters()), decay=c.ema_decay)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr)
-        # a prepared scheduler steps once per process per call (accelerate), hence the warm-up x processes
-        self.sched = get_scheduler("constant_with_warmup", self.opt,
-                                   num_warmup_steps=c.warmup_steps * self.acc.num_processes)
+        self.sched = lr_schedule(self.opt, c, self.acc.num_processes)
         self.model, self.opt, self.sched = self.acc.prepare(self.model, self.opt, self.sched)
         self.dev = self.acc.device
         self.ema.to(self.dev)  # prepare() moved the model; the EMA shadows must follow (diffusers does the same)
