@@ -1,6 +1,7 @@
 """`egolego reproduce` end to end at the smallest size: six models + the baselines, references, paired section, resume."""
 
 import json
+import re
 
 from egolego import config
 from egolego.cli import main
@@ -12,8 +13,12 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
     cfg_file.write_text("preset: tiny\nsynth:\n  actions: 30\n  workers: 1\nvllm:\n  epochs: 2\n  vision_pretrain: {scenes: 128, epochs: 2}\n"
                         "ldm:\n  unet_channels: [32, 64, 64]\n")
     out = tmp_path / "rep"
-    args = ["reproduce", "--out", str(out), "--config", str(cfg_file), "--ldm-steps", "3", "--test-pairs", "4"]
+    args = ["reproduce", "--out", str(out), "--config", str(cfg_file), "--ldm-steps", "3", "--test-pairs", "4",
+            "--jobs", "2"]
     assert main(args) == 0
+    first = capsys.readouterr().out
+    # the 7 models were trained by the 2 worker processes, so the sequential loop found each one trained
+    assert len(re.findall(r"reused \S*ldm_\S+model", first)) == len(RUNS) + 1
     seed = out / "seed0"
     for name, _, _ in RUNS:
         info = json.loads((seed / "eval" / name / "eval.json").read_text())
@@ -34,7 +39,8 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
     assert html.index("ProxNPI") < html.index("SDEdit") < html.index("lego-untuned")  # the paper's column order
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps_per_model"] == 3 and "action_all/all pairs" in summary["seeds"]["0"]["paired"]
-    assert "reproduce: seed 0:" in capsys.readouterr().out
+    assert summary["jobs"] == 2 and any("LDM: train `lego-untuned`" in k for k in summary["stages_s"])
+    assert "reproduce: seed 0:" in first
     main(args)  # a rerun reuses every stage
     assert capsys.readouterr().out.count("reused") >= 7 + 4 + 5
 

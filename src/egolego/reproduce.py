@@ -103,14 +103,53 @@ def paired_section(evals: dict[str, Path], twins: set[str], a: str = "lego", b: 
     return body, result
 
 
+def _train_one(threads: int, args: tuple) -> dict[str, float]:
+    """One model in a worker process with ``threads`` torch threads; returns its stage timings."""
+    import torch
+
+    torch.set_num_threads(threads)
+    TIMINGS.clear()
+    train_ldm(*args)
+    return dict(TIMINGS)
+
+
+def train_parallel(tasks: list[tuple], jobs: int) -> None:
+    """Train the models ``jobs`` at a time, each in its own (spawned) process with 1/jobs of this process's threads.
+
+    Why: a 64-px model uses two threads poorly; on 2 CPU cores two 1-thread runs make ~1.4x the steps of one
+    2-thread run (benchmarks/RESULTS.md). ``tasks`` are ``train_ldm`` arguments; a model already trained is reused
+    and a killed one resumes, as in the sequential loop, which then finds every model trained. The first failure
+    is raised once the running ones have stopped; the runs not yet started are cancelled."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_one, threads, t) for t in tasks]
+        try:
+            for f in as_completed(futures):
+                TIMINGS.update(f.result())
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
 def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dict, device: str,
-             baselines: bool = True) -> dict:
+             baselines: bool = True, jobs: int = 1) -> dict:
     from .baselines import BASELINES, DISPLAY
     from .eval.run import EvalArgs, evaluate
     from .eval.tables import load_run
 
     p = prepare(cfg, root, scale=1.0)
     u_pairs, u_store = untuned(cfg, p, root)
+    if jobs > 1:  # the same train_ldm calls as below, in worker processes; the loop below then reuses the models
+        tasks = [(cfg, p, mode, steps, root / f"ldm_{name}", u_store if tag else p.store, u_pairs if tag else p.pairs,
+                  name) for name, mode, tag in RUNS]
+        tasks.sort(key=lambda t: t[-1] not in ("lego", "label"))  # the headline pair first: ready earliest
+        train_parallel(tasks + ([(copy.deepcopy(cfg), p, "t2i", steps, root / "ldm_t2i")] if baselines else []), jobs)
     evals = {}
     for name, mode, tag in RUNS:
         pairs, store = (u_pairs, u_store) if tag else (p.pairs, p.store)
@@ -151,13 +190,15 @@ def _eval(args, evaluate, load_run) -> Path:
 
 def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1, device: str = "cpu",
                   test_pairs: int = 96, steps: int | None = None, sampling: dict | None = None,
-                  baselines: bool = True) -> dict:
-    """Train, evaluate and report every seed; returns {seed: {"report", "paired"}} and writes summary.json."""
+                  baselines: bool = True, jobs: int = 1) -> dict:
+    """Train, evaluate and report every seed; returns {seed: {"report", "paired"}} and writes summary.json.
+
+    ``jobs`` > 1 trains that many models at once (``train_parallel``)."""
     saved = os.environ.get("ACCELERATE_USE_CPU")
     if device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a GPU when there is one
     try:
-        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines)
+        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines, jobs)
     finally:
         if saved is None:
             os.environ.pop("ACCELERATE_USE_CPU", None)
@@ -166,19 +207,19 @@ def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1,
 
 
 def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_pairs: int, steps: int | None,
-         sampling: dict | None, baselines: bool) -> dict:
+         sampling: dict | None, baselines: bool, jobs: int = 1) -> dict:
     from .eval.report import build_report
 
     TIMINGS.clear()
     steps = steps or steps_for(minutes, seeds, device, baselines=baselines)
-    summary = {"steps_per_model": steps, "device": device, "seeds": {}}
+    summary = {"steps_per_model": steps, "device": device, "jobs": jobs, "seeds": {}}
     for k in range(seeds):
         c = copy.deepcopy(cfg)
         c.synth.seed = cfg.synth.seed + k
         root = out / f"seed{c.synth.seed}"
         print(f"[reproduce] EgoSynth seed {c.synth.seed}: {len(RUNS) + baselines} models x {steps} steps -> {root}",
               flush=True)
-        r = run_seed(c, root, steps, test_pairs, sampling or {}, device, baselines)
+        r = run_seed(c, root, steps, test_pairs, sampling or {}, device, baselines, jobs)
         body, paired = paired_section(r["evals"], r["twins"])
         report = build_report(list(r["evals"].values()), root / "report.html",
                               f"egolego reproduce: EgoSynth seed {c.synth.seed}, tiny preset",

@@ -25,6 +25,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "batch_size": (1, 4096),
     "epochs": (1, 100_000),
     "workers": (1, 256),
+    "jobs": (1, 256),
     "actions_per_scene": (1, 100),
     "num_shards": (1, 100_000),
     "shard_index": (0, None),

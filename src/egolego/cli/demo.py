@@ -36,6 +36,9 @@ def reproduce_parser(sub) -> None:
     rp.add_argument("--actions", type=int, help="EgoSynth actions per seed (default: the config's synth.actions)")
     rp.add_argument("--test-pairs", type=int, default=96, help="test pairs evaluated per model (default 96)")
     rp.add_argument("--ldm-steps", type=int, help="training steps per model (default: sized from --minutes)")
+    rp.add_argument("--jobs", type=int, default=1,
+                    help="models trained at once, each in its own process with 1/jobs of the threads (default 1; "
+                    "2 on a 2-core CPU trains ~1.4x faster)")
     rp.add_argument("--no-baselines", dest="baselines", action="store_false",
                     help="skip the SDEdit and ProxNPI baselines (and their text-to-image model)")
     add_sampling_flags(rp)
@@ -76,7 +79,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     if a.actions:
         cfg.synth.actions = a.actions
     s = run_reproduce(cfg, writable_dir(Path(a.out), "--out"), a.minutes, a.seeds, a.device, a.test_pairs,
-                      a.ldm_steps, sampling, baselines=a.baselines)
+                      a.ldm_steps, sampling, baselines=a.baselines, jobs=a.jobs)
     for seed, r in s["seeds"].items():
         d = r["paired"].get("action_all/twin scenes")
         twin = f"; lego - label on {r['twins']} twin scenes: {d['mean'] * 100:+.1f} [{d['lo'] * 100:+.1f}, " \
