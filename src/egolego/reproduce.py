@@ -130,7 +130,8 @@ def train_parallel(tasks: list[tuple], jobs: int) -> None:
         futures = [pool.submit(_train_one, threads, t) for t in tasks]
         try:
             for f in as_completed(futures):
-                TIMINGS.update(f.result())
+                # own keys: the sequential loop's reuse of the same stage would overwrite them with ~0 s
+                TIMINGS.update({f"{k} [worker]": v for k, v in f.result().items()})
         except BaseException:
             for f in futures:
                 f.cancel()
