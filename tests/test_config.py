@@ -1,8 +1,12 @@
 """Configs: presets, YAML round trip, strict keys."""
 
+from pathlib import Path
+
 import pytest
 
 from egolego import config
+
+SHIPPED = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))  # the configs the README points to
 
 
 def test_presets_differ_in_size_only_in_values():
@@ -61,3 +65,13 @@ def test_each_preset_is_the_defaults_plus_its_table():
                 assert getattr(cfg, section) == values
         changed = {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(bare, f.name)}
         assert changed == set(table)  # nothing else differs from the bare defaults
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_configs_load_and_fit_the_bounds(path):
+    """Every file in configs/ is a valid config (known keys, values within the CLI's bounds) that changes its preset."""
+    from egolego.cli.bounds import check_config
+
+    cfg = config.load(path)
+    assert check_config(cfg, "config") is None
+    assert cfg != config.preset(cfg.preset)
