@@ -146,15 +146,22 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
 
     p = prepare(cfg, root, scale=1.0)
     u_pairs, u_store = untuned(cfg, p, root)
+
+    def data_of(tag: str) -> tuple[Path, Path]:  # (pairs, store): the untuned VLLM's for Tab. 4's row
+        return (u_pairs, u_store) if tag else (p.pairs, p.store)
+
+    def train_args(name: str, mode: str, tag: str) -> tuple:  # one model's ``train_ldm`` arguments
+        pairs, store = data_of(tag)
+        return cfg, p, mode, steps, root / f"ldm_{name}", store, pairs, name
+
+    t2i_args = (copy.deepcopy(cfg), p, "t2i", steps, root / "ldm_t2i")
     if jobs > 1:  # the same train_ldm calls as below, in worker processes; the loop below then reuses the models
-        tasks = [(cfg, p, mode, steps, root / f"ldm_{name}", u_store if tag else p.store, u_pairs if tag else p.pairs,
-                  name) for name, mode, tag in RUNS]
-        tasks.sort(key=lambda t: t[-1] not in ("lego", "label"))  # the headline pair first: ready earliest
-        train_parallel(tasks + ([(copy.deepcopy(cfg), p, "t2i", steps, root / "ldm_t2i")] if baselines else []), jobs)
+        headline_first = sorted(RUNS, key=lambda r: r[0] not in ("lego", "label"))  # ready earliest
+        train_parallel([train_args(*r) for r in headline_first] + ([t2i_args] if baselines else []), jobs)
     evals = {}
     for name, mode, tag in RUNS:
-        pairs, store = (u_pairs, u_store) if tag else (p.pairs, p.store)
-        model = train_ldm(cfg, p, mode, steps, root / f"ldm_{name}", store=store, pairs=pairs, name=name)
+        pairs, store = data_of(tag)
+        model = train_ldm(*train_args(name, mode, tag))
         vllm = root / "vllm_untuned" if tag else p.vllm
         if mode != "label" and not (model / "vllm").exists():
             shutil.copytree(vllm, model / "vllm")
@@ -163,7 +170,7 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
                                      new_actions=6 if name in ("label", "lego") else 0, device=device, **sampling),
                             evaluate, load_run)
     if baselines:  # SDEdit and ProxNPI on one text-to-image model trained on the same pairs for the same steps
-        t2i = train_ldm(copy.deepcopy(cfg), p, "t2i", steps, root / "ldm_t2i")
+        t2i = train_ldm(*t2i_args)
         for baseline in BASELINES:
             evals[DISPLAY[baseline]] = _eval(EvalArgs(model=str(t2i), pairs=p.pairs, out=root / "eval" / baseline,
                                                       metrics=METRICS, limit=test_pairs, name=DISPLAY[baseline],

@@ -38,7 +38,7 @@ def reproduce_parser(sub) -> None:
     rp.add_argument("--ldm-steps", type=int, help="training steps per model (default: sized from --minutes)")
     rp.add_argument("--jobs", type=int, default=1,
                     help="models trained at once, each in its own process with 1/jobs of the threads (default 1; "
-                    "2 on a 2-core CPU trains ~1.4x faster)")
+                    "2 on a 2-core CPU: 1.27x faster for short runs, ~1.4x for long ones)")
     rp.add_argument("--no-baselines", dest="baselines", action="store_false",
                     help="skip the SDEdit and ProxNPI baselines (and their text-to-image model)")
     add_sampling_flags(rp)
