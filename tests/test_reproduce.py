@@ -5,7 +5,7 @@ import re
 
 from egolego import config
 from egolego.cli import main
-from egolego.reproduce import RUNS, paired_section, twin_ids
+from egolego.reproduce import JOBS_GAIN, RUNS, paired_section, steps_for, twin_ids
 
 
 def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
@@ -75,3 +75,14 @@ def test_twin_ids(small_dataset):
         assert (r["pair_id"] in twins) == (n_same > 1)
     assert 0 < len(twins) < len(rows)
     config.preset("tiny")  # the module imports cleanly with the preset
+
+
+def test_minutes_sizing_counts_on_parallel_jobs():
+    """`--minutes` with `--jobs 2` on a CPU gets the steps that side-by-side training affords in the same budget
+    (before, the sizing ignored --jobs and such a run ended early); a GPU's jobs are not assumed to gain."""
+    one, two = steps_for(60, 1, "cpu"), steps_for(60, 1, "cpu", jobs=2)
+    assert two > one * 1.2
+    models = len(RUNS) + 1
+    assert two * models / (5.0 * JOBS_GAIN) <= 60 * 60 * 0.8  # training still fits 80 % of the budget
+    assert steps_for(60, 1, "cuda", jobs=2) == steps_for(60, 1, "cuda")
+    assert steps_for(60, 2, "cpu", jobs=4) == steps_for(60, 2, "cpu", jobs=2)  # more jobs: no gain assumed

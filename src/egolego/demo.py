@@ -23,9 +23,9 @@ from .config import Config
 from .data.manifest import read_manifest, resolve
 from .stages import TIMINGS, Stage, prepare, train_ldm
 
-# LDM steps that fit the 10-minute demo on 2 cores beside its other stages, by the precision training runs in
-# (bf16 autocast: ~6.4 steps/s on the dev box's AVX512-BF16 Xeon; fp32: ~5)
-LDM_STEPS_10MIN = {"bf16": 2400, "fp16": 1800, "no": 1800}
+# LDM steps that fit the 10-minute demo on 2 cores beside its other stages (~3.6 minutes), by the precision training
+# runs in (bf16 autocast: ~5.3 steps/s on the slower of the two AVX512-BF16 dev boxes measured; fp32: ~4.7)
+LDM_STEPS_10MIN = {"bf16": 2000, "fp16": 1800, "no": 1800}
 
 
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,

@@ -28,13 +28,19 @@ from .stages import TIMINGS, Prepared, Stage, prepare, train_ldm
 RUNS = [("label", "label", ""), ("desc", "desc", ""), ("desc+img", "desc+img", ""), ("desc+txt", "desc+txt", ""),
         ("lego", "lego", ""), ("lego-untuned", "lego", "untuned VLLM")]
 METRICS = ("psnr", "ssim", "action", "desc_acc")
+JOBS_GAIN = 1.27  # models trained per unit time with --jobs 2 against --jobs 1 (2-core CPU, RESULTS.md)
 
 
-def steps_for(minutes: float, seeds: int, device: str, steps_per_s: float | None = None, baselines: bool = True) -> int:
+def steps_for(minutes: float, seeds: int, device: str, steps_per_s: float | None = None, baselines: bool = True,
+              jobs: int = 1) -> int:
     """LDM steps per model so that the whole command fits ``minutes``: training is budgeted 80 % of the time,
     shared by the 6 LEGO-family models per seed (+ the baselines' text-to-image model), at a measured rate (2-core
-    CPU: 5.4 steps/s on average over the 7 models with the tiny recipe; 5.0 leaves a margin)."""
+    CPU: 5.4 steps/s on average over the 7 models with the tiny recipe; 5.0 leaves a margin). On a CPU, ``jobs`` > 1
+    counts the measured gain of training side by side (``JOBS_GAIN``: two 1-thread models against one 2-thread model
+    at a time, start-up included, ``benchmarks/bench_jobs.py``); more jobs are not assumed to gain more."""
     rate = steps_per_s or (5.0 if device == "cpu" else 25.0)
+    if jobs > 1 and device == "cpu":
+        rate *= JOBS_GAIN
     return max(20, int(minutes * 60 * 0.8 / ((len(RUNS) + baselines) * seeds) * rate))
 
 
@@ -219,7 +225,7 @@ def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_p
     from .eval.report import build_report
 
     TIMINGS.clear()
-    steps = steps or steps_for(minutes, seeds, device, baselines=baselines)
+    steps = steps or steps_for(minutes, seeds, device, baselines=baselines, jobs=jobs)
     summary = {"steps_per_model": steps, "device": device, "jobs": jobs, "seeds": {}}
     for k in range(seeds):
         c = copy.deepcopy(cfg)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 from diffusers.optimization import get_scheduler
-from diffusers.training_utils import EMAModel
 from torch import nn
 from tqdm import tqdm
 
@@ -29,6 +28,7 @@ from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_chec
 from ..config import Config, save
 from ..data.manifest import read_manifest, resolve
 from ..hf_quiet import quiet_loading
+from ..optim import adamw, ema
 from ..precision import accelerator
 from .build import build_components
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
@@ -99,8 +99,8 @@ class Trainer:
         if c.gradient_checkpointing:
             self.parts["unet"].enable_gradient_checkpointing()
         self.model = self.make_model().train()
-        self.ema = EMAModel(list(self.model.parameters()), decay=c.ema_decay)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr)
+        self.ema = ema(self.model.parameters(), c.ema_decay)
+        self.opt = adamw(self.model.parameters(), c.lr)
         self.sched = lr_schedule(self.opt, c, self.acc.num_processes)
         self.model, self.opt, self.sched = self.acc.prepare(self.model, self.opt, self.sched)
         self.dev = self.acc.device

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..config import Config
 from ..data.manifest import read_manifest, resolve
 from ..errors import MissingInput
+from ..optim import adamw
 from .components import tiny_shapes, tiny_vae
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -84,7 +85,7 @@ def train_vae(cfg: Config, images: str | Path, out: str | Path, max_images: int 
     hold, train = images[order[:n_hold]], images[order[n_hold:]] if n_hold else images
     torch.manual_seed(v.seed)
     vae = tiny_vae(tiny_shapes(cfg)).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=v.lr)
+    opt = adamw(vae.parameters(), v.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, v.steps, eta_min=v.lr * 0.05)
     g = torch.Generator().manual_seed(v.seed)
     t0 = time.perf_counter()

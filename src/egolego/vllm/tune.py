@@ -32,6 +32,7 @@ from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_chec
 from ..config import Config, save
 from ..errors import InputError
 from ..hf_quiet import quiet_loading
+from ..optim import adamw
 from ..precision import accelerator
 from .conversation import IGNORE, read_json, sample_texts
 from .embed import encode_samples
@@ -98,7 +99,7 @@ class VllmTuner:
             for p in lm_params:
                 p.requires_grad_(True)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=v.lr, weight_decay=0.0)
+        self.opt = adamw(params, v.lr, weight_decay=0.0)
         self.steps_per_epoch = math.ceil(len(self.records) / (v.batch_size * v.grad_accum * self.acc.num_processes))
         self.total = self.steps_per_epoch * v.epochs
         self.sched = get_cosine_schedule_with_warmup(self.opt, int(round(v.warmup_ratio * self.total)), self.total)

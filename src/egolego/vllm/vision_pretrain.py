@@ -31,6 +31,7 @@ from transformers import CLIPVisionModel
 
 from ..atomic import atomic_path, write_json
 from ..config import VisionPretrainConfig
+from ..optim import adamw
 from ..safe_load import first_line
 from ..synth.patch_labels import PatchLabels, scene_patch_labels
 from .model import TINY_FEATURE_LAYER, TinyLlavaShapes, hidden_state_index, tiny_image_processor, tiny_vision_config
@@ -125,7 +126,7 @@ def pretrain_vision_tower(pc: VisionPretrainConfig, out: str | Path, shapes: Tin
     head = PatchHead(shapes.vision_dim, train.kinds.shape[-1], train.colors.shape[-1], grid)
     kinds, colors, side = (torch.from_numpy(a) for a in (train.kinds, train.colors, train.side))
     columns = torch.arange(grid).repeat(grid)[None]  # (1, G*G): each patch's column, row-major
-    opt = torch.optim.AdamW(list(tower.parameters()) + list(head.parameters()), lr=pc.lr, weight_decay=0.01)
+    opt = adamw(list(tower.parameters()) + list(head.parameters()), pc.lr, weight_decay=0.01)
     per_epoch = pc.scenes // pc.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, pc.lr, total_steps=pc.epochs * per_epoch, pct_start=0.05)
     losses = []
