@@ -19,6 +19,7 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
     first = capsys.readouterr().out
     # the 7 models were trained by the 2 worker processes, so the sequential loop found each one trained
     assert len(re.findall(r"reused \S*ldm_\S+model", first)) == len(RUNS) + 1
+    assert "[reproduce] LDM: train `lego`" in first and "[demo]" not in first  # its stages speak as reproduce
     seed = out / "seed0"
     for name, _, _ in RUNS:
         info = json.loads((seed / "eval" / name / "eval.json").read_text())

@@ -35,6 +35,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     write the run's effective values (scaled epochs and steps, the folders they made) into a copy."""
     cfg = copy.deepcopy(cfg)
     TIMINGS.clear()
+    Stage.command = "demo"
     scale = max(0.05, minutes / 10.0)
     p = prepare(cfg, out, scale)
     per_10min = ldm_steps_10min or LDM_STEPS_10MIN[precision.resolve(cfg.ldm.mixed_precision)]

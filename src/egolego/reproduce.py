@@ -114,6 +114,7 @@ def _train_one(threads: int, args: tuple) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(threads)
+    Stage.command = "reproduce"  # a spawned process starts with the class default
     TIMINGS.clear()
     train_ldm(*args)
     return dict(TIMINGS)
@@ -225,6 +226,7 @@ def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_p
     from .eval.report import build_report
 
     TIMINGS.clear()
+    Stage.command = "reproduce"
     steps = steps or steps_for(minutes, seeds, device, baselines=baselines, jobs=jobs)
     summary = {"steps_per_model": steps, "device": device, "jobs": jobs, "seeds": {}}
     for k in range(seeds):

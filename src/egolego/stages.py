@@ -22,16 +22,18 @@ from .synth.dataset import SynthArgs, generate
 class Stage:
     """One progress line when a stage starts, one when it ends; the wall time goes to ``TIMINGS``."""
 
+    command = "demo"  # the lines' prefix: the command running the stages (``run_reproduce`` sets "reproduce")
+
     def __init__(self, name: str):
         self.name = name
 
     def __enter__(self):
-        print(f"[demo] {self.name} ...", flush=True)
+        print(f"[{self.command}] {self.name} ...", flush=True)
         self.t0 = time.perf_counter()
         return self
 
     def done(self, what: str) -> None:
-        print(f"[demo]   {what} ({time.perf_counter() - self.t0:.0f}s)", flush=True)
+        print(f"[{self.command}]   {what} ({time.perf_counter() - self.t0:.0f}s)", flush=True)
 
     def __exit__(self, *exc):
         TIMINGS[self.name] = round(time.perf_counter() - self.t0, 1)
