@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+from .hf_quiet import drop_pil_fallback_notice  # noqa: E402  (logging only: transformers is not imported here)
+
+drop_pil_fallback_notice()
+
 
 def __getattr__(name: str):
     """Lazy exports: diffusers' pipeline loader looks pipeline components up on the top-level package."""
