@@ -144,6 +144,13 @@ COMMANDS = {
                           {"--out": "out", "--metrics": "text", "--split": "text", "--batch-size": "batch_size"}),
     "vllm enrich (real pairs)": (["vllm", "enrich", "--model", "{IN}", "--pairs", "{PAIRS}", "--out", "{OUT}"],
                                  {"--model": "path", "--out": "out"}),
+    "import lego": (["import", "lego", "--ldm", "{IN}", "--out", "{OUT}"],
+                    {"--ldm": "path", "--clip-text": "path", "--size": "size", "--out": "out"}),
+    "import lego-features": (["import", "lego-features", "--image-features", "{IN}", "--text-features", "{IN}",
+                              "--out", "{OUT}"], {"--image-features": "path", "--text-features": "path",
+                                                  "--rows": "rows", "--out": "out"}),
+    "import lego-dataset": (["import", "lego-dataset", "--json", "{IN}", "--frames", "{IN}", "--out", "{OUT}"],
+                            {"--json": "path", "--frames": "path", "--out": "out"}),
     "demo": (["demo", "--out", "{OUT}", "--minutes", "-1"], {"--minutes": "float", "--actions": "actions",
                                                              "--config": "path", "--weights-dir": "path"}),
 }

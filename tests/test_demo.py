@@ -25,6 +25,10 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert "New actions" in html and "Ablation: conditioning" in html and html.count("data:image/png;base64,") > 4 * 4
     assert len(list((tmp_path / "eval" / "lego" / "new_actions").glob("*.png"))) == 6
     assert (tmp_path / "ldm_lego" / "model" / "vllm" / "config.json").is_file()
+    assert "VLLM: The person" in html and "World: synth.knowledge = rules" in html  # descriptions under the samples
+    # the clock ended lego's training (0.1 minutes); label trained exactly the steps lego reached
+    lego_steps = config.load(tmp_path / "ldm_lego" / "config.yaml").ldm.max_steps
+    assert 1 <= lego_steps < 100 and config.load(tmp_path / "ldm_label" / "config.yaml").ldm.max_steps == lego_steps
     merged = json.loads((tmp_path / "tuning_with_scenes.json").read_text())  # curated + rendered, paths from the run
     assert sum(r["id"].startswith("scene_") for r in merged) == 20 < len(merged)
     assert all((tmp_path / r["image"]).is_file() for r in merged)

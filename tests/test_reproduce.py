@@ -5,7 +5,8 @@ import re
 
 from egolego import config
 from egolego.cli import main
-from egolego.reproduce import JOBS_GAIN, RUNS, paired_section, steps_for, twin_ids
+from egolego.eval.paired import paired, paired_table
+from egolego.reproduce import CONTROL_RUNS, CURVE_RUNS, JOBS_GAIN, RUNS, steps_for, twin_ids
 
 
 def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
@@ -14,11 +15,11 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
                         "ldm:\n  unet_channels: [32, 64, 64]\n")
     out = tmp_path / "rep"
     args = ["reproduce", "--out", str(out), "--config", str(cfg_file), "--ldm-steps", "3", "--test-pairs", "4",
-            "--jobs", "2"]
+            "--jobs", "2", "--control", "--curve", "6,12"]
     assert main(args) == 0
     first = capsys.readouterr().out
-    # the 7 models were trained by the 2 worker processes, so the sequential loop found each one trained
-    assert len(re.findall(r"reused \S*ldm_\S+model", first)) == len(RUNS) + 1
+    # the 7 models and the curve's 4 were trained by the 2 worker processes, so the loops found each one trained
+    assert len(re.findall(r"reused \S*seed0/\S*ldm_\S+model", first)) == len(RUNS) + 1 + 2 * len(CURVE_RUNS)
     assert "[reproduce] LDM: train `lego`" in first and "[demo]" not in first  # its stages speak as reproduce
     seed = out / "seed0"
     for name, _, _ in RUNS:
@@ -36,19 +37,33 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
     untuned = {r["pair_id"]: r["description"] for r in read_manifest(seed / "pairs_untuned")}
     assert tuned.keys() == untuned.keys() and tuned != untuned
     html = (seed / "report.html").read_text()
-    assert "Paired: lego − label" in html and "twin scenes" in html and "Ablation: conditioning" in html
+    assert "Paired differences" in html and "rule scenes" in html and "Ablation: conditioning" in html
+    for comparison in ("lego − label", "lego − desc", "desc − label", "lego − lego-untuned"):
+        assert comparison in html
+    assert "Data efficiency" in html and "Control world" in html and (seed / "curve.png").is_file()
     assert html.index("ProxNPI") < html.index("SDEdit") < html.index("lego-untuned")  # the paper's column order
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps_per_model"] == 3 and "action_all/all pairs" in summary["seeds"]["0"]["paired"]
+    s0 = summary["seeds"]["0"]
+    assert summary["steps_per_model"] == 3 and "action_all/all pairs" in s0["paired"]["lego − label"]
+    assert s0["subset"] == "rule scenes" and set(s0["curve"]) == {"6", "12", str(s0["train_pairs"])}
+    # the control world: the same seed without knowledge, its own data and models, twin scenes
+    control = out / "seed0-control"
+    assert json.loads((control / "egosynth" / "egosynth.json").read_text()).get("knowledge") is None
+    assert sorted(p.name for p in control.glob("ldm_*")) == sorted(f"ldm_{n}" for n in CONTROL_RUNS)
+    assert s0["control"]["subset"] == "twin scenes" and "lego − label" in s0["control"]["paired"]
+    # the curve's models trained on that many pairs (ldm.train_pairs, saved with the model)
+    from egolego.config import load
+
+    assert load(seed / "curve" / "ldm_lego_6" / "model" / "lego_config.yaml").ldm.train_pairs == 6
     assert summary["jobs"] == 2 and any(k.startswith("LDM: train `lego-untuned`") and k.endswith("[worker]") and v > 0
                                         for k, v in summary["stages_s"].items())  # the workers' training times
     assert "reproduce: seed 0:" in first
     main(args)  # a rerun reuses every stage
-    assert capsys.readouterr().out.count("reused") >= 7 + 4 + 5
+    assert capsys.readouterr().out.count("reused") >= 7 + 4 + 5 + 4 + 3
 
 
-def test_paired_section_and_twins(tmp_path):
-    """lego − label on hand-made per-pair values: the difference and the twin subset are what they should be."""
+def test_paired_differences_and_their_table(tmp_path):
+    """a − b on hand-made per-pair values: the difference and the subset are what they should be."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -58,10 +73,11 @@ def test_paired_section_and_twins(tmp_path):
         d.mkdir()
         (d / "eval.json").write_text(json.dumps({"name": name, "mode": name, "metrics": {}, "n": 6}))
         pq.write_table(pa.table({"pair_id": ids, "action_all": [float(x) for x in acc]}), d / "per_pair.parquet")
-    body, res = paired_section({"lego": tmp_path / "lego", "label": tmp_path / "label"}, {"p0", "p2"})
+    res = paired(tmp_path / "lego", tmp_path / "label", {"p0", "p2"}, "rule scenes")
     assert abs(res["action_all/all pairs"]["mean"] - 0.5) < 1e-9
-    assert res["action_all/twin scenes"]["mean"] == 1.0 and res["action_all/twin scenes"]["n"] == 2
-    assert "+50.0" in body and "+100.0" in body
+    assert res["action_all/rule scenes"]["mean"] == 1.0 and res["action_all/rule scenes"]["n"] == 2
+    body = paired_table({"lego − label": res})
+    assert "+50.0" in body and "+100.0" in body and "lego − label" in body
 
 
 def test_twin_ids(small_dataset):
@@ -75,6 +91,8 @@ def test_twin_ids(small_dataset):
         n_same = sum(o["kind"] == t["target"]["kind"] for o in t["scene"]["objects"])
         assert (r["pair_id"] in twins) == (n_same > 1)
     assert 0 < len(twins) < len(rows)
+    # in the knowledge world (the default) the look-alike scenes are exactly the scenes a rule decides
+    assert twins == {r["pair_id"] for r in rows if truth[r["pair_id"]].get("rule")}
     config.preset("tiny")  # the module imports cleanly with the preset
 
 

@@ -37,6 +37,10 @@ class SynthConfig:
     # cannot tell the action, only the request can. Off in both presets: at 2 or 3 it did not stop the tiny LDM from
     # memorising its training pairs (RESULTS.md, session 8)
     actions_per_scene: int = 1
+    # rules: a visible state decides which of two or three look-alike objects the action is for, by a rule a person
+    # knows (synth/knowledge.py), what LEGO's VLLM can learn from plentiful stills and the diffusion model only from
+    # its scarce pairs; none: the world without knowledge (look-alikes differ only by a random colour), the control
+    knowledge: str = "rules"
 
 
 @dataclass
@@ -78,6 +82,7 @@ class LdmConfig:
     change_threshold: float = 0.1  # on latents (pixels in [-1, 1] for the unshuffle autoencoder)
     batch_size: int = 16
     grad_accum: int = 1
+    train_pairs: int = 0  # >0: train on that many of the manifest's train pairs (a fixed, nested subset); 0: all
     lr: float = 1e-4  # the official recipe: constant 1e-4 (after the warm-up below)
     warmup_steps: int = 0
     lr_schedule: str = "constant"  # constant (official) | cosine: from lr down to 0 at max_steps, after the warm-up
@@ -102,6 +107,9 @@ class LdmConfig:
     conditioner_heads: int = 8
     conditioner_ffn: int = 128  # paper: 2048 (PyTorch's default, as the official code)
     conditioner_dropout: float = 0.1
+    # none: C = [ψ(R), σ(H_i), π(μ(H_t))] as the paper; tanh: σ(H_i) and π(μ(H_t)) each scaled by tanh(g), a learned
+    # scalar from 0, so the VLLM's tokens start as a no-op and earn their place (ldm/conditioner.py)
+    conditioner_gate: str = "none"
     # --- sampling (saved with the model; `generate` / `eval` flags override)
     steps: int = 100  # official: 100 Euler-ancestral steps
     condition_guidance: float = 7.5  # s_c (see LegoPipeline's docstring on the paper's swapped values)
@@ -148,6 +156,10 @@ class VisionPretrainConfig:
     lr: float = 1e-3
     batch_size: int = 64
     held_out: int = 300  # scenes from another seed, for the report
+    # the visible states (stained, cut, open, empty, food) are rare and small: their loss is weighted up, positives
+    # within it by state_pos_weight; 10 / 4 lifted the rule scenes' position words .58 -> .77 (RESULTS.md, 2026-12-06)
+    state_weight: float = 10.0
+    state_pos_weight: float = 4.0
     seed: int = 0
 
 

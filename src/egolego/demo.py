@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -22,26 +23,39 @@ from . import precision
 from .config import Config
 from .data.manifest import read_manifest, resolve
 from .stages import TIMINGS, Stage, prepare, train_ldm
+from .synth.pairs import rule_marks
 
-# LDM steps that fit the 10-minute demo on 2 cores beside its other stages (~3.6 minutes), by the precision training
-# runs in (bf16 autocast: ~5.3 steps/s on the slower of the two AVX512-BF16 dev boxes measured; fp32: ~4.7)
+# The most LDM steps the 10-minute demo trains (scaled by --minutes), by the precision training runs in; the clock
+# may stop it sooner (``run_demo``): bf16 autocast trains ~5.3 steps/s on the slower AVX512-BF16 dev box, fp32 ~4.7
 LDM_STEPS_10MIN = {"bf16": 2000, "fp16": 1800, "no": 1800}
+EVAL_RESERVE_S = 30  # what the end of the demo needs on 2 cores: eval of the model and the references, the report
+MIN_LDM_S = 90  # the LDM trains at least this long, however slow the box (an untrained model shows nothing)
 
 
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,
-             ldm_steps_10min: int | None = None, baseline: bool = False) -> dict:
+             ldm_steps_10min: int | None = None, baseline: bool = False, follow_clock: bool = True) -> dict:
     """``baseline`` also trains the ``label`` model (InstructPix2Pix) with the same steps: twice the training time
     (``egolego reproduce`` is the comparison with every baseline and ablation). ``cfg`` is not changed: the stages
-    write the run's effective values (scaled epochs and steps, the folders they made) into a copy."""
+    write the run's effective values (scaled epochs and steps, the folders they made) into a copy.
+
+    ``follow_clock``: the LDM trains up to its step budget but stops when the ``minutes`` budget (less the time the
+    evaluation needs) runs out, so a slower box trains fewer steps instead of running late; the steps reached are
+    printed, saved with the model and used for ``label``. Off, the steps are fixed (the same model on every box)."""
     cfg = copy.deepcopy(cfg)
     TIMINGS.clear()
     Stage.command = "demo"
+    t0 = time.monotonic()
     scale = max(0.05, minutes / 10.0)
     p = prepare(cfg, out, scale)
     per_10min = ldm_steps_10min or LDM_STEPS_10MIN[precision.resolve(cfg.ldm.mixed_precision)]
     ldm_steps = max(20, int(round(per_10min * scale)))
-    names = ("lego", "label") if baseline else ("lego",)
-    models = {name: train_ldm(cfg, p, name, ldm_steps, out / f"ldm_{name}") for name in names}
+    deadline = None
+    if follow_clock:
+        deadline = max(t0 + minutes * 60 - EVAL_RESERVE_S, time.monotonic() + MIN_LDM_S * scale)
+    models = {"lego": train_ldm(cfg, p, "lego", ldm_steps, out / "ldm_lego", deadline=deadline)}
+    ldm_steps = trained_steps(out / "ldm_lego", ldm_steps)
+    if baseline:  # the same steps as lego reached, whatever the clock says now
+        models["label"] = train_ldm(cfg, p, "label", ldm_steps, out / "ldm_label")
     if not (models["lego"] / "vllm").exists():  # `egolego generate` finds the VLLM next to the LDM
         shutil.copytree(p.vllm, models["lego"] / "vllm")
     pairs, data, vae_dir, store = p.pairs, p.data, p.vae, p.store
@@ -64,9 +78,14 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
                 s.done(headline(load_run(d)).strip())
         evals[name] = d
     runs = [load_run(d) for d in evals.values()]
-    fig = _figure(pairs, runs, out / "demo_results.png")
+    marks = rule_marks(data)
+    fig = _figure(pairs, runs, out / "demo_results.png", marks=marks)
+    stills = cfg.vllm.synthetic_records
     report = build_report(list(evals.values()), out / "report.html", "egolego demo: EgoSynth, tiny preset, CPU",
-                          notes=f"{cfg.synth.actions} EgoSynth actions at {cfg.synth.size}px; LDM {ldm_steps} steps "
+                          marks=marks,
+                          notes=f"World: synth.knowledge = {cfg.synth.knowledge}. {cfg.synth.actions} EgoSynth actions at "
+                          f"{cfg.synth.size}px ({sum(r['split'] == 'train' for r in rows)} training pairs for the diffusion "
+                          f"model); the VLLM tuned on the curated records + {stills} rendered stills. LDM {ldm_steps} steps "
                           f"of batch {cfg.ldm.batch_size} ({cfg.ldm.objective}, {cfg.ldm.prediction}, autoencoder "
                           f"{cfg.ldm.autoencoder}); {cfg.ldm.steps} {cfg.ldm.scheduler} sampling steps. Toy scale: "
                           "the tiny recipe differs from the paper's (README, where we differ).")
@@ -80,25 +99,53 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     return {"results": results, "figure": str(fig), "report": str(report), "out": str(out), "stages": dict(TIMINGS)}
 
 
-def _figure(pairs: Path, runs: list, path: Path, n: int = 8) -> Path:
-    """input | each method | ground truth for the first ``n`` evaluated pairs (the README's figure)."""
+def trained_steps(run: Path, default: int) -> int:
+    """The steps a finished LDM run trained (its saved config's ``ldm.max_steps``: the clock may have cut them)."""
+    from .config import load
+
+    f = run / "config.yaml"
+    return load(f).ldm.max_steps if f.is_file() else default
+
+
+def _figure(pairs: Path, runs: list, path: Path, n: int = 8, marks: dict[str, str] | None = None) -> Path:
+    """input | each method | ground truth for the first ``n`` evaluated pairs (the README's figure), with the action,
+    the VLLM's description and, for a scene a knowledge rule decides, the rule under each row."""
+    import textwrap
+
     from .eval.generate_set import REFERENCES, safe_name
 
     ids = runs[0].per_pair["pair_id"][:n]
     by_id = {r["pair_id"]: r for r in read_manifest(pairs)}
     methods = [r for r in runs if r.info["mode"] not in REFERENCES]
     cols = ["input"] + [r.name for r in methods] + ["ground truth"]
-    s, pad = 128, 6
-    sheet = Image.new("RGB", (len(cols) * (s + pad) + pad, len(ids) * (s + pad) + 24), "white")
+    s, pad, line = 128, 6, 12
+    width = len(cols) * (s + pad) + pad
+    chars = max(30, (width - 2 * pad) // 6)
+
+    def caption(pid: str) -> list[tuple[str, str]]:
+        row = by_id[pid]
+        out = [(t, "black") for t in textwrap.wrap(f"action: {row['label']}", chars)]
+        out += [(t, "#333") for t in textwrap.wrap(f"VLLM: {row['description']}", chars)]
+        if marks and marks.get(pid):
+            out += [(t, "#a40") for t in textwrap.wrap(marks[pid], chars)]
+        return out
+
+    caps = {pid: caption(pid) for pid in ids}
+    heights = [s + pad + line * len(caps[pid]) + pad for pid in ids]
+    sheet = Image.new("RGB", (width, 22 + sum(heights)), "white")
     d = ImageDraw.Draw(sheet)
     for c, name in enumerate(cols):
         d.text((pad + c * (s + pad), 6), name, fill="black")
-    for i, pid in enumerate(ids):
+    y = 22
+    for pid, h in zip(ids, heights):
         row = by_id[pid]
         ims = [Image.open(resolve(pairs, row["input_path"]))]
         ims += [Image.open(r.folder / "images" / f"{safe_name(pid)}.png") for r in methods]
         ims.append(Image.open(resolve(pairs, row["target_path"])))
         for c, im in enumerate(ims):
-            sheet.paste(im.convert("RGB").resize((s, s), Image.NEAREST), (pad + c * (s + pad), 22 + i * (s + pad)))
+            sheet.paste(im.convert("RGB").resize((s, s), Image.NEAREST), (pad + c * (s + pad), y))
+        for k, (text, colour) in enumerate(caps[pid]):
+            d.text((pad, y + s + 3 + k * line), text, fill=colour)
+        y += h
     sheet.save(path)
     return path

@@ -5,10 +5,13 @@ recipe and the same number of steps — ``label`` (the InstructPix2Pix baseline)
 ``desc+txt``, ``lego`` (Tab. 1, 3) and ``lego`` on the embeddings and descriptions of the *untuned* VLLM (Tab. 4) —
 each evaluated on the same test pairs with PSNR, SSIM, the EgoSynth action judge and the description accuracy, next
 to the two references (copy the input; the ground truth). ``report.html`` holds the tables, the transition-time plot
-and paired bootstrap intervals for lego − label, overall and on *twin scenes* (another object of the target's kind
-in the scene, so the label alone is ambiguous). With ``baselines`` (the default) a text-to-image model is trained on the same pairs for the same steps and SDEdit
-and ProxNPI (``egolego.baselines``) run on it, so the comparison table has the paper's four methods. Every stage is
-resumable: rerun the same command after a kill.
+and paired bootstrap intervals (``COMPARISONS``: lego − label, lego − desc, desc − label, tuned − untuned), overall
+and on the *look-alike scenes* (another object of the target's kind in the scene, so the label alone is ambiguous:
+in the ``rules`` world a knowledge rule decides them, in the control world nothing does). With ``baselines`` (the
+default) a text-to-image model is trained on the same pairs for the same steps and SDEdit and ProxNPI
+(``egolego.baselines``) run on it, so the comparison table has the paper's four methods. ``control`` runs the headline
+models in the world without knowledge on the same seed; ``curve`` adds the data-efficiency curve (``label`` and
+``lego`` on fewer training pairs). Every stage is resumable: rerun the same command after a kill.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from .stages import TIMINGS, Prepared, Stage, prepare, train_ldm
 RUNS = [("label", "label", ""), ("desc", "desc", ""), ("desc+img", "desc+img", ""), ("desc+txt", "desc+txt", ""),
         ("lego", "lego", ""), ("lego-untuned", "lego", "untuned VLLM")]
 METRICS = ("psnr", "ssim", "action", "desc_acc")
+# a − b: Tab. 1's claim (LEGO over InstructPix2Pix), Tab. 3's (the embeddings over the description alone; the
+# description over the label) and Tab. 4's (tuned over untuned VLLM)
+COMPARISONS = (("lego", "label"), ("lego", "desc"), ("desc", "label"), ("lego", "lego-untuned"))
+CONTROL_RUNS = ("label", "desc", "lego")  # the models `--control` trains in the world without knowledge
+CURVE_RUNS = ("label", "lego")  # the models of the data-efficiency curve, at each `--curve` pair count
 JOBS_GAIN = 1.27  # models trained per unit time with --jobs 2 against --jobs 1 (2-core CPU, RESULTS.md)
 
 
@@ -68,7 +76,8 @@ def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
 
 
 def twin_ids(rows: list[dict], egosynth: Path) -> set[str]:
-    """Pairs whose scene holds another object of the target's kind (the label alone cannot say which)."""
+    """Look-alike scenes: pairs whose scene holds another object of the target's kind, so the label alone cannot say
+    which one is meant (in the ``rules`` world these are exactly the rule scenes; in the control world, twins)."""
     from .synth.pairs import truth_by_pair_id
 
     truth = truth_by_pair_id(egosynth)
@@ -82,31 +91,16 @@ def twin_ids(rows: list[dict], egosynth: Path) -> set[str]:
     return out
 
 
-def paired_section(evals: dict[str, Path], twins: set[str], a: str = "lego", b: str = "label") -> tuple[str, dict]:
-    """HTML table and figures of a − b per metric (paired bootstrap over the same pairs), overall and on twins."""
-    from .eval.stats import paired_bootstrap
-    from .eval.tables import load_run
+def subset_name(cfg: Config) -> str:
+    """What the look-alike scenes are called in the tables: rule scenes where a knowledge rule decides them."""
+    return "rule scenes" if cfg.synth.knowledge != "none" else "twin scenes"
 
-    ra, rb = load_run(evals[a]), load_run(evals[b])
-    assert ra.per_pair["pair_id"] == rb.per_pair["pair_id"], "both runs must score the same pairs in the same order"
-    ids = ra.per_pair["pair_id"]
-    result, rows = {}, []
-    for metric in ("action_all", "action_object", "psnr", "ssim"):
-        if metric not in ra.per_pair or metric not in rb.per_pair:
-            continue
-        for subset, keep in (("all pairs", None), ("twin scenes", twins)):
-            sel = [i for i, pid in enumerate(ids) if keep is None or pid in keep]
-            if not sel:
-                continue
-            d = paired_bootstrap([ra.per_pair[metric][i] for i in sel], [rb.per_pair[metric][i] for i in sel])
-            result[f"{metric}/{subset}"] = d
-            scale = 100 if metric.startswith(("action", "ssim")) else 1
-            rows.append(f"<tr><td>{metric}</td><td>{subset}</td><td>{d['n']}</td><td>{d['mean'] * scale:+.1f} "
-                        f"[{d['lo'] * scale:+.1f}, {d['hi'] * scale:+.1f}]</td></tr>")
-    body = (f"<p class='note'>{html.escape(a)} − {html.escape(b)} on the same test pairs; mean [95 % paired bootstrap "
-            "interval, 1,000 resamples of pairs]; accuracies and SSIM in points.</p><table><tr><th>metric</th>"
-            f"<th>pairs</th><th>n</th><th>difference</th></tr>{''.join(rows)}</table>")
-    return body, result
+
+def comparisons(evals: dict[str, Path], twins: set[str], name: str) -> dict[str, dict]:
+    """The paired differences the paper's claims rest on, for the models this run trained."""
+    from .eval.paired import paired
+
+    return {f"{a} − {b}": paired(evals[a], evals[b], twins, name) for a, b in COMPARISONS if a in evals and b in evals}
 
 
 def _train_one(threads: int, args: tuple) -> dict[str, float]:
@@ -146,13 +140,17 @@ def train_parallel(tasks: list[tuple], jobs: int) -> None:
 
 
 def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dict, device: str,
-             baselines: bool = True, jobs: int = 1) -> dict:
+             baselines: bool = True, jobs: int = 1, runs: list[tuple] | None = None, curve: tuple[int, ...] = ()) -> dict:
+    """Train and evaluate one EgoSynth seed's models (``runs``, default ``RUNS``; the baselines' text-to-image model
+    when ``baselines``; ``label`` and ``lego`` on each ``curve`` count of training pairs), all on the same test pairs."""
     from .baselines import BASELINES, DISPLAY
     from .eval.run import EvalArgs, evaluate
     from .eval.tables import load_run
 
+    runs = RUNS if runs is None else runs
     p = prepare(cfg, root, scale=1.0)
-    u_pairs, u_store = untuned(cfg, p, root)
+    if any(tag for _, _, tag in runs):
+        u_pairs, u_store = untuned(cfg, p, root)
 
     def data_of(tag: str) -> tuple[Path, Path]:  # (pairs, store): the untuned VLLM's for Tab. 4's row
         return (u_pairs, u_store) if tag else (p.pairs, p.store)
@@ -161,12 +159,18 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
         pairs, store = data_of(tag)
         return cfg, p, mode, steps, root / f"ldm_{name}", store, pairs, name
 
+    def curve_args(k: int, mode: str) -> tuple:  # the same model on the first k training pairs (ldm.train_pairs)
+        c = copy.deepcopy(cfg)
+        c.ldm.train_pairs = k
+        return c, p, mode, steps, root / "curve" / f"ldm_{mode}_{k}", None, None, f"{mode} on {k} pairs"
+
     t2i_args = (copy.deepcopy(cfg), p, "t2i", steps, root / "ldm_t2i")
-    if jobs > 1:  # the same train_ldm calls as below, in worker processes; the loop below then reuses the models
-        headline_first = sorted(RUNS, key=lambda r: r[0] not in ("lego", "label"))  # ready earliest
-        train_parallel([train_args(*r) for r in headline_first] + ([t2i_args] if baselines else []), jobs)
+    curve_tasks = [curve_args(k, mode) for k in curve for mode in CURVE_RUNS]
+    if jobs > 1:  # the same train_ldm calls as below, in worker processes; the loops below then reuse the models
+        headline_first = sorted(runs, key=lambda r: r[0] not in ("lego", "label"))  # ready earliest
+        train_parallel([train_args(*r) for r in headline_first] + ([t2i_args] if baselines else []) + curve_tasks, jobs)
     evals = {}
-    for name, mode, tag in RUNS:
+    for name, mode, tag in runs:
         pairs, store = data_of(tag)
         model = train_ldm(*train_args(name, mode, tag))
         vllm = root / "vllm_untuned" if tag else p.vllm
@@ -186,8 +190,19 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
     for name, ref in (("input copy", "input"), ("ground truth", "target")):
         evals[name] = _eval(EvalArgs(model=ref, pairs=p.pairs, out=root / "eval" / name.replace(" ", "_"), metrics=METRICS,
                                      limit=test_pairs, name=name, egosynth=p.data), evaluate, load_run)
+    curve_evals: dict[int, dict[str, Path]] = {}
+    for task in curve_tasks:
+        mode, k = task[2], task[0].ldm.train_pairs
+        model = train_ldm(*task)
+        if mode != "label" and not (model / "vllm").exists():
+            shutil.copytree(p.vllm, model / "vllm")
+        curve_evals.setdefault(k, {})[mode] = _eval(
+            EvalArgs(model=str(model), pairs=p.pairs, out=root / "curve" / "eval" / f"{mode}_{k}", metrics=METRICS,
+                     limit=test_pairs, store=p.store, name=f"{mode} ({k} pairs)", egosynth=p.data, batch_size=32,
+                     device=device, **sampling), evaluate, load_run)
     rows = [r for r in read_manifest(p.pairs) if r["split"] == "test"][:test_pairs]
-    return {"evals": evals, "twins": twin_ids(rows, p.data)}
+    return {"evals": evals, "twins": twin_ids(rows, p.data), "curve": curve_evals, "prepared": p,
+            "train_pairs": sum(r["split"] == "train" for r in read_manifest(p.pairs))}
 
 
 def _eval(args, evaluate, load_run) -> Path:
@@ -205,15 +220,17 @@ def _eval(args, evaluate, load_run) -> Path:
 
 def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1, device: str = "cpu",
                   test_pairs: int = 96, steps: int | None = None, sampling: dict | None = None,
-                  baselines: bool = True, jobs: int = 1) -> dict:
-    """Train, evaluate and report every seed; returns {seed: {"report", "paired"}} and writes summary.json.
+                  baselines: bool = True, jobs: int = 1, control: bool = False, curve: tuple[int, ...] = ()) -> dict:
+    """Train, evaluate and report every seed; returns {seed: {"report", "paired", ...}} and writes summary.json.
 
-    ``jobs`` > 1 trains that many models at once (``train_parallel``)."""
+    ``jobs`` > 1 trains that many models at once (``train_parallel``); ``control`` also runs ``CONTROL_RUNS`` in the
+    world without knowledge (``synth.knowledge: none``) on the same seed; ``curve`` trains ``label`` and ``lego`` on
+    each of these numbers of training pairs (the data-efficiency curve)."""
     saved = os.environ.get("ACCELERATE_USE_CPU")
     if device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a GPU when there is one
     try:
-        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines, jobs)
+        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines, jobs, control, curve)
     finally:
         if saved is None:
             os.environ.pop("ACCELERATE_USE_CPU", None)
@@ -221,9 +238,43 @@ def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1,
             os.environ["ACCELERATE_USE_CPU"] = saved
 
 
-def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_pairs: int, steps: int | None,
-         sampling: dict | None, baselines: bool, jobs: int = 1) -> dict:
+def _notes(c: Config, r: dict, steps: int) -> str:
+    v = c.vllm
+    stills = f" + {v.synthetic_records} rendered stills × {v.synthetic_epochs} epochs" if v.synthetic_records else ""
+    return (f"World: synth.knowledge = {c.synth.knowledge}. {c.synth.actions} EgoSynth actions; the diffusion model "
+            f"trains on {r['train_pairs']} pairs; the VLLM is tuned on the curated records{stills}. Each LDM {steps} "
+            f"steps of batch {c.ldm.batch_size} (conditioner gate: {c.ldm.conditioner_gate}); "
+            f"{len(r['twins'])} of the evaluated pairs are {subset_name(c)}.")
+
+
+def _report_seed(c: Config, r: dict, steps: int, title: str, extra: list[tuple[str, str]] = ()) -> tuple[Path, dict]:
+    from .eval.paired import curve_section, paired, paired_table
     from .eval.report import build_report
+    from .synth.pairs import rule_marks
+
+    name = subset_name(c)
+    diffs = comparisons(r["evals"], r["twins"], name)
+    sections = [("Paired differences (Tab. 1, 3, 4 at toy scale)", paired_table(diffs))]
+    curve = {}
+    if r["curve"]:
+        curve = {k: paired(e["lego"], e["label"], r["twins"], name) for k, e in r["curve"].items()}
+        if "lego" in r["evals"] and "label" in r["evals"]:
+            curve[r["train_pairs"]] = diffs["lego − label"]
+        root = r["prepared"].data.parent
+        sections.append(("Data efficiency: lego − label against the diffusion model's training pairs",
+                         curve_section(curve, name, root / "curve.png")))
+    root = r["prepared"].data.parent
+    report = build_report(list(r["evals"].values()), root / "report.html", title, notes=_notes(c, r, steps),
+                          sections=sections + list(extra), marks=rule_marks(r["prepared"].data))
+    return report, {"report": str(report), "paired": diffs, "look_alikes": len(r["twins"]), "subset": name,
+                    "train_pairs": r["train_pairs"], "stills": c.vllm.synthetic_records,
+                    "curve": {str(k): v for k, v in curve.items()}}
+
+
+def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_pairs: int, steps: int | None,
+         sampling: dict | None, baselines: bool, jobs: int = 1, control: bool = False,
+         curve: tuple[int, ...] = ()) -> dict:
+    from .eval.paired import paired_table
 
     TIMINGS.clear()
     Stage.command = "reproduce"
@@ -233,16 +284,27 @@ def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_p
         c = copy.deepcopy(cfg)
         c.synth.seed = cfg.synth.seed + k
         root = out / f"seed{c.synth.seed}"
-        print(f"[reproduce] EgoSynth seed {c.synth.seed}: {len(RUNS) + baselines} models x {steps} steps -> {root}",
-              flush=True)
-        r = run_seed(c, root, steps, test_pairs, sampling or {}, device, baselines, jobs)
-        body, paired = paired_section(r["evals"], r["twins"])
-        report = build_report(list(r["evals"].values()), root / "report.html",
-                              f"egolego reproduce: EgoSynth seed {c.synth.seed}, tiny preset",
-                              notes=f"{c.synth.actions} actions; each LDM {steps} steps of batch {c.ldm.batch_size}; "
-                              f"{len(r['twins'])} of the evaluated pairs are twin scenes.",
-                              sections=[("Paired: lego − label (Tab. 1 at toy scale)", body)])
-        summary["seeds"][c.synth.seed] = {"report": str(report), "paired": paired, "twins": len(r["twins"])}
+        n_models = len(RUNS) + baselines + len(CURVE_RUNS) * len(curve)
+        print(f"[reproduce] EgoSynth seed {c.synth.seed} ({c.synth.knowledge} world): {n_models} models x {steps} "
+              f"steps -> {root}", flush=True)
+        extra, ctl = [], None
+        if control and c.synth.knowledge != "none":
+            cc = copy.deepcopy(c)
+            cc.synth.knowledge = "none"
+            croot = out / f"seed{c.synth.seed}-control"
+            print(f"[reproduce] control: the same seed without knowledge, {', '.join(CONTROL_RUNS)} -> {croot}", flush=True)
+            rc = run_seed(cc, croot, steps, test_pairs, sampling or {}, device, False, jobs,
+                          [r for r in RUNS if r[0] in CONTROL_RUNS])
+            report_c, ctl = _report_seed(cc, rc, steps, f"egolego reproduce: EgoSynth seed {c.synth.seed}, control "
+                                         "world (synth.knowledge: none)")
+            extra = [("Control world (synth.knowledge: none, same seed)",
+                      f"<p class='note'>Report: {html.escape(str(report_c))}</p>" + paired_table(ctl["paired"]))]
+        r = run_seed(c, root, steps, test_pairs, sampling or {}, device, baselines, jobs, curve=tuple(curve))
+        report, s = _report_seed(c, r, steps, f"egolego reproduce: EgoSynth seed {c.synth.seed}, tiny preset, "
+                                 f"{c.synth.knowledge} world", extra)
+        if ctl is not None:
+            s["control"] = ctl
+        summary["seeds"][c.synth.seed] = s
         print(f"[reproduce] report: {report}", flush=True)
     summary["stages_s"] = dict(TIMINGS)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

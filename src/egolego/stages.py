@@ -76,10 +76,11 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
 
 
 def egosynth_stage(cfg: Config, data: Path) -> None:
-    with Stage(f"EgoSynth: {cfg.synth.actions} actions at {cfg.synth.size}px ({','.join(cfg.synth.formats)})") as s:
+    with Stage(f"EgoSynth: {cfg.synth.actions} actions at {cfg.synth.size}px ({','.join(cfg.synth.formats)}; "
+               f"knowledge: {cfg.synth.knowledge})") as s:
         args = SynthArgs(out=data, actions=cfg.synth.actions, size=cfg.synth.size, seed=cfg.synth.seed,
                          formats=tuple(cfg.synth.formats), workers=cfg.synth.workers,
-                         actions_per_scene=cfg.synth.actions_per_scene)
+                         actions_per_scene=cfg.synth.actions_per_scene, knowledge=cfg.synth.knowledge)
         marker = data / "egosynth.json"
         if marker.exists() and all(json.loads(marker.read_text()).get(k) == v for k, v in args.fingerprint().items()):
             s.done(f"reused {data}")
@@ -130,10 +131,10 @@ def vision_stage(cfg: Config, tower_dir: Path, scale: float = 1.0) -> None:
     pc = cfg.vllm.vision_pretrain
     pc.scenes = max(pc.batch_size, int(round(pc.scenes * scale)))
     with Stage("VLLM: vision tower pre-training (EgoSynth patch labels)") as s:
-        r = pretrain_vision_tower(pc, tower_dir, cfg.vllm.tiny_llava, progress=False)
+        r = pretrain_vision_tower(pc, tower_dir, cfg.vllm.tiny_llava, progress=False, knowledge=cfg.synth.knowledge)
         q = r["held_out"]
         s.done(("reused " if r.get("reused") else "") + f"{r['scenes']} scenes x {r['epochs']} epochs; held-out "
-               f"label F1 {q['label_f1']}, side accuracy {q['side_accuracy']}")
+               f"label F1 {q['label_f1']}, state F1 {q.get('state_f1', '-')}, side accuracy {q['side_accuracy']}")
     cfg.vllm.vision_tower = str(tower_dir)
 
 
@@ -150,7 +151,8 @@ def vllm_stage(cfg: Config, tuning: Path, pairs: Path, tok_dir: Path, vllm_dir: 
             v.tokenizer = str(tok_dir)
             data, images = tuning, pairs
             if n_scenes:
-                data, images = with_scene_records(tuning, pairs, vllm_dir.parent, n_scenes, v.seed, cfg.image_size)
+                data, images = with_scene_records(tuning, pairs, vllm_dir.parent, n_scenes, v.seed, cfg.image_size,
+                                                  cfg.synth.knowledge)
                 v.epochs = v.synthetic_epochs
             else:
                 v.epochs = max(2, int(round(v.epochs * scale)))
@@ -159,7 +161,8 @@ def vllm_stage(cfg: Config, tuning: Path, pairs: Path, tok_dir: Path, vllm_dir: 
             s.done(f"{epochs}, last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
 
 
-def with_scene_records(tuning: Path, pairs: Path, run: Path, n: int, seed: int, size: int) -> tuple[Path, Path]:
+def with_scene_records(tuning: Path, pairs: Path, run: Path, n: int, seed: int, size: int,
+                       knowledge: str = "none") -> tuple[Path, Path]:
     """(records, image root) of the curated records and ``n`` rendered ones, paths relative to the run folder."""
     from .synth.tuning_records import write_tuning_records
     from .vllm.conversation import read_json, write_json
@@ -167,7 +170,7 @@ def with_scene_records(tuning: Path, pairs: Path, run: Path, n: int, seed: int, 
     def under_run(folder: Path) -> Path:
         return folder.resolve().relative_to(run.resolve())
 
-    scenes = write_tuning_records(run / "tuning_scenes", n, seed, size)
+    scenes = write_tuning_records(run / "tuning_scenes", n, seed, size, knowledge)
     records = [{**r, "image": str(under_run(pairs) / r["image"])} for r in read_json(tuning)]
     records += [{**r, "image": str(under_run(scenes.parent) / r["image"])} for r in read_json(scenes)]
     merged = run / "tuning_with_scenes.json"
@@ -200,10 +203,10 @@ def vae_stage(cfg: Config, pairs: Path, vae_dir: Path, scale: float) -> Path:
 
 
 def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store: Path | None = None,
-              pairs: Path | None = None, name: str | None = None) -> Path:
+              pairs: Path | None = None, name: str | None = None, deadline: float | None = None) -> Path:
     """Train one conditioning mode (reused when its model exists; resumed from its checkpoints). ``store`` and
     ``pairs`` default to the prepared ones (``reproduce`` passes the untuned VLLM's); ``name`` labels the stage
-    (default: the mode)."""
+    (default: the mode); ``deadline`` (``time.monotonic()``) ends the training early when the clock says so."""
     from .ldm.train import Trainer
 
     c = shown = cfg.ldm
@@ -220,6 +223,7 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
             c.tokenizer, c.conditioning, c.max_steps, c.checkpoint_every = str(p.tokenizer), mode, steps, 100
             c.vae = str(p.vae) if p.vae else None
             r = Trainer(cfg, pairs or p.pairs, store or p.store, run).run(resume=(run / "checkpoints").exists(),
-                                                                          progress=False)
-            s.done(f"last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed")
+                                                                          progress=False, deadline=deadline)
+            cut = f"; stopped by the clock after {r['end']} of {steps} steps" if r["end"] < steps else ""
+            s.done((f"last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed") + cut)
     return run / "model"

@@ -29,6 +29,16 @@ def test_geometric_sentence():
     assert describe("#C C puts the cup on the plate", boxes).startswith("The person puts the cup on the left on the plate")
 
 
+def test_geometric_picks_the_look_alike_the_hand_is_at():
+    """Two cups in the action frame: the description names the side of the one the hand holds, not the first listed."""
+    boxes = {"0:cup": [0.10, 0.5, 0.18, 0.62], "2:cup": [0.70, 0.4, 0.78, 0.52], "left hand": [0.2, 0.8, 0.3, 0.95],
+             "right hand": [0.71, 0.45, 0.8, 0.56]}
+    assert describe("take cup", boxes) == "The person takes the cup on the right with the right hand."
+    flipped = {"0:cup": boxes["0:cup"], "2:cup": boxes["2:cup"], "left hand": [0.1, 0.55, 0.2, 0.66],
+               "right hand": [0.8, 0.8, 0.9, 0.95]}
+    assert describe("take cup", flipped) == "The person takes the cup on the left with the left hand."
+
+
 def test_prompt_structure(small_truth, tmp_path):
     ex = examples_from_truth(small_truth)
     assert len(ex) == 12 and len({e["label"].split()[0] for e in ex}) >= 8  # diverse verbs

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from egolego.cli import main
+from egolego.data.manifest import read_manifest
 from egolego.eval.run import EvalArgs, evaluate
 from egolego.eval.tables import EvalRun, ablation_runs, load_run, markdown, table, transition_bins
 
@@ -118,3 +119,34 @@ def test_one_pair_skips_fid_instead_of_failing(eval_pairs, weights_dir, tmp_path
     r = evaluate(EvalArgs(model="input", pairs=eval_pairs, out=tmp_path, metrics=("psnr", "fid"), weights_dir=weights_dir, limit=1,
                           new_actions=0), progress=False)
     assert r["n"] == 1 and "fid" in r["skipped"] and "psnr" in r["metrics"]
+
+
+def test_samples_carry_the_action_the_description_and_a_mark(evals, tmp_path):
+    """Under each sample row: the action, the description the models were given, and the pair's mark (the demo and
+    reproduce mark EgoSynth's rule scenes); a pair without a mark gets none. The transition-time plot leaves the
+    ground truth (PSNR 100) off its PSNR axis."""
+    from egolego.eval.report import build_report
+    from egolego.eval.tables import load_run
+
+    run = load_run(evals["input"])
+    pid = run.per_pair["pair_id"][0]
+    html = build_report([evals["input"], evals["target"]], tmp_path / "r.html",
+                        marks={pid: "rule scene (take-clean): you take the clean dish"}).read_text()
+    assert html.count("class='mark'>rule scene (take-clean)") == 1
+    assert "VLLM: " in html or not read_manifest(run.info["pairs"])[0]["description"]
+    label = next(r["label"] for r in read_manifest(run.info["pairs"]) if r["pair_id"] == pid)
+    assert f"<b>{label}</b>" in html
+
+
+def test_the_psnr_axis_leaves_the_ground_truth_out(evals):
+    """The ground truth's PSNR is 100 (identical): drawn, it would squash every other line against the bottom."""
+    from egolego.eval.report import plotted
+    from egolego.eval.tables import load_run
+
+    runs = [load_run(evals["input"]), load_run(evals["target"])]
+    names = {r.info["mode"]: r.name for r in runs}
+    bins = transition_bins(runs, "psnr")
+    assert set(bins["methods"]) == {names["input"], names["target"]}
+    assert set(plotted(runs, "psnr", bins)) == {names["input"]}
+    ssim = transition_bins(runs, "ssim")
+    assert set(plotted(runs, "ssim", ssim)) == {names["input"], names["target"]}  # other axes keep it

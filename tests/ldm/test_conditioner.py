@@ -64,3 +64,34 @@ def test_modes_choose_their_parts(cond):
     torch.testing.assert_close(cond(text, mode="label"), text)
     with pytest.raises(ValueError, match="H_i"):
         cond(text, None, h_txt, h_len)
+
+
+def test_the_tanh_gate_starts_closed_opens_by_gradient_and_reloads(tmp_path):
+    """gate="tanh": at initialisation the VLLM tokens are exactly the zero tokens of "no condition" (whatever H_i and
+    H_t hold), so the output is what ``desc`` sees plus zeros; one optimiser step on a loss that wants them opens the
+    gates (and only then do σ, μ, π receive a gradient); a saved conditioner reloads with its gates."""
+    torch.manual_seed(0)
+    g = LegoConditioner(vllm_dim=DV, cross_attention_dim=D, num_heads=4, ffn_dim=32, mode="lego", image_tokens=M,
+                        text_tokens=N, gate="tanh")
+    text, h_img, h_txt, h_len = _inputs()
+    out = g(text, h_img, h_txt, h_len)
+    assert torch.count_nonzero(out[:, 7:]) == 0 and torch.equal(out[:, :7], text)
+    assert g.gates() == {"image": 0.0, "text": 0.0}
+    target = torch.randn_like(out[:, 7:])
+    loss = ((g(text, h_img, h_txt, h_len)[:, 7:] - target) ** 2).mean()
+    loss.backward()
+    assert g.gate_img.grad.abs().item() > 0 and g.gate_txt.grad.abs().item() > 0
+    assert g.sigma.weight.grad is None or g.sigma.weight.grad.abs().max() == 0  # closed gate: nothing flows yet
+    torch.optim.SGD(g.parameters(), lr=0.5).step()
+    assert all(abs(v) > 0 for v in g.gates().values())
+    g.save_pretrained(tmp_path)
+    back = LegoConditioner.from_pretrained(tmp_path)
+    assert back.config.gate == "tanh" and back.gates() == pytest.approx(g.gates())
+    torch.testing.assert_close(back.eval()(text, h_img, h_txt, h_len), g.eval()(text, h_img, h_txt, h_len))
+
+
+def test_the_plain_concatenation_has_no_gate_and_an_unknown_gate_is_refused():
+    plain = LegoConditioner(vllm_dim=DV, cross_attention_dim=D, num_heads=4, ffn_dim=32, image_tokens=M, text_tokens=N)
+    assert not hasattr(plain, "gate_img") and plain.gates() == {"image": 1.0, "text": 1.0}
+    with pytest.raises(ValueError, match="unknown conditioner gate"):
+        LegoConditioner(vllm_dim=DV, cross_attention_dim=D, gate="sigmoid")

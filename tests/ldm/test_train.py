@@ -161,3 +161,20 @@ def test_generate_cli(pairs8, tmp_path, capsys):
     assert main(["generate", "--model", str(tmp_path), "--image", str(src), "--action", "x", "--out", str(out)]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("egolego generate: error:")]
     assert len(err) == 2 and "--image" in err[0] and "--model" in err[1]
+
+
+def test_a_deadline_ends_the_run_with_a_model_that_says_how_long_it_trained(pairs8, store8, tmp_path):
+    """The demo's budget follows the clock: a passed deadline stops after the step that passed it, exports the
+    model, and its saved config holds the steps it reached, not the 6 asked for."""
+    import time
+
+    from egolego.config import load
+
+    r = Trainer(_cfg(steps=6, every=100), pairs8, store8, tmp_path).run(progress=False, deadline=time.monotonic())
+    assert (r["start"], r["end"], len(r["losses"])) == (0, 1, 1)
+    assert (tmp_path / "model" / "model_index.json").exists()
+    assert load(tmp_path / "model" / "lego_config.yaml").ldm.max_steps == 1
+    assert load(tmp_path / "config.yaml").ldm.max_steps == 1
+    r = Trainer(_cfg(steps=3, every=100), pairs8, store8, tmp_path / "b").run(progress=False,
+                                                                              deadline=time.monotonic() + 3600)
+    assert r["end"] == 3 and load(tmp_path / "b" / "config.yaml").ldm.max_steps == 3

@@ -2,6 +2,7 @@
 
 from egolego.ldm.data import swap_sides
 from egolego.synth.describe import description_accuracy
+from egolego.synth.knowledge import RULE_BY_NAME
 
 
 def test_truth_descriptions_pass_and_mistakes_fail(small_truth):
@@ -12,7 +13,8 @@ def test_truth_descriptions_pass_and_mistakes_fail(small_truth):
         assert not description_accuracy(wrong_hand, t)["hand"]
         assert description_accuracy(wrong_hand, t)["object"]
         colour = t["target"]["color"]
-        wrong_colour = d.replace(f"{colour} ", "purple " if colour != "purple" else "orange ", 1)
+        named = RULE_BY_NAME[t["rule"]].word if t.get("rule") else colour  # a rule scene names the state, not the colour
+        wrong_colour = d.replace(f" {named} ", " purple " if colour != "purple" else " orange ", 1)
         assert not description_accuracy(wrong_colour, t)["object"]
         mirrored = swap_sides(d)  # every left <-> right: the hand and the side both go wrong
         r = description_accuracy(mirrored, t)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from egolego.synth.patch_labels import SIDES, patch_cover, scene_patch_labels, side_index
+from egolego.synth.patch_labels import SIDES, STATES, patch_cover, scene_patch_labels, side_index
 from egolego.synth.vocab import COLORS, KINDS
 
 
@@ -44,7 +44,7 @@ def test_an_objects_patches_carry_its_kind(monkeypatch):
 
     scene = Scene([ObjectSpec("cup", "red", 0.15, 0.5), ObjectSpec("pan", "blue", 0.8, 0.5)],
                   (200, 200, 200), (120, 120, 120), 1)
-    monkeypatch.setattr(pl, "sample_scene_and_action", lambda rng: (scene, Action("take", 0, None, "left")))
+    monkeypatch.setattr(pl, "sample", lambda rng, knowledge: (scene, Action("take", 0, None, "left")))
     lab = pl.scene_patch_labels(3, seed=0, size=64, grid=8)
     kinds = sorted(KINDS)
     cup, pan = lab.kinds[..., kinds.index("cup")] > 0, lab.kinds[..., kinds.index("pan")] > 0  # (3, 64)
@@ -54,3 +54,28 @@ def test_an_objects_patches_carry_its_kind(monkeypatch):
         assert cols[pan[f]].min() >= 5
         assert (lab.side[f][pan[f] & ~cup[f]] == SIDES.index("right")).all()
     assert lab.kinds[..., [kinds.index(k) for k in kinds if k not in ("cup", "pan")]].sum() == 0
+
+
+def test_states_label_the_patches_of_objects_drawn_in_them(monkeypatch):
+    """A stained cup on the left, a clean one on the right, an empty bottle: "stained" only on the left cup's patches,
+    "empty" only on the bottle's; the rules world's scenes carry states at all."""
+    import egolego.synth.patch_labels as pl
+    from egolego.synth.world import Action, ObjectSpec, Scene
+
+    scene = Scene([ObjectSpec("cup", "red", 0.15, 0.6, "stained"), ObjectSpec("cup", "red", 0.85, 0.6),
+                   ObjectSpec("bottle", "green", 0.5, 0.55, "empty")], (200, 200, 200), (120, 120, 120), 1)
+    monkeypatch.setattr(pl, "sample", lambda rng, knowledge: (scene, Action("take", 1, None, "right")))
+    lab = pl.scene_patch_labels(3, seed=0, size=64, grid=8)
+    cols = np.arange(64) % 8
+    stained, empty = lab.states[..., STATES.index("stained")] > 0, lab.states[..., STATES.index("empty")] > 0
+    assert stained.any(axis=1).all() and empty.any(axis=1).all()
+    assert cols[stained.any(axis=0)].max() <= 3  # the left cup only, never the clean one on the right
+    clean = lab.states[..., STATES.index("clean")] > 0
+    assert clean.any(axis=1).all() and cols[clean.any(axis=0)].min() >= 4  # the other side of the pair: the right cup
+    assert set(cols[empty.any(axis=0)]) <= {2, 3, 4, 5}
+    assert lab.states[..., STATES.index("full")].sum() == 0  # the bottle is empty, nothing is full
+    closed = lab.states[..., STATES.index("closed")] > 0
+    assert set(cols[closed.any(axis=0)]) <= {2, 3, 4, 5}  # a bottle is open or closed: closed here
+    monkeypatch.undo()
+    rules = scene_patch_labels(40, seed=1, size=64, grid=8, knowledge="rules")
+    assert rules.states.sum() > 0

@@ -6,6 +6,7 @@ import numpy as np
 
 from egolego.synth.dataset import SynthArgs, generate
 from egolego.synth.describe import description
+from egolego.synth.knowledge import RULE_BY_NAME
 from egolego.synth.timeline import plan_dataset
 from egolego.synth.vocab import KINDS, VERBS
 
@@ -34,7 +35,8 @@ def test_plan_covers_vocabulary_hands_and_ambiguity():
 def test_truth_records(small_truth):
     for t in small_truth:
         assert t["description"].startswith("The person ") and f"the {t['hand']} hand" in t["description"]
-        assert t["target"]["color"] in t["description"]
+        named = RULE_BY_NAME[t["rule"]].word if t["rule"] else t["target"]["color"]  # a rule scene: by its state
+        assert f" {named} " in t["description"]
         for role in ("input", "target"):
             boxes = t["boxes"][role]
             assert "left hand" in boxes and "right hand" in boxes

@@ -42,3 +42,19 @@ def test_reused_when_unchanged_and_redone_when_changed(tmp_path):
     other = read_json(write_tuning_records(tmp_path, 8, seed=2, size=32))
     assert [r["label"] for r in other] != [r["label"] for r in json.loads(first)]
     assert (tmp_path / "images" / "scene_000000.png").exists()
+
+
+def test_in_the_rules_world_a_record_names_the_target_by_its_state(tmp_path):
+    """The stills teach the rules: "the clean cup on the left" where look-alikes share the scene."""
+    from egolego.synth.knowledge import RULE_BY_NAME
+
+    recs = read_json(write_tuning_records(tmp_path, 60, seed=5, size=32, knowledge="rules"))
+    ruled = [r for r in recs if r["truth"]["rule"]]
+    assert len(ruled) >= 12
+    for r in recs:
+        desc = r["conversations"][1]["value"]
+        assert description_accuracy(desc, r["truth"])["all"], desc
+        word = RULE_BY_NAME[r["truth"]["rule"]].word if r["truth"]["rule"] else None
+        if word:
+            assert f" the {word} " in desc, desc
+    assert json.loads((tmp_path / "records_meta.json").read_text())["knowledge"] == "rules"

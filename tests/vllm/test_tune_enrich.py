@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from egolego import config
 from egolego.data.manifest import read_manifest, resolve, write_manifest
 from egolego.vllm.embed import teacher_forced_states
 from egolego.vllm.enrich import enrich, generate_descriptions
@@ -113,3 +114,43 @@ def test_states_kept_from_generation_equal_the_teacher_forced_pass(loaded):
     assert torch.equal(lens, ref_lens) and int(lens.min()) > 5
     torch.testing.assert_close(h_img, ref_img, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(h_txt, ref_txt, atol=1e-4, rtol=1e-4)
+
+
+def test_the_tuners_memo_gives_the_batches_the_processor_gives(tuned, tmp_path, monkeypatch):
+    """A tuning batch built from memoised prompts and pixels equals ``encode_samples`` on freshly opened images,
+    both the first time (a miss) and the second (a hit, no image opened); with no room for pixels it still does."""
+    from PIL import Image
+
+    from egolego.vllm import tune as tune_mod
+    from egolego.vllm.conversation import read_json, sample_texts
+    from egolego.vllm.embed import encode_samples
+
+    model_dir, pairs, data = tuned
+    cfg = config.preset("tiny")
+    cfg.vllm.tokenizer, cfg.vllm.epochs, cfg.vllm.batch_size = str(model_dir), 2, 4
+    cfg.vllm.resample_templates = False
+    tr = tune_mod.VllmTuner(cfg, data, pairs, tmp_path / "t")
+    recs = read_json(data)
+
+    def want(micro):
+        rs = [recs[tr._record(p)] for p in tr.positions(micro)]
+        texts = [sample_texts(r) for r in rs]
+        ims = [Image.open(pairs / r["image"]).convert("RGB") for r in rs]
+        ids, mask, labels, pix, _ = encode_samples(tr.proc, ims, [t[0] for t in texts], [t[1] for t in texts])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "pixel_values": pix}
+
+    def same(got, ref):
+        assert got.keys() == ref.keys() and all(torch.equal(got[k], ref[k]) for k in ref)
+
+    ref = want(0)
+    same(tr.batch(0), ref)
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(tune_mod.Image, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    same(tr.batch(0), ref)  # the same samples again: from the memo
+    assert opened == []
+    monkeypatch.undo()
+    monkeypatch.setattr(tune_mod, "PIXEL_CACHE_BYTES", 0)
+    fresh = tune_mod.VllmTuner(cfg, data, pairs, tmp_path / "u")
+    same(fresh.batch(1), want(1))
+    assert fresh._pixels == {}

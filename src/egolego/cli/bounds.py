@@ -43,6 +43,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "condition_guidance": (0, 1000),
     "image_guidance": (0, 1000),
     "scenes": (1, 1_000_000),
+    "rows": (1, 100_000),
 }
 # (command, dest) -> bounds that differ from the table above
 COMMAND_BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
@@ -91,8 +92,12 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
                               "unet_layers_per_block", "unet_heads", "text_dim", "text_layers", "text_heads",
                               "held_out", "patch_size", "vision_dim", "vision_layers", "heads", "kv_heads")},
     "scenes": (1, 1_000_000),
+    "train_pairs": (0, None),
+    "synthetic_records": (0, 10_000_000),
     "warmup_steps": (0, None),
     "change_weight": (0, None),
+    "state_weight": (0, None),
+    "state_pos_weight": (0, None),
     "change_threshold": (0, None),
     "min_snr_gamma": (0, None),
     "seed": (0, SEED_MAX),
@@ -106,7 +111,7 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "condition_guidance": (0, 1000),
     "image_guidance": (0, 1000),
 }
-_INTEGER_KEYS = {k for k, (lo, _) in CONFIG_BOUNDS.items() if lo == 1} | {"seed"}
+_INTEGER_KEYS = {k for k, (lo, _) in CONFIG_BOUNDS.items() if lo == 1} | {"seed", "train_pairs", "synthetic_records"}
 
 
 def check_config(cfg: Any, where: str = "config") -> str | None:

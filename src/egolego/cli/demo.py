@@ -15,7 +15,10 @@ def demo_parser(sub) -> None:
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--config", help="a YAML config file (default: the tiny preset)")
     d.add_argument("--actions", type=int, help="override the number of EgoSynth actions (default: synth.actions)")
-    d.add_argument("--minutes", type=float, default=10.0, help="time budget that scales the training (default 10)")
+    d.add_argument("--minutes", type=float, default=10.0, help="time budget that scales the training (default 10); "
+                   "the LDM stops when the budget runs out, so a slower box trains fewer steps (see --fixed-steps)")
+    d.add_argument("--fixed-steps", action="store_true", help="train the LDM's full step budget whatever the clock "
+                   "says (the same model on every box; a slower box runs past --minutes)")
     d.add_argument("--weights-dir", help="metric weights (README: Evaluation weights); without it those metrics are skipped")
     d.add_argument("--baseline", action="store_true",
                    help="also train the `label` baseline (InstructPix2Pix) with the same steps: twice the training")
@@ -26,7 +29,8 @@ def reproduce_parser(sub) -> None:
     rp = sub.add_parser("reproduce", help="the paper's Tables 1, 3, 4 at toy scale on EgoSynth (6 LDMs, one budget)",
                         description="Train label, desc, desc+img, desc+txt, lego and lego on the untuned VLLM with "
                         "one recipe and one budget, evaluate them on the same test pairs, and write report.html with "
-                        "the tables and paired bootstrap intervals (lego - label, overall and on twin scenes). "
+                        "the tables and paired bootstrap intervals (lego - label, lego - desc, desc - label, tuned - "
+                        "untuned; overall and on the look-alike scenes: rule scenes in the knowledge world). "
                         "Resumable: rerun after a kill.")
     rp.add_argument("--out", required=True, help="output folder (one sub-folder per EgoSynth seed)")
     rp.add_argument("--minutes", type=float, default=60.0, help="time budget that sizes the training (default 60)")
@@ -41,6 +45,11 @@ def reproduce_parser(sub) -> None:
                     "2 on a 2-core CPU: 1.27x faster for short runs, ~1.4x for long ones)")
     rp.add_argument("--no-baselines", dest="baselines", action="store_false",
                     help="skip the SDEdit and ProxNPI baselines (and their text-to-image model)")
+    rp.add_argument("--control", action="store_true",
+                    help="also train label, desc and lego on the same seed in the world without knowledge "
+                    "(synth.knowledge: none), the control: 3 more models per seed")
+    rp.add_argument("--curve", help="the data-efficiency curve: comma-separated numbers of training pairs (e.g. "
+                    "250,500,1000) on which label and lego are trained again: 2 more models per number")
     add_sampling_flags(rp)
     rp.set_defaults(func=cmd_reproduce)
 
@@ -57,7 +66,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     if a.weights_dir is not None and not Path(a.weights_dir).is_dir():
         raise CliError(f"--weights-dir: {a.weights_dir} is not a folder")
     run_demo(cfg, writable_dir(Path(a.out), "--out"), minutes=a.minutes,
-             weights_dir=Path(a.weights_dir) if a.weights_dir else None, baseline=a.baseline)
+             weights_dir=Path(a.weights_dir) if a.weights_dir else None, baseline=a.baseline,
+             follow_clock=not a.fixed_steps)
     return 0
 
 
@@ -78,11 +88,29 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
             raise CliError("--device cuda: no CUDA device is visible to PyTorch")
     if a.actions:
         cfg.synth.actions = a.actions
+    curve = _counts(a.curve) if a.curve else ()
+    if a.control and cfg.synth.knowledge == "none":
+        raise CliError("--control: this config's world is already the control (synth.knowledge: none)")
     s = run_reproduce(cfg, writable_dir(Path(a.out), "--out"), a.minutes, a.seeds, a.device, a.test_pairs,
-                      a.ldm_steps, sampling, baselines=a.baselines, jobs=a.jobs)
+                      a.ldm_steps, sampling, baselines=a.baselines, jobs=a.jobs, control=a.control, curve=curve)
     for seed, r in s["seeds"].items():
-        d = r["paired"].get("action_all/twin scenes")
-        twin = f"; lego - label on {r['twins']} twin scenes: {d['mean'] * 100:+.1f} [{d['lo'] * 100:+.1f}, " \
-               f"{d['hi'] * 100:+.1f}] points" if d else ""
-        print(f"reproduce: seed {seed}: {r['report']}{twin}")
+        d = r["paired"].get("lego − label", {})
+        bits = [f"lego - label {_fmt(d[k])} on {k.split('/')[1]}" for k in ("action_all/all pairs",
+                                                                          f"action_all/{r['subset']}") if k in d]
+        print(f"reproduce: seed {seed}: {r['report']}" + (f"; {'; '.join(bits)} (points)" if bits else ""))
     return 0
+
+
+def _fmt(d: dict) -> str:
+    return f"{d['mean'] * 100:+.1f} [{d['lo'] * 100:+.1f}, {d['hi'] * 100:+.1f}]"
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """--curve's comma-separated pair counts, each a positive integer."""
+    try:
+        counts = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        raise CliError(f"--curve: expected comma-separated numbers of training pairs, got {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise CliError(f"--curve: every number of training pairs must be at least 1, got {text!r}")
+    return counts

@@ -24,6 +24,9 @@ def synth_parser(sub) -> None:
     s.add_argument("--actions-per-scene", type=int, help="up to this many different actions on one scene, so the "
                    f"before-frame alone cannot tell them apart (default: synth.actions_per_scene, tiny "
                    f"{d.actions_per_scene})")
+    s.add_argument("--knowledge", choices=("rules", "none"), help="the world: rules (a visible state decides which of "
+                   "two or three look-alike objects an action is for, by a rule a person knows) or none (look-alikes "
+                   f"differ only by a random colour: the control) (default: synth.knowledge, {d.knowledge})")
     s.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config_flags(s)
@@ -74,7 +77,7 @@ def cmd_synth(a: argparse.Namespace) -> int:
                      formats=_formats(a.format) if a.format is not None else tuple(c.formats),
                      workers=c.workers if a.workers is None else a.workers,
                      actions_per_scene=c.actions_per_scene if a.actions_per_scene is None else a.actions_per_scene,
-                     overwrite=a.overwrite)
+                     knowledge=c.knowledge if a.knowledge is None else a.knowledge, overwrite=a.overwrite)
     try:
         args.validate()
     except ValueError as e:

@@ -131,12 +131,14 @@ def cmd_vllm_pretrain_vision(a: argparse.Namespace) -> int:
     pc = cfg.vllm.vision_pretrain
     override(pc, scenes=a.scenes, epochs=a.epochs, seed=a.seed)
     try:
-        r = pretrain_vision_tower(pc, writable_dir(Path(a.out), "--out"), cfg.vllm.tiny_llava)
+        r = pretrain_vision_tower(pc, writable_dir(Path(a.out), "--out"), cfg.vllm.tiny_llava,
+                                  knowledge=cfg.synth.knowledge)
     except ValueError as e:
         raise fail(e) from None
     q = r["held_out"]
     print(f"vllm pretrain-vision: {'reused, ' if r.get('reused') else ''}{r['scenes']} scenes x {r['epochs']} epochs; "
-          f"held-out label F1 {q['label_f1']}, side accuracy {q['side_accuracy']} -> {a.out}")
+          f"held-out label F1 {q['label_f1']}, state F1 {q.get('state_f1', '-')}, side accuracy {q['side_accuracy']} "
+          f"(world: {r.get('knowledge', 'none')}) -> {a.out}")
     return 0
 
 

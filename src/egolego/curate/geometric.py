@@ -50,12 +50,16 @@ def acting_hand(boxes: dict[str, list[float]], obj_box: list[float] | None) -> s
 
 
 def find_box(boxes: dict[str, list[float]], noun: str) -> list[float] | None:
+    """The box of the object the label names; among several of that noun (two cups), the one nearest a hand: in
+    the action frame the boxes come from, the hand is at the object it acts on."""
     noun = noun.split(":")[0].split()[-1] if noun else ""
-    for name, b in boxes.items():
-        if name in ("left hand", "right hand"):
-            continue
-        if noun and noun in name.replace(":", " ").split():
-            return b
+    hands = [b for n, b in boxes.items() if n in ("left hand", "right hand")]
+    named = [b for name, b in boxes.items()
+             if name not in ("left hand", "right hand") and noun and noun in name.replace(":", " ").split()]
+    if len(named) > 1 and hands:
+        return min(named, key=lambda b: min(_gap(h, b) for h in hands))
+    if named:
+        return named[0]
     others = [b for n, b in boxes.items() if n not in ("left hand", "right hand")]
     return others[0] if others else None
 

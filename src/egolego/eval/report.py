@@ -27,7 +27,7 @@ CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:
 table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
 th{background:#f3f3f3}td.b{font-weight:bold}.grid img,.strip img{width:112px;height:112px;image-rendering:pixelated}
 img{max-width:100%}.grid td{text-align:center;font-size:11px;max-width:130px}.note{color:#666;font-size:13px}pre{background:#f7f7f7;
-padding:8px;font-size:12px;overflow:auto;max-height:300px}"""
+padding:8px;font-size:12px;overflow:auto;max-height:300px}.mark{color:#a40;font-weight:bold}"""
 SCRIPT = """window.addEventListener('load',function(){var bad=[].filter.call(document.images,function(i){
 return !(i.complete&&i.naturalWidth>0)});document.body.setAttribute('data-rendered',bad.length?'broken:'+bad.length:'ok');});"""
 
@@ -68,7 +68,7 @@ def _transition_plot(runs: list[EvalRun]) -> str:
     headers = {m: h for m, h, _ in METRICS}
     for ax, (m, d) in zip(axes[0], data):
         labels = [f"{d['edges'][i]:.2f}–{d['edges'][i + 1]:.2f}s\n(n={d['counts'][i]})" for i in range(len(d["counts"]))]
-        for name, vals in d["methods"].items():
+        for name, vals in plotted(runs, m, d).items():
             ax.plot(range(len(vals)), vals, marker="o", label=name)
         ax.set_xticks(range(len(labels)), labels, fontsize=7)
         ax.set_title(headers[m])
@@ -81,8 +81,17 @@ def _transition_plot(runs: list[EvalRun]) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}" alt="transition time">'
 
 
-def _grid(runs: list[EvalRun], n: int) -> str:
-    """input | each method | ground truth; the `input` / `target` references are those first and last columns."""
+def plotted(runs: list[EvalRun], metric: str, bins: dict) -> dict[str, list[float]]:
+    """The lines of one transition-time panel: every method's per-bin values, but the ground truth's on a PSNR axis
+    (100 dB, identical: drawn, it squashes every other line against the bottom)."""
+    exact = {r.name for r in runs if r.info["mode"] == "target"}
+    return {n: v for n, v in bins["methods"].items() if not (metric == "psnr" and n in exact)}
+
+
+def _grid(runs: list[EvalRun], n: int, marks: dict[str, str] | None = None) -> str:
+    """input | each method | ground truth; the `input` / `target` references are those first and last columns.
+    Under each row: the action, the description the models were given (the VLLM's, after enrichment) and ``marks``'
+    note for the pair (e.g. the knowledge rule that decides its target)."""
     runs = [r for r in runs if r.info["mode"] not in REFERENCES] or runs
     common = [p for p in runs[0].per_pair["pair_id"] if all(p in r.per_pair["pair_id"] for r in runs)][:n]
     pairs_dir = Path(runs[0].info["pairs"])
@@ -99,7 +108,11 @@ def _grid(runs: list[EvalRun], n: int) -> str:
             p = run.folder / "images" / f"{safe_name(pid)}.png"
             cells.append(_img(Image.open(p), run.name) if p.is_file() else "–")
         cells.append(_img(Image.open(resolve(pairs_dir, r["target_path"])), "ground truth"))
-        caption = f"<br>{html.escape(r['label'])}"
+        caption = f"<br><b>{html.escape(r['label'])}</b>"
+        if r.get("description"):
+            caption += f"<br>VLLM: {html.escape(r['description'])}"
+        if marks and marks.get(pid):
+            caption += f"<br><span class='mark'>{html.escape(marks[pid])}</span>"
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
                     + f'<tr><td colspan="{len(cells)}" class="note">{html.escape(pid)}{caption}</td></tr>')
     return f'<table class="grid">{head}{"".join(body)}</table>'
@@ -168,9 +181,10 @@ def _user_study(db: str | Path) -> str:
 
 def build_report(folders: list[str | Path], out: str | Path, title: str = "egolego evaluation",
                  sample: int = 8, notes: str = "", votes: str | Path | None = None,
-                 sections: list[tuple[str, str]] = ()) -> Path:
+                 sections: list[tuple[str, str]] = (), marks: dict[str, str] | None = None) -> Path:
     """``votes``: a user-study database (`egolego study`); ``sections``: extra (heading, HTML) blocks placed after
-    the tables (``egolego reproduce``'s paired tests)."""
+    the tables (``egolego reproduce``'s paired tests); ``marks``: a note per pair id shown under its samples (the
+    demo and ``reproduce`` mark EgoSynth's rule scenes)."""
     runs = paper_order([load_run(f) for f in folders])  # every section lists the methods in the paper's order
     comp = table(runs)
     abl = ablation_runs(runs)
@@ -186,7 +200,7 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
     parts += [f"<h2>{html.escape(h)}</h2>{body}" for h, body in sections]
     parts.append("<h2>Transition time (App. C.1)</h2><p class='note'>4 bins of δ with equal counts.</p>"
                  + _transition_plot(runs))
-    parts.append(f"<h2>Samples</h2>{_grid(runs, sample)}")
+    parts.append(f"<h2>Samples</h2>{_grid(runs, sample, marks)}")
     parts.append(f"<h2>New actions (App. C.3)</h2>{_strips(runs)}")
     if votes is not None:
         parts.append(_user_study(votes))

@@ -122,7 +122,7 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
     cond = LegoConditioner(vllm_dim=vllm_dim, cross_attention_dim=d, num_layers=cfg.ldm.conditioner_layers,
                            num_heads=cfg.ldm.conditioner_heads, ffn_dim=cfg.ldm.conditioner_ffn,
                            dropout=cfg.ldm.conditioner_dropout, mode=cfg.ldm.conditioning,
-                           image_tokens=image_tokens, text_tokens=text_tokens)
+                           image_tokens=image_tokens, text_tokens=text_tokens, gate=cfg.ldm.conditioner_gate)
     parts["text_encoder"].requires_grad_(False).eval()
     parts["vae"].requires_grad_(False).eval()
     return {**parts, "conditioner": cond, "scheduler": sampler, "noise_scheduler": noise}

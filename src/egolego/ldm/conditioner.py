@@ -9,6 +9,11 @@
 σ, μ and π are Xavier-initialised (paper §3.3) and are **trained** when the mode uses them (the official optimiser leaves them out;
 see ``shared/reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
 with the pipeline (config + safetensors).
+
+``gate="tanh"`` (``ldm.conditioner_gate``) multiplies σ(H_i) and π(μ(H_t)) each by tanh(g), one learned scalar g per
+part initialised at zero, as Flamingo gates its new cross-attention: the VLLM tokens then start as the zero tokens
+of classifier-free guidance's "no condition", so the model first learns what ψ(R) alone gives (``desc``) and lets
+the VLLM's embeddings in only as far as they lower the loss. ``gate="none"`` is the paper's plain concatenation.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from torch import nn
 
 from .modes import mode_uses
 
+GATES = ("none", "tanh")
+
 
 class LegoConditioner(ModelMixin, ConfigMixin):
     """Builds the cross-attention context from text states and VLLM embeddings."""
@@ -27,9 +34,11 @@ class LegoConditioner(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, vllm_dim: int = 4096, cross_attention_dim: int = 768, num_layers: int = 2,
                  num_heads: int = 8, ffn_dim: int = 2048, dropout: float = 0.1, mode: str = "lego",
-                 image_tokens: int = 576, text_tokens: int = 77):
+                 image_tokens: int = 576, text_tokens: int = 77, gate: str = "none"):
         super().__init__()
         mode_uses(mode)
+        if gate not in GATES:
+            raise ValueError(f"unknown conditioner gate {gate!r}; choose one of {', '.join(GATES)}")
         self.sigma = nn.Linear(vllm_dim, cross_attention_dim)  # per image token
         self.mu = nn.Linear(vllm_dim, cross_attention_dim)
         layer = nn.TransformerEncoderLayer(cross_attention_dim, num_heads, ffn_dim, dropout, batch_first=True,
@@ -49,6 +58,20 @@ class LegoConditioner(ModelMixin, ConfigMixin):
         self.sigma.requires_grad_(use_img)
         self.mu.requires_grad_(use_txt)
         self.pi.requires_grad_(use_txt)
+        if gate == "tanh":  # scalars, zero at the start: tanh(0) = 0 lets no VLLM token through
+            self.gate_img = nn.Parameter(torch.zeros(1), requires_grad=use_img)
+            self.gate_txt = nn.Parameter(torch.zeros(1), requires_grad=use_txt)
+
+    def gates(self) -> dict[str, float]:
+        """The current opening of each part's gate, tanh(g) (1.0 each without gates)."""
+        if self.config.gate == "none":
+            return {"image": 1.0, "text": 1.0}
+        return {"image": float(torch.tanh(self.gate_img.detach())), "text": float(torch.tanh(self.gate_txt.detach()))}
+
+    def _gated(self, x: torch.Tensor, g: str) -> torch.Tensor:
+        if self.config.gate == "none":
+            return x
+        return x * torch.tanh(getattr(self, g)).to(x.dtype)
 
     def context_length(self, text_len: int = 77) -> int:
         use_img, use_txt = mode_uses(self.config.mode)
@@ -76,11 +99,11 @@ class LegoConditioner(ModelMixin, ConfigMixin):
         if use_img:
             if h_img is None:
                 raise ValueError(f"mode {mode or self.config.mode!r} needs the VLLM image embedding H_i")
-            x = self.sigma(h_img.to(self.sigma.weight.dtype))  # (B, M, D)
+            x = self._gated(self.sigma(h_img.to(self.sigma.weight.dtype)), "gate_img")  # (B, M, D)
             parts.append(x if keep is None else x * keep)
         if use_txt:
             if h_txt is None or h_len is None:
                 raise ValueError(f"mode {mode or self.config.mode!r} needs the VLLM text embedding H_t and its length")
-            x = self.encode_text_tokens(h_txt.to(self.mu.weight.dtype), h_len)
+            x = self._gated(self.encode_text_tokens(h_txt.to(self.mu.weight.dtype), h_len), "gate_txt")  # (B, N, D)
             parts.append(x if keep is None else x * keep)
         return torch.cat([p.to(text_states.dtype) for p in parts], dim=1)

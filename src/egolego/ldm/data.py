@@ -56,14 +56,20 @@ def load_image(path: Path, size: int) -> torch.Tensor:
 
 class LegoPairs(torch.utils.data.Dataset):
     """One split of a pairs manifest as training items, with the text and embeddings the mode reads
-    (``ldm.modes``): refuses a store that lacks a pair and, for description modes, a pair without a description."""
+    (``ldm.modes``): refuses a store that lacks a pair and, for description modes, a pair without a description.
+
+    ``limit`` > 0 keeps that many of the split's pairs (``ldm.train_pairs``): a fixed random subset, nested across
+    limits (the 250 pairs of a 250-pair run are among the 500 of a 500-pair run), in manifest order."""
 
     def __init__(self, manifest: str | Path, split: str = "train", embeddings: str | Path | None = None,
-                 mode: str = "lego", size: int = 64):
+                 mode: str = "lego", size: int = 64, limit: int = 0):
         self.root = Path(manifest)
         self.rows = [r for r in read_manifest(manifest) if r["split"] == split]
         if not self.rows:
             raise ValueError(f"{manifest}: no pairs in split {split!r}")
+        if 0 < limit < len(self.rows):
+            keep = np.random.default_rng(0).permutation(len(self.rows))[:limit]
+            self.rows = [self.rows[i] for i in sorted(keep.tolist())]
         self.mode, self.size = mode, size
         self.text_key = text_key(mode)
         self.store = None

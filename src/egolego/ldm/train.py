@@ -87,7 +87,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         c = cfg.ldm
         self.acc = accelerator(c.mixed_precision, c.grad_accum)
-        self.ds = LegoPairs(pairs, "train", embeddings, self.data_mode, cfg.image_size)
+        self.ds = LegoPairs(pairs, "train", embeddings, self.data_mode, cfg.image_size, c.train_pairs)
         store = self.ds.store
         m, dv = store.image_shape if store else (1, 1)
         n = store.text_shape[0] if store else cfg.vllm.text_rows
@@ -271,12 +271,16 @@ class Trainer:
         return step
 
     def run(self, resume: bool = False, stop_after: int | None = None, progress: bool = True,
-            every: tuple[int, Callable[[int], None]] | None = None) -> dict:
+            every: tuple[int, Callable[[int], None]] | None = None, deadline: float | None = None) -> dict:
         """Train to ``max_steps`` (or stop after ``stop_after`` steps: for tests that simulate a kill).
 
         ``every`` = (n, fn) calls fn(step) after every n-th step (the learning benchmark evaluates there).
+        ``deadline`` (a ``time.monotonic()`` value): the step that passes it is the last; the model is exported as
+        trained, and its saved config says how many steps that was (the demo's budget follows the clock).
         """
         c = self.cfg.ldm
+        if deadline is not None and self.acc.num_processes > 1:
+            raise ValueError("a training deadline needs a single process (the processes would stop at different steps)")
         refuse_stale(self.out, resume)
         start = self.load_checkpoint() if resume else 0
         log_path = self.out / "train_log.jsonl"
@@ -308,10 +312,16 @@ class Trainer:
                 with open(log_path, "a") as f:
                     f.write(json.dumps({"step": step + 1, "loss": round(total, 6), "lr": self.sched.get_last_lr()[0],
                                         "samples_per_s": round(rate, 2)}) + "\n")
+            if deadline is not None and step + 1 < c.max_steps and time.monotonic() >= deadline:
+                c.max_steps = end = step + 1  # the run's length is what the clock allowed
+                if self.acc.is_main_process:
+                    save(self.cfg, self.out / "config.yaml")
             if (step + 1) % c.checkpoint_every == 0 or step + 1 == c.max_steps:
                 self.save_checkpoint(step + 1)
             if every and (step + 1) % every[0] == 0:
                 every[1](step + 1)
+            if step + 1 == end:
+                break
         if stop_after is None or end == c.max_steps:
             self.export()
         return {"start": start, "end": end, "losses": losses}

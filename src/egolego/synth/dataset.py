@@ -29,6 +29,7 @@ from .describe import description, ego4d_narration, label, state_words
 from .ego4d_writer import clip_parent_start_frame, intervals, is_valid, write_ego4d
 from .epic_writer import write_epic
 from .job import render_ego4d, render_epic
+from .knowledge import WORLDS
 from .render import frame_size
 from .shapes import entities, hand_box
 from .timeline import Segment, VideoPlan, plan_dataset
@@ -54,6 +55,7 @@ class SynthArgs:
     formats: tuple[str, ...] = FORMATS
     workers: int = SynthConfig.workers
     actions_per_scene: int = SynthConfig.actions_per_scene
+    knowledge: str = SynthConfig.knowledge
     overwrite: bool = False
 
     def validate(self) -> None:
@@ -72,12 +74,19 @@ class SynthArgs:
             raise InputError("workers", f"must be >= 1, got {self.workers}")
         if self.actions_per_scene < 1:
             raise InputError("actions_per_scene", f"must be >= 1, got {self.actions_per_scene}")
+        if self.knowledge not in WORLDS:
+            raise InputError("knowledge", f"must be one of {', '.join(WORLDS)}, got {self.knowledge!r}")
+        if self.knowledge != "none" and self.actions_per_scene != 1:
+            raise InputError("actions_per_scene", "must be 1 in a world with knowledge rules (a rule decides the "
+                             "target of the scene's one action); use --knowledge none to share scenes")
 
     def fingerprint(self) -> dict:
         fp = {"version": VERSION, "actions": self.actions, "size": self.size, "seed": self.seed,
               "formats": list(self.formats)}
         if self.actions_per_scene != 1:  # datasets made before the option keep their fingerprint
             fp["actions_per_scene"] = self.actions_per_scene
+        if self.knowledge != "none":  # so do datasets of the world without knowledge
+            fp["knowledge"] = self.knowledge
         return fp
 
 
@@ -125,6 +134,7 @@ def truth_record(v: VideoPlan, i: int, seg: Segment, frags: dict, size: int) -> 
         "timing": {"t_start": seg.t_start, "t_stop": seg.t_stop, "duration": round(seg.duration, 2)},
         "boxes": {"input": _norm_boxes(seg, 0.0), "target": _norm_boxes(seg, 1.0)},
         "quirk": seg.quirk or None,
+        "rule": sc.rule or None,  # the knowledge rule that decides the target among look-alikes (synth.knowledge)
     }
     if "epic" in frags:
         e = frags["epic"]["actions"][seg.action_id]
@@ -170,7 +180,7 @@ def generate(args: SynthArgs, progress: bool = True) -> dict:
     atomic_write_text(plan_file, json.dumps(args.fingerprint()))
 
     t0 = time.perf_counter()
-    videos = plan_dataset(args.actions, args.seed, actions_per_scene=args.actions_per_scene)
+    videos = plan_dataset(args.actions, args.seed, actions_per_scene=args.actions_per_scene, knowledge=args.knowledge)
     frags: dict[int, dict] = {}
     for v in videos:
         f = parts / f"{v.index:05d}.json"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 
+from .knowledge import rule_word
 from .vocab import COLORS, KINDS, VERBS
 from .world import Action, Scene, side_word
 
 
-def noun_phrase(scene: Scene, index: int, with_side: bool = True) -> str:
-    """"the red cup on the left"; the side is omitted for fixed furniture that is unique."""
+def noun_phrase(scene: Scene, index: int, with_side: bool = True, word: str | None = None) -> str:
+    """"the red cup on the left"; ``word`` replaces the colour ("the clean cup on the left": among look-alikes of one
+    colour, the state a rule reads is what names it)."""
     o = scene.objects[index]
-    words = f"the {o.color} {KINDS[o.kind].phrase}"
+    words = f"the {word or o.color} {KINDS[o.kind].phrase}"
     return f"{words} {side_word(o.x)}" if with_side else words
 
 
@@ -41,9 +43,10 @@ def ego4d_narration(scene: Scene, action: Action) -> str:
 
 
 def description(scene: Scene, action: Action) -> str:
-    """The exact enriched description, e.g. "The person takes the red cup on the left with the left hand."."""
+    """The exact enriched description, e.g. "The person takes the red cup on the left with the left hand.", or in a
+    scene a knowledge rule decides, "The person takes the clean cup on the left with the left hand."."""
     v = VERBS[action.verb]
-    target = noun_phrase(scene, action.target)
+    target = noun_phrase(scene, action.target, word=rule_word(scene))
     hand = f"the {action.hand} hand"
     if action.second is None:
         return f"The person {v.third_person} {target} with {hand}."

@@ -63,3 +63,16 @@ def pairs_from_egosynth(egosynth: str | Path, out: str | Path, size: int = 64, w
                      "description": t["description"] if with_description else "",
                      "boxes": json.dumps(t["boxes"]), "delta": round(ct["target"] - ct["input"], 4), **paths})
     return write_manifest(rows, out)
+
+
+def rule_marks(root: str | Path) -> dict[str, str]:
+    """A note per pair id of the actions a knowledge rule decides (``synth.knowledge``), for the report's samples:
+    "rule scene (take-clean): you take the clean dish; the stained one goes to the sink"."""
+    from .knowledge import RULE_BY_NAME
+
+    out = {}
+    for pid, t in truth_by_pair_id(root).items():
+        rule = RULE_BY_NAME.get(t.get("rule") or "")
+        if rule is not None:
+            out[pid] = f"rule scene ({rule.name}): {rule.why}"
+    return out

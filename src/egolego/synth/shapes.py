@@ -97,6 +97,8 @@ def object_parts(o: ObjState) -> list[tuple[Poly, RGB]]:
         parts.append((rect(x - w * 0.08, y, w * 0.8, hn), col))
         parts.append((rect(x + w * 0.4, y, w * 0.22, hn * 0.45), shade(col, 0.7)))
         parts.append((ellipse(x - w * 0.08, y - hn / 2, w * 0.4 * ASPECT, hn * 0.1), LIQUID if o.fill > 0.5 else shade(col, 0.55)))
+        if o.stain > 0.5:  # a dirty cup: a dark smear over most of its body
+            parts.append((ellipse(x - w * 0.08, y + hn * 0.08, w * 0.32 * ASPECT, hn * 0.3), STAIN))
     elif k in ("bowl", "pan"):
         if k == "pan":
             parts.append((rect(x + w * 0.62, y - hn * 0.05, w * 0.45, hn * 0.16), (30, 30, 30)))
@@ -106,6 +108,8 @@ def object_parts(o: ObjState) -> list[tuple[Poly, RGB]]:
         rim_y = y - hn * (0.05 if k == "pan" else 0.15)
         parts.append((ellipse(x, rim_y, w * 0.44 * ASPECT, hn * 0.3), shade(col, 0.6)))
         parts += _inner(o, x, rim_y, w * 0.42 * ASPECT, hn * 0.28)
+        if o.stain > 0.5:  # a dirty bowl or pan: a dark patch inside the rim
+            parts.append((ellipse(x + w * 0.04, rim_y, w * 0.3 * ASPECT, hn * 0.22), STAIN))
     elif k == "plate":
         parts.append((ellipse(x, y, w * 0.5 * ASPECT, hn * 0.5), col))
         parts.append((ellipse(x, y, w * 0.33 * ASPECT, hn * 0.33), shade(col, 0.88)))
@@ -130,6 +134,8 @@ def object_parts(o: ObjState) -> list[tuple[Poly, RGB]]:
         cap_w = w * (0.55 if k == "bottle" else 1.05)
         cap_y = top + hn * 0.04 - 0.12 * o.open
         cap = rect(x, cap_y, cap_w, hn * 0.1)
+        if o.empty > 0.5:  # nothing left inside: a pale body
+            col = mix(col, (235, 235, 235), 0.7)
         shapes = [(body, col)] + ([(neck, shade(col, 0.8))] if neck else [])
         if o.open > 0.5:
             mouth = ellipse(x, top + (hn * 0.06 if k == "bottle" else hn * 0.18), w * 0.2 * ASPECT if k == "bottle" else w * 0.45 * ASPECT, hn * 0.04)

@@ -16,7 +16,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .world import Action, Scene, reach_and_change, sample_action_in, sample_scene_and_action
+from . import knowledge as world_knowledge
+from .world import Action, Scene, reach_and_change, sample_action_in
 
 
 @dataclass
@@ -79,8 +80,9 @@ def _q(t: float) -> float:
 
 
 def plan_dataset(n_actions: int, seed: int, actions_per_video: tuple[int, int] = (6, 14),
-                 val_fraction: float = 0.2, actions_per_scene: int = 1) -> list[VideoPlan]:
-    """Split ``n_actions`` into videos; sample scenes, actions, timing and injected quirks.
+                 val_fraction: float = 0.2, actions_per_scene: int = 1, knowledge: str = "none") -> list[VideoPlan]:
+    """Split ``n_actions`` into videos; sample scenes (in the world ``knowledge`` names), actions, timing and
+    injected quirks.
 
     ``actions_per_scene`` > 1: consecutive segments of a video reuse one scene (each starting from its
     before-state) with different actions, up to that many per scene; 1 draws the same plan as before the option."""
@@ -104,7 +106,7 @@ def plan_dataset(n_actions: int, seed: int, actions_per_video: tuple[int, int] =
             if scene is not None and len(done) < actions_per_scene:
                 action = sample_action_in(rng, scene, done)
             if action is None:
-                scene, action = sample_scene_and_action(rng)
+                scene, action = world_knowledge.sample(rng, knowledge)
                 done = set()
             done.add((action.verb, action.target, action.second))
             lead = _q(rng.uniform(0.7, 0.95) + (1.0 if not segs else 0.0))  # Ego4D's pre_45 stays in the video

@@ -35,6 +35,7 @@ class ObjectSpec:
     color: str
     x: float  # centre, normalised
     y: float
+    cue: str = ""  # a visible state it rests in ("stained", "cut", "open", "empty"; ``CUE_STATES``), "" for none
 
     @property
     def rgb(self) -> tuple[int, int, int]:
@@ -55,16 +56,25 @@ class Scene:
     counter: tuple[int, int, int]
     texture_seed: int
     idle: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(IDLE_TIP))
+    rule: str = ""  # the knowledge rule (``synth.knowledge``) that decides its target among look-alikes, "" for none
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The scene as written to ``truth.jsonl``; an empty ``cue`` / ``rule`` is left out, so a world without
+        knowledge writes the records it wrote before those fields existed."""
+        d = asdict(self)
+        for o in d["objects"]:
+            if not o["cue"]:
+                del o["cue"]
+        if not d["rule"]:
+            del d["rule"]
+        return d
 
     @staticmethod
     def from_dict(d: dict) -> Scene:
         return Scene(
             objects=[ObjectSpec(**o) for o in d["objects"]],
             wall=tuple(d["wall"]), counter=tuple(d["counter"]), texture_seed=int(d["texture_seed"]),
-            idle={k: tuple(v) for k, v in d["idle"].items()},
+            idle={k: tuple(v) for k, v in d["idle"].items()}, rule=d.get("rule", ""),
         )
 
 
@@ -95,6 +105,7 @@ class ObjState:
     tilt: float = 0.0  # 0 upright .. 1 pouring (rotated)
     on: float = 0.0  # stove burners lit
     stain: float = 0.0  # dirty patch
+    empty: float = 0.0  # bottle / jar: drawn pale, nothing left in it
     contents: float = 0.0  # has two-colour contents (stir targets)
     mixed: float = 0.0  # contents stirred
     held: bool = False  # drawn above the hands
@@ -137,11 +148,15 @@ def _lerp(a, b, t):
     return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
 
 
+# What each resting cue sets on a drawn object (``ObjectSpec.cue``): the states a knowledge rule reads
+CUE_STATES = {"stained": {"stain": 1.0}, "cut": {"cut": 1.0}, "open": {"open": 1.0}, "empty": {"empty": 1.0}}
+
+
 def initial_states(scene: Scene, action: Action | None = None) -> list[ObjState]:
-    """Objects in their resting state; verbs whose before-state differs patch them in ``pose``."""
+    """Objects in their resting state (with their cue); the action's own before-state is patched on its target."""
     out = []
     for o in scene.objects:
-        s = ObjState(o.kind, o.color, o.x, o.y)
+        s = ObjState(o.kind, o.color, o.x, o.y, **CUE_STATES.get(o.cue, {}))
         out.append(s)
     if action is not None:
         v, t = action.verb, out[action.target]
@@ -269,13 +284,21 @@ def _overlaps(a: ObjectSpec, b: ObjectSpec, pad: float = 0.02) -> bool:
     return abs(a.x - b.x) < (aw + bw) / 2 + pad and abs(a.y - b.y) < (ah + bh) / 2 + pad
 
 
-def _place(rng: np.random.Generator, kind: str, color: str, placed: list[ObjectSpec]) -> ObjectSpec | None:
+def place(rng: np.random.Generator, kind: str, color: str, placed: list[ObjectSpec],
+          x_range: tuple[float, float] | None = None) -> ObjectSpec | None:
+    """A spot for a new object that overlaps none of ``placed`` (None after 60 tries); ``x_range`` narrows where its
+    centre may fall (None when the object cannot fit there)."""
     w, h = ObjectSpec(kind, color, 0, 0).size()
+    lo, hi = (0.12 + w / 2, 0.88 - w / 2) if kind == "drawer" else (0.06 + w / 2, 0.94 - w / 2)
+    if x_range is not None:
+        lo, hi = max(lo, x_range[0]), min(hi, x_range[1])
+        if lo > hi:
+            return None
     for _ in range(60):
         if kind == "drawer":
-            x, y = rng.uniform(0.12 + w / 2, 0.88 - w / 2), COUNTER_FRONT + 0.09
+            x, y = rng.uniform(lo, hi), COUNTER_FRONT + 0.09
         else:
-            x = rng.uniform(0.06 + w / 2, 0.94 - w / 2)
+            x = rng.uniform(lo, hi)
             y = rng.uniform(0.46 + h / 2 * 0.3, 0.74 - h / 2)
         cand = ObjectSpec(kind, color, float(x), float(y))
         if not any(_overlaps(cand, q) for q in placed):
@@ -283,55 +306,73 @@ def _place(rng: np.random.Generator, kind: str, color: str, placed: list[ObjectS
     return None
 
 
-def sample_scene_and_action(rng: np.random.Generator, n_objects: tuple[int, int] = (2, 6)) -> tuple[Scene, Action]:
-    """Draw a scene with 2-6 objects and one action in it.
+def sample_scene_and_action(rng: np.random.Generator, n_objects: tuple[int, int] = (2, 6),
+                            twin_chance: float = 0.35) -> tuple[Scene, Action]:
+    """Draw a scene with 2-6 objects and one action in it: the world without knowledge (``synth.knowledge: none``).
 
-    One scene in three holds a second object of the target's kind in another colour, so the label alone
-    ("take cup") is ambiguous and only the detailed description names the right one.
+    About one scene in three (``twin_chance`` where the kind comes in several colours) holds a second object of the
+    target's kind in another colour, drawn at random: the label alone ("take cup") is ambiguous and nothing in the
+    before-frame tells which one is meant. ``synth.knowledge``'s sampler calls this with ``twin_chance`` 0 for the
+    actions its rules do not decide.
     """
     verb = VERBS[str(rng.choice(sorted(VERBS)))]
     target_kind = str(rng.choice(verb.targets))
+    return scene_for(rng, verb.name, target_kind, n_objects, twin_chance)
+
+
+def scene_for(rng: np.random.Generator, verb_name: str, target_kind: str, n_objects: tuple[int, int] = (2, 6),
+              twin_chance: float = 0.35) -> tuple[Scene, Action]:
+    """A scene for an action whose verb and target kind are drawn already (``sample_scene_and_action``)."""
+    verb = VERBS[verb_name]
     k = KINDS[target_kind]
     color = str(rng.choice(k.colors))
     for _attempt in range(50):
         placed: list[ObjectSpec] = []
-        tgt = _place(rng, target_kind, color, placed)
+        tgt = place(rng, target_kind, color, placed)
         if tgt is None:
             continue
         placed.append(tgt)
         second_idx = None
         if verb.second:
             sk = str(rng.choice(verb.second))
-            sec = _place(rng, sk, str(rng.choice(KINDS[sk].colors)), placed)
+            sec = place(rng, sk, str(rng.choice(KINDS[sk].colors)), placed)
             if sec is None:
                 continue
             placed.append(sec)
             second_idx = 1
-        if len(k.colors) > 1 and rng.random() < 0.35:  # ambiguous twin
-            twin = _place(rng, target_kind, str(rng.choice([c for c in k.colors if c != color])), placed)
+        if len(k.colors) > 1 and rng.random() < twin_chance:  # ambiguous twin
+            twin = place(rng, target_kind, str(rng.choice([c for c in k.colors if c != color])), placed)
             if twin is not None:
                 placed.append(twin)
-        n_total = int(rng.integers(n_objects[0], n_objects[1] + 1))
-        used = {q.kind for q in placed}
-        pool = [n for n in sorted(KINDS) if n not in used and n != "stove"] + ["stove"] * (target_kind != "stove")
-        while len(placed) < n_total and pool:
-            kind = str(rng.choice(pool))
-            pool.remove(kind)
-            d = _place(rng, kind, str(rng.choice(KINDS[kind].colors)), placed)
-            if d is not None:
-                placed.append(d)
-        # shuffle object order so that the target is not always index 0
-        order = rng.permutation(len(placed))
-        objects = [placed[i] for i in order]
-        inv = {int(old): new for new, old in enumerate(order)}
-        wall = tuple(int(v) for v in rng.integers(150, 230, size=3))
-        counter = tuple(int(v) for v in rng.integers(90, 190, size=3))
-        idle = {h: (IDLE_TIP[h][0] + float(rng.uniform(-0.03, 0.03)), IDLE_TIP[h][1] + float(rng.uniform(-0.02, 0.02)))
-                for h in IDLE_TIP}
-        scene = Scene(objects, wall, counter, int(rng.integers(0, 2**31 - 1)), idle)
-        action = Action(verb.name, inv[0], inv[1] if second_idx is not None else None, _choose_hand(rng, tgt.x))
-        return scene, action
+        return finish_scene(rng, placed, second_idx is not None, n_objects, verb.name)
     raise RuntimeError("could not place objects; the scene is too crowded")  # pragma: no cover
+
+
+def finish_scene(rng: np.random.Generator, placed: list[ObjectSpec], has_second: bool, n_objects: tuple[int, int],
+                 verb: str | None = None, rule: str = "") -> tuple[Scene, Action]:
+    """Distractors around the placed target (``placed[0]``) and second object (``placed[1]`` when ``has_second``),
+    then the object order shuffled, the room's colours, the idle hands and the acting hand drawn."""
+    target_kind = placed[0].kind
+    n_total = int(rng.integers(n_objects[0], n_objects[1] + 1))
+    used = {q.kind for q in placed}
+    pool = [n for n in sorted(KINDS) if n not in used and n != "stove"] + ["stove"] * (target_kind != "stove")
+    while len(placed) < n_total and pool:
+        kind = str(rng.choice(pool))
+        pool.remove(kind)
+        d = place(rng, kind, str(rng.choice(KINDS[kind].colors)), placed)
+        if d is not None:
+            placed.append(d)
+    # shuffle object order so that the target is not always index 0
+    order = rng.permutation(len(placed))
+    objects = [placed[i] for i in order]
+    inv = {int(old): new for new, old in enumerate(order)}
+    wall = tuple(int(v) for v in rng.integers(150, 230, size=3))
+    counter = tuple(int(v) for v in rng.integers(90, 190, size=3))
+    idle = {h: (IDLE_TIP[h][0] + float(rng.uniform(-0.03, 0.03)), IDLE_TIP[h][1] + float(rng.uniform(-0.02, 0.02)))
+            for h in IDLE_TIP}
+    scene = Scene(objects, wall, counter, int(rng.integers(0, 2**31 - 1)), idle, rule)
+    action = Action(verb, inv[0], inv[1] if has_second else None, _choose_hand(rng, placed[0].x))
+    return scene, action
 
 
 def _choose_hand(rng: np.random.Generator, x: float) -> str:

@@ -37,6 +37,12 @@ def encode_samples(processor, images, prompts: list[str], answers: list[str], pa
         labs.append(labels)
         p_lens.append(enc["input_ids"].shape[1])
         pix.append(enc["pixel_values"][0])
+    return collate(tok, seqs, labs, pix, p_lens, padding_side)
+
+
+def collate(tok, seqs: list[list[int]], labs: list[list[int]], pix: list[torch.Tensor], p_lens: list[int],
+            padding_side: str = "right"):
+    """Pad one batch of samples (``build_ids`` output, pixel values, prompt lengths) as ``encode_samples`` returns it."""
     n = max(len(s) for s in seqs)
     b = len(seqs)
     input_ids = torch.full((b, n), tok.pad_token_id, dtype=torch.long)

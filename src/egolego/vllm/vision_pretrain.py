@@ -42,14 +42,14 @@ SHAPE_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_atte
 
 
 class PatchHead(torch.nn.Module):
-    """Linear read-outs of one patch feature: kinds, colours (multi-label), column and side (classes)."""
+    """Linear read-outs of one patch feature: kinds, colours, states (multi-label), column and side (classes)."""
 
-    def __init__(self, dim: int, n_kinds: int, n_colors: int, grid: int):
+    def __init__(self, dim: int, n_kinds: int, n_colors: int, grid: int, n_states: int = 0):
         super().__init__()
-        self.sizes = (n_kinds, n_colors, grid, 3)
+        self.sizes = (n_kinds, n_colors, n_states, grid, 3)
         self.proj = torch.nn.Linear(dim, sum(self.sizes))
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:  # (B, N, D) -> 4 x (B, N, k)
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:  # (B, N, D) -> 5 x (B, N, k)
         return torch.split(self.proj(h), self.sizes, dim=-1)
 
 
@@ -76,23 +76,34 @@ def only_read_layers(tower: CLIPVisionModel) -> Iterator[int]:
         enc.layers = layers
 
 
-def patch_loss(out: tuple[torch.Tensor, ...], kinds, colors, side, columns) -> torch.Tensor:
-    k, c, col, s = out
-    labels = F.binary_cross_entropy_with_logits(torch.cat([k, c], -1), torch.cat([kinds, colors], -1))
-    return (10 * labels + F.cross_entropy(col.flatten(0, 1), columns.expand(len(k), -1).flatten())
+def patch_loss(out: tuple[torch.Tensor, ...], kinds, colors, states, side, columns, state_weight: float = 0.0,
+               state_pos_weight: float = 1.0) -> torch.Tensor:
+    """Kinds, colours and states (multi-label), column and side (classes); the states again, weighted by
+    ``state_weight`` with positives ``state_pos_weight`` times as heavy (``vllm.vision_pretrain``)."""
+    k, c, st, col, s = out
+    labels = F.binary_cross_entropy_with_logits(torch.cat([k, c, st], -1), torch.cat([kinds, colors, states], -1))
+    extra = 0.0
+    if state_weight and st.shape[-1]:
+        extra = state_weight * F.binary_cross_entropy_with_logits(
+            st, states, pos_weight=torch.full((st.shape[-1],), state_pos_weight, device=st.device))
+    return (10 * labels + extra + F.cross_entropy(col.flatten(0, 1), columns.expand(len(k), -1).flatten())
             + F.cross_entropy(s.flatten(0, 1), side.flatten(), ignore_index=-1))
 
 
 @torch.no_grad()
 def held_out_quality(tower, head, pixels, lab: PatchLabels) -> dict:
-    """Label F1 (kinds and colours) and side accuracy on patches that show an object."""
-    k, c, _, s = head(patch_features(tower, pixels, feature_index(tower)))
-    pred = torch.cat([k, c], -1) > 0
-    truth = torch.cat([torch.from_numpy(lab.kinds), torch.from_numpy(lab.colors)], -1) > 0
-    tp, fp, fn = (pred & truth).sum().item(), (pred & ~truth).sum().item(), (~pred & truth).sum().item()
+    """Label F1 (kinds and colours), state F1 and side accuracy on patches that show an object."""
+    k, c, st, _, s = head(patch_features(tower, pixels, feature_index(tower)))
+
+    def f1(pred: torch.Tensor, truth: torch.Tensor) -> float:
+        tp, fp, fn = (pred & truth).sum().item(), (pred & ~truth).sum().item(), (~pred & truth).sum().item()
+        return round(2 * tp / max(2 * tp + fp + fn, 1), 3)
+
     side = torch.from_numpy(lab.side)
     shown = side >= 0
-    return {"label_f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
+    return {"label_f1": f1(torch.cat([k, c], -1) > 0,
+                           torch.cat([torch.from_numpy(lab.kinds), torch.from_numpy(lab.colors)], -1) > 0),
+            "state_f1": f1(st > 0, torch.from_numpy(lab.states) > 0),
             "side_accuracy": round((s.argmax(-1) == side)[shown].float().mean().item(), 3)}
 
 
@@ -101,15 +112,16 @@ def shape_record(vision_config) -> dict:
     return {k: getattr(vision_config, k) for k in SHAPE_KEYS}
 
 
-def settings_record(pc: VisionPretrainConfig, shapes: TinyLlavaShapes) -> dict:
-    return {"pretrain": asdict(pc), "vision_config": shape_record(tiny_vision_config(shapes))}
+def settings_record(pc: VisionPretrainConfig, shapes: TinyLlavaShapes, knowledge: str = "none") -> dict:
+    return {"pretrain": asdict(pc), "knowledge": knowledge, "vision_config": shape_record(tiny_vision_config(shapes))}
 
 
 def pretrain_vision_tower(pc: VisionPretrainConfig, out: str | Path, shapes: TinyLlavaShapes = TinyLlavaShapes(),
-                          progress: bool = True) -> dict:
-    """Train a tiny CLIP vision tower on ``pc.scenes`` EgoSynth scenes; returns (and writes) its report."""
+                          progress: bool = True, knowledge: str = "none") -> dict:
+    """Train a tiny CLIP vision tower on ``pc.scenes`` EgoSynth scenes of the world ``knowledge`` names (the
+    ``synth.knowledge`` of the data it will describe); returns (and writes) its report."""
     out = Path(out)
-    wanted = settings_record(pc, shapes)
+    wanted = settings_record(pc, shapes, knowledge)
     if (out / REPORT).is_file() and json.loads((out / CONFIG).read_text()) == wanted:
         return {**json.loads((out / REPORT).read_text()), "reused": True}
     if pc.scenes < pc.batch_size:
@@ -118,13 +130,13 @@ def pretrain_vision_tower(pc: VisionPretrainConfig, out: str | Path, shapes: Tin
     tower, proc = CLIPVisionModel(tiny_vision_config(shapes)), tiny_image_processor(shapes)
     grid = shapes.image_size // shapes.patch_size
     t0 = time.perf_counter()
-    train = scene_patch_labels(pc.scenes, pc.seed, shapes.image_size, grid)
-    held = scene_patch_labels(pc.held_out, pc.seed + 1, shapes.image_size, grid)
+    train = scene_patch_labels(pc.scenes, pc.seed, shapes.image_size, grid, knowledge)
+    held = scene_patch_labels(pc.held_out, pc.seed + 1, shapes.image_size, grid, knowledge)
     pixels = proc(images=list(train.images), return_tensors="pt")["pixel_values"]  # (n, 3, S, S)
     held_pixels = proc(images=list(held.images), return_tensors="pt")["pixel_values"]
     render_s = time.perf_counter() - t0
-    head = PatchHead(shapes.vision_dim, train.kinds.shape[-1], train.colors.shape[-1], grid)
-    kinds, colors, side = (torch.from_numpy(a) for a in (train.kinds, train.colors, train.side))
+    head = PatchHead(shapes.vision_dim, train.kinds.shape[-1], train.colors.shape[-1], grid, train.states.shape[-1])
+    kinds, colors, states, side = (torch.from_numpy(a) for a in (train.kinds, train.colors, train.states, train.side))
     columns = torch.arange(grid).repeat(grid)[None]  # (1, G*G): each patch's column, row-major
     opt = adamw(list(tower.parameters()) + list(head.parameters()), pc.lr, weight_decay=0.01)
     per_epoch = pc.scenes // pc.batch_size
@@ -136,14 +148,15 @@ def pretrain_vision_tower(pc: VisionPretrainConfig, out: str | Path, shapes: Tin
             for b in range(per_epoch):
                 idx = order[b * pc.batch_size:(b + 1) * pc.batch_size]
                 pred = head(patch_features(tower, pixels[idx], index))
-                loss = patch_loss(pred, kinds[idx], colors[idx], side[idx], columns)
+                loss = patch_loss(pred, kinds[idx], colors[idx], states[idx], side[idx], columns, pc.state_weight,
+                                  pc.state_pos_weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
             losses.append(round(loss.item(), 4))
     tower.eval()
-    report = {"scenes": pc.scenes, "epochs": pc.epochs, "render_s": round(render_s, 1),
+    report = {"scenes": pc.scenes, "epochs": pc.epochs, "knowledge": knowledge, "render_s": round(render_s, 1),
               "train_s": round(time.perf_counter() - t0 - render_s, 1), "epoch_losses": losses,
               "held_out": {"scenes": pc.held_out, **held_out_quality(tower, head, held_pixels, held)}}
     out.mkdir(parents=True, exist_ok=True)
