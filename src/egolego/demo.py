@@ -28,6 +28,11 @@ from .synth.pairs import rule_marks
 # The most LDM steps the 10-minute demo trains (scaled by --minutes), by the precision training runs in; the clock
 # may stop it sooner (``run_demo``): bf16 autocast trains ~5.3 steps/s on the slower AVX512-BF16 dev box, fp32 ~4.7
 LDM_STEPS_10MIN = {"bf16": 2000, "fp16": 1800, "no": 1800}
+# The demo's share of the knowledge world's pre-training (scaled by --minutes): the tiny preset's 16,000 tower scenes
+# and 12,000 rendered stills take ~470 s on 2 cores, leaving the LDM no time; at these sizes the tower and the VLLM
+# take ~270 s and the VLLM still learns to look (RESULTS.md, 2026-12-06: it does after ~700 steps of batch 64)
+DEMO_TOWER_SCENES = 8000
+DEMO_STILLS = 8000
 EVAL_RESERVE_S = 30  # what the end of the demo needs on 2 cores: eval of the model and the references, the report
 MIN_LDM_S = 90  # the LDM trains at least this long, however slow the box (an untrained model shows nothing)
 
@@ -46,6 +51,8 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     Stage.command = "demo"
     t0 = time.monotonic()
     scale = max(0.05, minutes / 10.0)
+    pc = cfg.vllm.vision_pretrain
+    pc.scenes, cfg.vllm.synthetic_records = min(pc.scenes, DEMO_TOWER_SCENES), min(cfg.vllm.synthetic_records, DEMO_STILLS)
     p = prepare(cfg, out, scale)
     per_10min = ldm_steps_10min or LDM_STEPS_10MIN[precision.resolve(cfg.ldm.mixed_precision)]
     ldm_steps = max(20, int(round(per_10min * scale)))

@@ -54,7 +54,7 @@ def test_unet_is_the_ema_copy(pipe, release):
 
 def test_conditioning_is_the_official_one(pipe, release, vllm_inputs):
     h_img, h_txt = vllm_inputs
-    cond, uncond = pipe.encode_condition([PROMPT], h_img, h_txt, torch.tensor([77]))  # length 77: no mask, as official
+    cond, uncond, _ = pipe.encode_condition([PROMPT], h_img, h_txt, torch.tensor([77]))  # length 77: no mask, as official
     torch.testing.assert_close(cond, official_context(release, PROMPT, h_img, h_txt), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(uncond, official_context(release, "", h_img, h_txt, drop=True), atol=1e-5, rtol=1e-5)
 

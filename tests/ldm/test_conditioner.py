@@ -95,3 +95,44 @@ def test_the_plain_concatenation_has_no_gate_and_an_unknown_gate_is_refused():
     assert not hasattr(plain, "gate_img") and plain.gates() == {"image": 1.0, "text": 1.0}
     with pytest.raises(ValueError, match="unknown conditioner gate"):
         LegoConditioner(vllm_dim=DV, cross_attention_dim=D, gate="sigmoid")
+
+
+def test_the_attention_gate_biases_logits_masks_padding_and_drops_absent_tokens():
+    """gate="attn": the mask gives ψ's tokens 1, a part's tokens the bias log σ(a) (a = -6 at the start), H_t's
+    padding and a dropped sample's VLLM tokens -10,000; in a UNet such masked tokens are exactly absent (the output
+    equals the one without them), which a zero token of the other designs is not."""
+    from egolego.ldm.components import TinyShapes, tiny_unet
+    from egolego.ldm.conditioner import ATTN_GATE_INIT, MASK_SCALE
+
+    torch.manual_seed(0)
+    g = LegoConditioner(vllm_dim=DV, cross_attention_dim=D, num_heads=4, ffn_dim=32, mode="lego", image_tokens=M,
+                        text_tokens=N, gate="attn")
+    text, h_img, h_txt, h_len = _inputs()
+    drop = torch.tensor([False, True, False])
+    m = g.attention_mask(7, 3, h_len, drop)  # (B, 7 + M + N)
+    bias = (1 - m) * -MASK_SCALE
+    want = float(-torch.nn.functional.softplus(torch.tensor(-ATTN_GATE_INIT)))
+    assert m.shape == (3, 7 + M + N) and torch.all(m[:, :7] == 1)
+    torch.testing.assert_close(bias[0, 7:7 + M], torch.full((M,), want), atol=2e-3, rtol=0)
+    assert torch.all(m[1, 7:] == 0)  # dropped: the VLLM tokens are absent
+    for i, n in enumerate(h_len.tolist()):
+        if i != 1:
+            assert torch.all(m[i, 7 + M + n:] == 0) and torch.all(m[i, 7 + M:7 + M + n] > 0.99)
+    assert g.gates()["image"] == pytest.approx(float(torch.sigmoid(torch.tensor(ATTN_GATE_INIT))))
+    assert LegoConditioner(vllm_dim=DV, cross_attention_dim=D, image_tokens=M).attention_mask(7, 3, h_len) is None
+
+    s = TinyShapes(unet_channels=(32, 32), unet_attention=(True, False), vae_channels=(16, 16))
+    unet = tiny_unet(s, cross_attention_dim=D).eval()
+    x, t = torch.randn(3, 8, 32, 32), torch.tensor([500, 500, 500])
+    with torch.no_grad():
+        ctx = g(text, h_img, h_txt, h_len, drop_vllm=drop)
+        full = unet(x, t, encoder_hidden_states=ctx, encoder_attention_mask=m).sample
+        alone = unet(x[1:2], t[:1], encoder_hidden_states=text[1:2]).sample  # ψ only, no VLLM token at all
+        zero = unet(x[1:2], t[:1], encoder_hidden_states=ctx[1:2]).sample  # the zero tokens, unmasked
+    torch.testing.assert_close(full[1:2], alone, atol=1e-5, rtol=1e-4)
+    assert (zero - alone).abs().max() > 1e-3  # zero tokens are not absent: they dilute the attention
+    g.train()
+    ctx = g(text, h_img, h_txt, h_len)
+    out = unet(x, t, encoder_hidden_states=ctx, encoder_attention_mask=g.attention_mask(7, 3, h_len)).sample
+    out.pow(2).mean().backward()
+    assert g.gate_img.grad.abs().item() > 0 and g.gate_txt.grad.abs().item() > 0

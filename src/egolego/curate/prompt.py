@@ -65,18 +65,16 @@ def load_examples(examples: str | Path) -> list[dict]:
 
 
 def examples_from_truth(truth: list[dict], n: int = N_EXAMPLES, seed: int = 0) -> list[dict]:
-    """Diverse EgoSynth examples: one per verb first, then the rest; boxes of the target state."""
+    """Diverse EgoSynth examples: one per verb first (in a seeded order), then the rest, however few verbs there are."""
     import numpy as np
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(truth))
-    picked, verbs = [], set()
-    for i in list(order) * 2:
-        t = truth[int(i)]
-        if (t["verb"] not in verbs or len(verbs) >= 11) and t not in picked:
-            picked.append(t)
-            verbs.add(t["verb"])
-        if len(picked) == n:
-            break
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(truth))]
+    first, seen = [], set()
+    for i in order:
+        if truth[i]["verb"] not in seen:
+            first.append(i)
+            seen.add(truth[i]["verb"])
+    chosen = set(first)
+    picked = [truth[i] for i in (first + [i for i in order if i not in chosen])[:n]]
     return [{"label": t["label"], "boxes": t["boxes"]["target"], "description": t["description"]} for t in picked]
 
 

@@ -10,22 +10,33 @@
 see ``shared/reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
 with the pipeline (config + safetensors).
 
-``gate="tanh"`` (``ldm.conditioner_gate``) multiplies σ(H_i) and π(μ(H_t)) each by tanh(g), one learned scalar g per
-part initialised at zero, as Flamingo gates its new cross-attention: the VLLM tokens then start as the zero tokens
-of classifier-free guidance's "no condition", so the model first learns what ψ(R) alone gives (``desc``) and lets
-the VLLM's embeddings in only as far as they lower the loss. ``gate="none"`` is the paper's plain concatenation.
+``ldm.conditioner_gate`` chooses how the VLLM's tokens join ψ(R):
+
+- ``none``: the paper's plain concatenation.
+- ``tanh``: σ(H_i) and π(μ(H_t)) each times tanh(g), one learned scalar per part from zero, as Flamingo gates its new
+  cross-attention. The tokens start as zeros — but a zero token is not a no-op in cross-attention: its key is zero,
+  its logit 0, and the 141 of them (64 + 77) still take their share of every softmax from ψ's 77 tokens.
+- ``attn``: the gate acts on the attention instead. Every cross-attention logit of a part's tokens gets a learned
+  bias log σ(a) (one scalar a per part, from ``ATTN_GATE_INIT`` = -6: each token weighs e^-6 of a neutral one), H_t's
+  padding rows and the VLLM tokens of a "no condition" sample get -10,000 (they are absent). So the model starts as
+  ``desc`` with the VLLM tokens all but unseen, and raises a part's bias only as far as its tokens lower the loss.
+  The bias travels as diffusers' ``encoder_attention_mask`` (``attention_mask``), which the UNet turns into
+  (1 - m) * -10,000: m = 1 + bias / 10,000 gives the bias exactly.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .modes import mode_uses
 
-GATES = ("none", "tanh")
+GATES = ("none", "tanh", "attn")
+ATTN_GATE_INIT = -6.0
+MASK_SCALE = 10000.0  # diffusers' UNet: encoder_attention_mask m -> additive bias (1 - m) * -MASK_SCALE
 
 
 class LegoConditioner(ModelMixin, ConfigMixin):
@@ -58,20 +69,46 @@ class LegoConditioner(ModelMixin, ConfigMixin):
         self.sigma.requires_grad_(use_img)
         self.mu.requires_grad_(use_txt)
         self.pi.requires_grad_(use_txt)
-        if gate == "tanh":  # scalars, zero at the start: tanh(0) = 0 lets no VLLM token through
-            self.gate_img = nn.Parameter(torch.zeros(1), requires_grad=use_img)
-            self.gate_txt = nn.Parameter(torch.zeros(1), requires_grad=use_txt)
+        if gate != "none":  # scalars: tanh(0) = 0 lets no VLLM value through; σ(-6) lets e^-6 of the attention
+            init = 0.0 if gate == "tanh" else ATTN_GATE_INIT
+            self.gate_img = nn.Parameter(torch.full((1,), init), requires_grad=use_img)
+            self.gate_txt = nn.Parameter(torch.full((1,), init), requires_grad=use_txt)
 
     def gates(self) -> dict[str, float]:
-        """The current opening of each part's gate, tanh(g) (1.0 each without gates)."""
+        """The current opening of each part's gate: tanh(g) for ``tanh``, σ(a) (the weight of one of its tokens
+        against a neutral one) for ``attn``, 1.0 each without gates."""
         if self.config.gate == "none":
             return {"image": 1.0, "text": 1.0}
-        return {"image": float(torch.tanh(self.gate_img.detach())), "text": float(torch.tanh(self.gate_txt.detach()))}
+        f = torch.tanh if self.config.gate == "tanh" else torch.sigmoid
+        return {"image": float(f(self.gate_img.detach())), "text": float(f(self.gate_txt.detach()))}
 
     def _gated(self, x: torch.Tensor, g: str) -> torch.Tensor:
-        if self.config.gate == "none":
+        if self.config.gate != "tanh":
             return x
         return x * torch.tanh(getattr(self, g)).to(x.dtype)
+
+    def attention_mask(self, text_len: int, batch: int, h_len: torch.Tensor | None = None,
+                       drop_vllm: torch.Tensor | None = None, mode: str | None = None) -> torch.Tensor | None:
+        """(B, L) ``encoder_attention_mask`` for the context ``forward`` builds, or None when no gate acts on the
+        attention (``gate`` other than ``attn``): 1 on ψ's tokens, 1 + log σ(a) / 10,000 on a part's tokens (bias
+        log σ(a)), 0 on H_t's padding and on every VLLM token of a dropped sample (bias -10,000: absent)."""
+        if self.config.gate != "attn":
+            return None
+        use_img, use_txt = mode_uses(mode or self.config.mode)
+        dev = self.gate_img.device
+        keep = torch.ones(batch, device=dev) if drop_vllm is None else (~drop_vllm.to(dev)).float()  # (B,)
+        parts = [torch.ones(batch, text_len, device=dev)]
+        if use_img:
+            m = 1 - F.softplus(-self.gate_img) / MASK_SCALE  # (1,): bias log σ(a) = -softplus(-a)
+            parts.append((m * keep)[:, None].expand(batch, self.config.image_tokens))
+        if use_txt:
+            if h_len is None:
+                raise ValueError("the text part's attention mask needs H_t's lengths")
+            n = self.config.text_tokens
+            valid = torch.arange(n, device=dev)[None, :] < h_len.to(dev).clamp(min=1)[:, None]  # (B, N)
+            m = 1 - F.softplus(-self.gate_txt) / MASK_SCALE
+            parts.append(m * (valid.float() * keep[:, None]))
+        return torch.cat(parts, dim=1)  # (B, L)
 
     def context_length(self, text_len: int = 77) -> int:
         use_img, use_txt = mode_uses(self.config.mode)

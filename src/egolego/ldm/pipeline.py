@@ -89,7 +89,8 @@ class LegoPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def encode_condition(self, prompts: list[str], h_img=None, h_txt=None, h_len=None, mode: str | None = None):
-        """(C, C_∅): the condition and the "no condition" context, each (B, L, D)."""
+        """(C, C_∅, masks): the condition and the "no condition" context, each (B, L, D), and with an attention gate
+        (``ldm.conditioner_gate: attn``) their (B, L) attention masks, else None."""
         mode = mode or self.conditioner.config.mode
         use_img, use_txt = mode_uses(mode)
         dev = self._execution_device
@@ -106,9 +107,14 @@ class LegoPipeline(DiffusionPipeline):
         if use_txt:
             args["h_txt"] = torch.as_tensor(h_txt, device=dev)
             args["h_len"] = torch.as_tensor(h_len, device=dev)
+        drop = torch.ones(b, dtype=torch.bool, device=dev)
         cond = self.conditioner(psi, mode=mode, **args)
-        uncond = self.conditioner(psi0, drop_vllm=torch.ones(b, dtype=torch.bool, device=dev), mode=mode, **args)
-        return cond, uncond
+        uncond = self.conditioner(psi0, drop_vllm=drop, mode=mode, **args)
+        masks = None  # an attention gate's (B, L) masks of cond and uncond (``LegoConditioner.attention_mask``)
+        m = self.conditioner.attention_mask(psi.shape[1], b, args.get("h_len"), mode=mode)
+        if m is not None:
+            masks = (m, self.conditioner.attention_mask(psi.shape[1], b, args.get("h_len"), drop, mode=mode))
+        return cond, uncond, masks
 
     @torch.no_grad()
     def __call__(self, image, prompt: str | list[str], h_img=None, h_txt=None, h_len=None, mode: str | None = None,
@@ -129,8 +135,9 @@ class LegoPipeline(DiffusionPipeline):
         if len(images) != b:
             raise ValueError(f"{len(images)} images for {b} prompts")
         dev = self._execution_device
-        cond, uncond = self.encode_condition(prompts, h_img, h_txt, h_len, mode)
+        cond, uncond, masks = self.encode_condition(prompts, h_img, h_txt, h_len, mode)
         context = torch.cat([cond, uncond, uncond])  # (3B, L, D)
+        mask = None if masks is None else torch.cat([masks[0], masks[1], masks[1]])  # (3B, L)
 
         pixels = self.image_processor.preprocess(images).to(dev, self.vae.dtype)  # (B, 3, H, W) in [-1, 1]
         x_lat = self.vae.encode(pixels).latent_dist.mode()  # (B, c, h, w), unscaled
@@ -148,7 +155,8 @@ class LegoPipeline(DiffusionPipeline):
             z = torch.cat([latents] * 3)  # (3B, c, h, w)
             if not self.is_flow:
                 z = self.scheduler.scale_model_input(z, t)
-            out = self.unet(torch.cat([z, image_lat], dim=1), t, encoder_hidden_states=context, return_dict=False)[0]
+            out = self.unet(torch.cat([z, image_lat], dim=1), t, encoder_hidden_states=context,
+                            encoder_attention_mask=mask, return_dict=False)[0]
             if base is not None:
                 out = out + base
             out = combine_guidance(out, condition_guidance_scale, image_guidance_scale)

@@ -45,7 +45,9 @@ class LegoDenoiser(nn.Module):
 
     def forward(self, z_t, image_lat, t, text_states, h_img, h_txt, h_len, drop_c):
         context = self.conditioner(text_states, h_img, h_txt, h_len, drop_vllm=drop_c)  # (B, L, D)
-        return self.unet(torch.cat([z_t, image_lat], dim=1), t, encoder_hidden_states=context).sample
+        mask = self.conditioner.attention_mask(text_states.shape[1], len(context), h_len, drop_c)  # (B, L) or None
+        return self.unet(torch.cat([z_t, image_lat], dim=1), t, encoder_hidden_states=context,
+                         encoder_attention_mask=mask).sample
 
 
 def cfg_dropout(r: torch.Tensor, p: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
