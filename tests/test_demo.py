@@ -13,9 +13,9 @@ from egolego.demo import run_demo
 def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     cfg = config.preset("tiny")
     cfg.synth.actions, cfg.synth.workers = 40, 1
-    cfg.vllm.synthetic_records = 400  # scaled by the 0.1-minute budget to 20 rendered tuning scenes
     before = config.to_dict(cfg)
-    s = run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True)
+    # 400 stills, scaled by the 0.1-minute budget to 20 rendered tuning scenes
+    s = run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True, stills=400)
     assert config.to_dict(cfg) == before  # the stages' effective values (scaled epochs, folders) stay in the run
     res = s["results"]
     assert {"label", "lego", "input copy", "ground truth"} <= set(res)
@@ -38,5 +38,5 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert all((tmp_path / r["image"]).is_file() for r in merged)
     out = capsys.readouterr().out
     assert f"report: {tmp_path / 'report.html'}" in out and out.count("[demo]      lego: psnr") + out.count("lego: psnr") >= 1
-    run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True)
+    run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True, stills=400)
     assert capsys.readouterr().out.count("reused") >= 9

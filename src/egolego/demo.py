@@ -28,31 +28,35 @@ from .synth.pairs import rule_marks
 # The most LDM steps the 10-minute demo trains (scaled by --minutes), by the precision training runs in; the clock
 # may stop it sooner (``run_demo``): bf16 autocast trains ~5.3 steps/s on the slower AVX512-BF16 dev box, fp32 ~4.7
 LDM_STEPS_10MIN = {"bf16": 2000, "fp16": 1800, "no": 1800}
-# The demo's share of the knowledge world's pre-training (scaled by --minutes): the tiny preset's 16,000 tower scenes
-# and 12,000 rendered stills take ~470 s on 2 cores, leaving the LDM no time; at these sizes the tower and the VLLM
-# take ~270 s and the VLLM still learns to look (RESULTS.md, 2026-12-06: it does after ~700 steps of batch 64)
+# The demo's vision tower: half the tiny preset's 16,000 scenes (109 s on 2 cores, held-out label F1 .56 / state F1
+# .70). The demo tunes the VLLM on its curated records only unless ``stills`` says otherwise: the tiny preset's
+# 12,000 rendered stills take the VLLM ~1,100 steps and ~270 s to learn to look (RESULTS.md, 2026-12-06), which with
+# the tower leaves the LDM ~900 steps of the 10 minutes, too few to draw an action (0 of 48 test pairs, measured)
 DEMO_TOWER_SCENES = 8000
-DEMO_STILLS = 8000
 EVAL_RESERVE_S = 30  # what the end of the demo needs on 2 cores: eval of the model and the references, the report
 MIN_LDM_S = 90  # the LDM trains at least this long, however slow the box (an untrained model shows nothing)
 
 
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,
-             ldm_steps_10min: int | None = None, baseline: bool = False, follow_clock: bool = True) -> dict:
+             ldm_steps_10min: int | None = None, baseline: bool = False, follow_clock: bool = True,
+             stills: int = 0) -> dict:
     """``baseline`` also trains the ``label`` model (InstructPix2Pix) with the same steps: twice the training time
     (``egolego reproduce`` is the comparison with every baseline and ablation). ``cfg`` is not changed: the stages
     write the run's effective values (scaled epochs and steps, the folders they made) into a copy.
 
     ``follow_clock``: the LDM trains up to its step budget but stops when the ``minutes`` budget (less the time the
     evaluation needs) runs out, so a slower box trains fewer steps instead of running late; the steps reached are
-    printed, saved with the model and used for ``label``. Off, the steps are fixed (the same model on every box)."""
+    printed, saved with the model and used for ``label``. Off, the steps are fixed (the same model on every box).
+
+    ``stills``: rendered, exactly described stills the VLLM is tuned on beside the curated records (scaled with
+    ``minutes``; ``vllm.synthetic_records`` for this run): the way the VLLM learns the knowledge world's rules."""
     cfg = copy.deepcopy(cfg)
     TIMINGS.clear()
     Stage.command = "demo"
     t0 = time.monotonic()
     scale = max(0.05, minutes / 10.0)
     pc = cfg.vllm.vision_pretrain
-    pc.scenes, cfg.vllm.synthetic_records = min(pc.scenes, DEMO_TOWER_SCENES), min(cfg.vllm.synthetic_records, DEMO_STILLS)
+    pc.scenes, cfg.vllm.synthetic_records = min(pc.scenes, DEMO_TOWER_SCENES), stills
     p = prepare(cfg, out, scale)
     per_10min = ldm_steps_10min or LDM_STEPS_10MIN[precision.resolve(cfg.ldm.mixed_precision)]
     ldm_steps = max(20, int(round(per_10min * scale)))

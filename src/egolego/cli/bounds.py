@@ -37,6 +37,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "limit": (1, None),
     "new_actions": (0, 1_000),
     "minutes": (1e-3, 100_000),
+    "stills": (0, 10_000_000),
     "seeds": (1, 1_000),
     "test_pairs": (1, None),
     "ldm_steps": (1, 10**9),
