@@ -35,7 +35,7 @@ class SynthConfig:
     workers: int = 2
     # >1: up to that many different actions per scene (consecutive segments of a video), so the before-frame alone
     # cannot tell the action, only the request can. Off in both presets: at 2 or 3 it did not stop the tiny LDM from
-    # memorising its training pairs (RESULTS.md, session 8)
+    # memorising its training pairs (RESULTS.md, 2026-12-05 memorisation study)
     actions_per_scene: int = 1
     # rules: a visible state decides which of two or three look-alike objects the action is for, by a rule a person
     # knows (synth/knowledge.py), what LEGO's VLLM can learn from plentiful stills and the diffusion model only from

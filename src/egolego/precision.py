@@ -3,7 +3,7 @@
 ``auto`` asks for bf16 where the device computes it natively (a CUDA GPU that supports bf16; a CPU whose flags
 say AVX512-BF16 or AMX-BF16), and full precision elsewhere: bf16 autocast emulated in software would be slower.
 On the project's 2-core Xeon (AVX512-BF16) it trains the tiny UNet 1.4x faster at the same action accuracy
-(benchmarks/RESULTS.md, session 6).
+(benchmarks/RESULTS.md, 2026-11-29 ψ and bf16 study).
 """
 
 from __future__ import annotations
