@@ -1,4 +1,5 @@
-"""The knowledge world's mechanism checks (``synth.knowledge: rules``). Prints one JSON line per model, then a summary.
+"""The knowledge world's mechanism checks (``synth.knowledge: rules``). The last stdout line is the one JSON summary
+(the stages' progress lines above it; each model's JSON line on stderr as it finishes).
 
 Before any table can say whether LEGO transfers the VLLM's knowledge, three things must hold on the rule scenes
 (the scenes where look-alikes share the frame and a visible state decides the target):
@@ -22,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -128,7 +130,7 @@ def main() -> None:
                 res[f"{name}/{metric}"] = round(sum(run.per_pair[metric][i] for i in sel) / max(1, len(sel)), 3)
         res["psnr"] = round(run.info["metrics"]["psnr"]["mean"], 2)
         summary["models"][m] = res
-        print(json.dumps(res), flush=True)
+        print(json.dumps(res), file=sys.stderr, flush=True)  # progress; stdout keeps the one summary line
     summary["train_and_eval_s"] = round(time.perf_counter() - t1)
     print(json.dumps(summary))
 
