@@ -108,8 +108,9 @@ class LdmConfig:
     conditioner_ffn: int = 128  # paper: 2048 (PyTorch's default, as the official code)
     conditioner_dropout: float = 0.1
     # none: C = [ψ(R), σ(H_i), π(μ(H_t))] as the paper; tanh: σ(H_i) and π(μ(H_t)) each scaled by tanh(g), a learned
-    # scalar from 0; attn: a learned bias on their attention logits from log σ(-6), so the VLLM's tokens start all but
-    # unseen and earn their place (ldm/conditioner.py). The tiny preset uses attn (README, where we differ).
+    # scalar from 0; attn: a learned bias on their attention logits from log σ(-6); both: the two together, so the VLLM's
+    # tokens start with no value and almost no weight and earn their place (ldm/conditioner.py). The tiny preset uses
+    # both (README, where we differ).
     conditioner_gate: str = "none"
     # --- sampling (saved with the model; `generate` / `eval` flags override)
     steps: int = 100  # official: 100 Euler-ancestral steps
@@ -222,9 +223,9 @@ PRESET_TABLES: dict[str, dict[str, Any]] = {
                 "unet_channels": [64, 128, 128], "unet_attention": [False, True, False], "unet_heads": 2,
                 "steps": 4, "scheduler": "flow_euler", "condition_guidance": 3.0, "image_guidance": 1.0,
                 "mixed_precision": "auto",  # bf16 on a CPU with AVX512-BF16: 1.4x the steps, same accuracy
-                # the VLLM tokens start unseen: plain concatenation let them cost `lego` the action (RESULTS.md,
-                # 2026-12-06 knowledge world)
-                "conditioner_gate": "attn"},
+                # the VLLM tokens start unseen: plain concatenation, the tanh gate alone and the attention bias alone
+                # let them cost `lego` the action; both gates together did not (RESULTS.md, 2026-12-06 knowledge world)
+                "conditioner_gate": "both"},
         # The tiny LLaVA: its own pre-trained, frozen vision tower (vllm.vision_pretrain); tuned from scratch on the
         # curated records and 12,000 rendered stills of the knowledge world (6 epochs of batch 64 at 2e-3: it learns
         # to look at the image only after ~700 steps; 3 epochs of batch 16, or lr 4e-3, never did; RESULTS.md)

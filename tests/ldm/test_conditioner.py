@@ -136,3 +136,22 @@ def test_the_attention_gate_biases_logits_masks_padding_and_drops_absent_tokens(
     out = unet(x, t, encoder_hidden_states=ctx, encoder_attention_mask=g.attention_mask(7, 3, h_len)).sample
     out.pow(2).mean().backward()
     assert g.gate_img.grad.abs().item() > 0 and g.gate_txt.grad.abs().item() > 0
+
+
+def test_the_double_gate_starts_with_no_value_and_almost_no_weight():
+    """gate="both": the VLLM tokens' values start at zero (tanh(0)) *and* their attention at e^-6 of a neutral
+    token, so their keys cannot buy them a share of the softmax before their values are let in; both gates learn."""
+    torch.manual_seed(0)
+    g = LegoConditioner(vllm_dim=DV, cross_attention_dim=D, num_heads=4, ffn_dim=32, mode="lego", image_tokens=M,
+                        text_tokens=N, gate="both")
+    text, h_img, h_txt, h_len = _inputs()
+    ctx = g(text, h_img, h_txt, h_len)
+    assert torch.all(ctx[:, text.shape[1]:] == 0) and torch.equal(ctx[:, :text.shape[1]], text)
+    m = g.attention_mask(text.shape[1], 3, h_len)
+    assert m is not None and torch.all(m[:, text.shape[1]:] < 1)
+    assert g.gates() == {"image": 0.0, "text": 0.0}
+    with torch.no_grad():
+        g.value_img.fill_(0.5)
+    w = torch.randn_like(ctx)
+    (g(text, h_img, h_txt, h_len) * w).sum().backward()  # a linear loss: at tanh(0) the gate's gradient is y·w
+    assert g.value_txt.grad.abs().item() > 0 and g.value_img.grad.abs().item() > 0

@@ -21,7 +21,10 @@ with the pipeline (config + safetensors).
   padding rows and the VLLM tokens of a "no condition" sample get -10,000 (they are absent). So the model starts as
   ``desc`` with the VLLM tokens all but unseen, and raises a part's bias only as far as its tokens lower the loss.
   The bias travels as diffusers' ``encoder_attention_mask`` (``attention_mask``), which the UNet turns into
-  (1 - m) * -10,000: m = 1 + bias / 10,000 gives the bias exactly.
+  (1 - m) * -10,000: m = 1 + bias / 10,000 gives the bias exactly. Alone it is not a no-op: the tokens' keys can
+  outgrow the bias (σ and π train), and `lego` then lost 6-8 points to `desc` (RESULTS.md, 2026-12-06).
+- ``both``: the attention bias and the values' tanh gates (``value_img``, ``value_txt`` from 0) together: the tokens
+  start with no value and almost no weight, so no key can buy them a share before their values are let in.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from torch import nn
 
 from .modes import mode_uses
 
-GATES = ("none", "tanh", "attn")
+GATES = ("none", "tanh", "attn", "both")
 ATTN_GATE_INIT = -6.0
 MASK_SCALE = 10000.0  # diffusers' UNet: encoder_attention_mask m -> additive bias (1 - m) * -MASK_SCALE
 
@@ -73,6 +76,9 @@ class LegoConditioner(ModelMixin, ConfigMixin):
             init = 0.0 if gate == "tanh" else ATTN_GATE_INIT
             self.gate_img = nn.Parameter(torch.full((1,), init), requires_grad=use_img)
             self.gate_txt = nn.Parameter(torch.full((1,), init), requires_grad=use_txt)
+        if gate == "both":  # the values' tanh gates beside the attention's: no value and almost no weight at first
+            self.value_img = nn.Parameter(torch.zeros(1), requires_grad=use_img)
+            self.value_txt = nn.Parameter(torch.zeros(1), requires_grad=use_txt)
 
     def gates(self) -> dict[str, float]:
         """The current opening of each part's gate: tanh(g) for ``tanh``, σ(a) (the weight of one of its tokens
@@ -80,11 +86,16 @@ class LegoConditioner(ModelMixin, ConfigMixin):
         if self.config.gate == "none":
             return {"image": 1.0, "text": 1.0}
         f = torch.tanh if self.config.gate == "tanh" else torch.sigmoid
-        return {"image": float(f(self.gate_img.detach())), "text": float(f(self.gate_txt.detach()))}
+        g = {"image": float(f(self.gate_img.detach())), "text": float(f(self.gate_txt.detach()))}
+        if self.config.gate == "both":  # the attention weight times the value's scale
+            g = {"image": g["image"] * float(torch.tanh(self.value_img.detach())),
+                 "text": g["text"] * float(torch.tanh(self.value_txt.detach()))}
+        return g
 
     def _gated(self, x: torch.Tensor, g: str) -> torch.Tensor:
-        if self.config.gate != "tanh":
+        if self.config.gate not in ("tanh", "both"):
             return x
+        g = g if self.config.gate == "tanh" else g.replace("gate_", "value_")
         return x * torch.tanh(getattr(self, g)).to(x.dtype)
 
     def attention_mask(self, text_len: int, batch: int, h_len: torch.Tensor | None = None,
@@ -92,7 +103,7 @@ class LegoConditioner(ModelMixin, ConfigMixin):
         """(B, L) ``encoder_attention_mask`` for the context ``forward`` builds, or None when no gate acts on the
         attention (``gate`` other than ``attn``): 1 on ψ's tokens, 1 + log σ(a) / 10,000 on a part's tokens (bias
         log σ(a)), 0 on H_t's padding and on every VLLM token of a dropped sample (bias -10,000: absent)."""
-        if self.config.gate != "attn":
+        if self.config.gate not in ("attn", "both"):
             return None
         use_img, use_txt = mode_uses(mode or self.config.mode)
         dev = self.gate_img.device
