@@ -50,9 +50,9 @@ def read_manifest(path: str | Path) -> list[dict]:
     f = manifest_file(path)
     if not f.is_file():
         raise FileNotFoundError(f"no pairs manifest at {f}")
-    with open(f, "rb") as fh:  # one read: a writer replacing the manifest meanwhile cannot mix two versions
-        # parsed from memory on one thread: after a threaded read pyarrow 26 could abort the interpreter at exit (rc 134)
-        table = pq.read_table(pa.BufferReader(fh.read()), use_threads=False)
+    with open(f, "rb") as fh:  # one open file: a writer replacing the manifest meanwhile cannot mix two versions
+        # on one thread: after a threaded read pyarrow 26 could abort the interpreter at exit (rc 134)
+        table = pq.read_table(fh, use_threads=False)
     missing = [c for c in COLUMNS if c not in table.column_names and c not in ("input_frame", "target_frame")]
     if missing:
         raise ValueError(f"{f}: not a pairs manifest, missing columns {missing}")

@@ -52,7 +52,8 @@ def load_run(folder: str | Path) -> EvalRun:
     f = Path(folder)
     if not (f / "eval.json").is_file():
         raise FileNotFoundError(f"{f} is not an `egolego eval` folder (no eval.json)")
-    return EvalRun(f, json.loads((f / "eval.json").read_text()), pq.read_table(f / "per_pair.parquet", use_threads=False).to_pydict())
+    per_pair = pq.read_table(f / "per_pair.parquet", use_threads=False).to_pydict()  # one thread: see read_manifest
+    return EvalRun(f, json.loads((f / "eval.json").read_text()), per_pair)
 
 
 def _fmt(v: dict | None, metric: str) -> str:

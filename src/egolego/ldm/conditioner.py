@@ -42,6 +42,11 @@ ATTN_GATE_INIT = -6.0
 MASK_SCALE = 10000.0  # diffusers' UNet: encoder_attention_mask m -> additive bias (1 - m) * -MASK_SCALE
 
 
+def token_is_valid(h_len: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, N) True on H_t's first ``h_len`` rows (at least one: an empty answer still has its first state)."""
+    return torch.arange(n, device=h_len.device)[None, :] < h_len.clamp(min=1)[:, None]
+
+
 class LegoConditioner(ModelMixin, ConfigMixin):
     """Builds the cross-attention context from text states and VLLM embeddings."""
 
@@ -80,44 +85,50 @@ class LegoConditioner(ModelMixin, ConfigMixin):
             self.value_img = nn.Parameter(torch.zeros(1), requires_grad=use_img)
             self.value_txt = nn.Parameter(torch.zeros(1), requires_grad=use_txt)
 
-    def gates(self) -> dict[str, float]:
-        """The current opening of each part's gate: tanh(g) for ``tanh``, σ(a) (the weight of one of its tokens
-        against a neutral one) for ``attn``, 1.0 each without gates."""
-        if self.config.gate == "none":
-            return {"image": 1.0, "text": 1.0}
-        f = torch.tanh if self.config.gate == "tanh" else torch.sigmoid
-        g = {"image": float(f(self.gate_img.detach())), "text": float(f(self.gate_txt.detach()))}
-        if self.config.gate == "both":  # the attention weight times the value's scale
-            g = {"image": g["image"] * float(torch.tanh(self.value_img.detach())),
-                 "text": g["text"] * float(torch.tanh(self.value_txt.detach()))}
-        return g
+    def _value_gate(self, part: str) -> nn.Parameter | None:
+        """The scalar g whose tanh scales a part's (``img`` / ``txt``) values, or None where values pass as they are."""
+        if self.config.gate == "tanh":
+            return getattr(self, f"gate_{part}")
+        return getattr(self, f"value_{part}") if self.config.gate == "both" else None
 
-    def _gated(self, x: torch.Tensor, g: str) -> torch.Tensor:
-        if self.config.gate not in ("tanh", "both"):
-            return x
-        g = g if self.config.gate == "tanh" else g.replace("gate_", "value_")
-        return x * torch.tanh(getattr(self, g)).to(x.dtype)
+    def _attention_gate(self, part: str) -> nn.Parameter | None:
+        """The scalar a whose log σ(a) biases a part's attention logits, or None where the attention is not gated."""
+        return getattr(self, f"gate_{part}") if self.config.gate in ("attn", "both") else None
+
+    def gates(self) -> dict[str, float]:
+        """The current opening of each part's gate: tanh(g) of its values times σ(a) of its attention (the weight of
+        one of its tokens against a neutral one), each factor 1.0 where that gate is absent."""
+        out = {}
+        for name, part in (("image", "img"), ("text", "txt")):
+            v, a = self._value_gate(part), self._attention_gate(part)
+            out[name] = (1.0 if v is None else float(torch.tanh(v.detach()))) * (
+                1.0 if a is None else float(torch.sigmoid(a.detach())))
+        return out
+
+    def _gated(self, x: torch.Tensor, part: str) -> torch.Tensor:
+        g = self._value_gate(part)
+        return x if g is None else x * torch.tanh(g).to(x.dtype)
 
     def attention_mask(self, text_len: int, batch: int, h_len: torch.Tensor | None = None,
                        drop_vllm: torch.Tensor | None = None, mode: str | None = None) -> torch.Tensor | None:
         """(B, L) ``encoder_attention_mask`` for the context ``forward`` builds, or None when no gate acts on the
-        attention (``gate`` other than ``attn``): 1 on ψ's tokens, 1 + log σ(a) / 10,000 on a part's tokens (bias
+        attention (``gate`` other than ``attn`` or ``both``): 1 on ψ's tokens, 1 + log σ(a) / 10,000 on a part's tokens (bias
         log σ(a)), 0 on H_t's padding and on every VLLM token of a dropped sample (bias -10,000: absent)."""
-        if self.config.gate not in ("attn", "both"):
+        a_img, a_txt = self._attention_gate("img"), self._attention_gate("txt")
+        if a_img is None:
             return None
         use_img, use_txt = mode_uses(mode or self.config.mode)
-        dev = self.gate_img.device
+        dev = a_img.device
         keep = torch.ones(batch, device=dev) if drop_vllm is None else (~drop_vllm.to(dev)).float()  # (B,)
         parts = [torch.ones(batch, text_len, device=dev)]
         if use_img:
-            m = 1 - F.softplus(-self.gate_img) / MASK_SCALE  # (1,): bias log σ(a) = -softplus(-a)
+            m = 1 - F.softplus(-a_img) / MASK_SCALE  # (1,): bias log σ(a) = -softplus(-a)
             parts.append((m * keep)[:, None].expand(batch, self.config.image_tokens))
         if use_txt:
             if h_len is None:
                 raise ValueError("the text part's attention mask needs H_t's lengths")
-            n = self.config.text_tokens
-            valid = torch.arange(n, device=dev)[None, :] < h_len.to(dev).clamp(min=1)[:, None]  # (B, N)
-            m = 1 - F.softplus(-self.gate_txt) / MASK_SCALE
+            valid = token_is_valid(h_len.to(dev), self.config.text_tokens)  # (B, N)
+            m = 1 - F.softplus(-a_txt) / MASK_SCALE
             parts.append(m * (valid.float() * keep[:, None]))
         return torch.cat(parts, dim=1)  # (B, L)
 
@@ -127,8 +138,7 @@ class LegoConditioner(ModelMixin, ConfigMixin):
 
     def encode_text_tokens(self, h_txt: torch.Tensor, h_len: torch.Tensor) -> torch.Tensor:
         """π(μ(H_t)) with padding masked: (B, N, D_vllm), (B,) -> (B, N, D)."""
-        n = h_txt.shape[1]
-        valid = torch.arange(n, device=h_txt.device)[None, :] < h_len.clamp(min=1)[:, None]  # (B, N)
+        valid = token_is_valid(h_len, h_txt.shape[1])  # (B, N)
         x = self.pi(self.mu(h_txt), src_key_padding_mask=~valid)  # (B, N, D)
         return x * valid[..., None].to(x.dtype)
 
@@ -147,11 +157,11 @@ class LegoConditioner(ModelMixin, ConfigMixin):
         if use_img:
             if h_img is None:
                 raise ValueError(f"mode {mode or self.config.mode!r} needs the VLLM image embedding H_i")
-            x = self._gated(self.sigma(h_img.to(self.sigma.weight.dtype)), "gate_img")  # (B, M, D)
+            x = self._gated(self.sigma(h_img.to(self.sigma.weight.dtype)), "img")  # (B, M, D)
             parts.append(x if keep is None else x * keep)
         if use_txt:
             if h_txt is None or h_len is None:
                 raise ValueError(f"mode {mode or self.config.mode!r} needs the VLLM text embedding H_t and its length")
-            x = self._gated(self.encode_text_tokens(h_txt.to(self.mu.weight.dtype), h_len), "gate_txt")  # (B, N, D)
+            x = self._gated(self.encode_text_tokens(h_txt.to(self.mu.weight.dtype), h_len), "txt")  # (B, N, D)
             parts.append(x if keep is None else x * keep)
         return torch.cat([p.to(text_states.dtype) for p in parts], dim=1)
