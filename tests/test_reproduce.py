@@ -105,3 +105,14 @@ def test_minutes_sizing_counts_on_parallel_jobs():
     assert two * models / (5.0 * JOBS_GAIN) <= 60 * 60 * 0.8  # training still fits 80 % of the budget
     assert steps_for(60, 1, "cuda", jobs=2) == steps_for(60, 1, "cuda")
     assert steps_for(60, 2, "cpu", jobs=4) == steps_for(60, 2, "cpu", jobs=2)  # more jobs: no gain assumed
+
+
+def test_runs_select_rows_of_the_table_in_the_papers_order(tmp_path, capsys):
+    from egolego.reproduce import select_runs
+
+    assert [r[0] for r in select_runs(["lego", "label", "desc"])] == ["label", "desc", "lego"]
+    assert select_runs(None) == RUNS
+    assert steps_for(60, 1, "cpu", baselines=False, runs=3) == 2 * steps_for(60, 1, "cpu", baselines=False, runs=6)
+    assert main(["reproduce", "--out", str(tmp_path / "r"), "--runs", "label,ip2p"]) == 2
+    err = capsys.readouterr().err
+    assert "--runs" in err and "ip2p" in err and "lego-untuned" in err

@@ -30,7 +30,7 @@ from .stages import TIMINGS, Prepared, Stage, prepare, train_ldm
 # (run name, conditioning mode, tag): the ablation rows, in the paper's order
 RUNS = [("label", "label", ""), ("desc", "desc", ""), ("desc+img", "desc+img", ""), ("desc+txt", "desc+txt", ""),
         ("lego", "lego", ""), ("lego-untuned", "lego", "untuned VLLM")]
-METRICS = ("psnr", "ssim", "action", "desc_acc")
+METRICS = ("psnr", "ssim", "regions", "blob", "action", "desc_acc")
 # a − b: Tab. 1's claim (LEGO over InstructPix2Pix), Tab. 3's (the embeddings over the description alone; the
 # description over the label) and Tab. 4's (tuned over untuned VLLM)
 COMPARISONS = (("lego", "label"), ("lego", "desc"), ("desc", "label"), ("lego", "lego-untuned"))
@@ -40,16 +40,16 @@ JOBS_GAIN = 1.27  # models trained per unit time with --jobs 2 against --jobs 1 
 
 
 def steps_for(minutes: float, seeds: int, device: str, steps_per_s: float | None = None, baselines: bool = True,
-              jobs: int = 1) -> int:
+              jobs: int = 1, runs: int = len(RUNS)) -> int:
     """LDM steps per model so that the whole command fits ``minutes``: training is budgeted 80 % of the time,
-    shared by the 6 LEGO-family models per seed (+ the baselines' text-to-image model), at a measured rate (2-core
+    shared by the ``runs`` LEGO-family models per seed (default 6) (+ the baselines' text-to-image model), at a measured rate (2-core
     CPU: 5.4 steps/s on average over the 7 models with the tiny recipe; 5.0 leaves a margin). On a CPU, ``jobs`` > 1
     counts the measured gain of training side by side (``JOBS_GAIN``: two 1-thread models against one 2-thread model
     at a time, start-up included, ``benchmarks/bench_jobs.py``); more jobs are not assumed to gain more."""
     rate = steps_per_s or (5.0 if device == "cpu" else 25.0)
     if jobs > 1 and device == "cpu":
         rate *= JOBS_GAIN
-    return max(20, int(minutes * 60 * 0.8 / ((len(RUNS) + baselines) * seeds) * rate))
+    return max(20, int(minutes * 60 * 0.8 / ((runs + baselines) * seeds) * rate))
 
 
 def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
@@ -218,10 +218,25 @@ def _eval(args, evaluate, load_run) -> Path:
     return args.out
 
 
+def select_runs(names: list[str] | None) -> list[tuple]:
+    """The rows of ``RUNS`` named (all when ``names`` is None), in the paper's order; an unknown name is an error."""
+    if names is None:
+        return list(RUNS)
+    known = [r[0] for r in RUNS]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ValueError(f"unknown run(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+    return [r for r in RUNS if r[0] in names]
+
+
 def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1, device: str = "cpu",
                   test_pairs: int = 96, steps: int | None = None, sampling: dict | None = None,
-                  baselines: bool = True, jobs: int = 1, control: bool = False, curve: tuple[int, ...] = ()) -> dict:
+                  baselines: bool = True, jobs: int = 1, control: bool = False, curve: tuple[int, ...] = (),
+                  runs: list[str] | None = None) -> dict:
     """Train, evaluate and report every seed; returns {seed: {"report", "paired", ...}} and writes summary.json.
+
+    ``runs`` names the rows of ``RUNS`` to train (default all six; e.g. the headline ``label,desc,lego``);
+    comparisons whose two models were not trained are left out of the tables.
 
     ``jobs`` > 1 trains that many models at once (``train_parallel``); ``control`` also runs ``CONTROL_RUNS`` in the
     world without knowledge (``synth.knowledge: none``) on the same seed; ``curve`` trains ``label`` and ``lego`` on
@@ -230,7 +245,8 @@ def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1,
     if device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a GPU when there is one
     try:
-        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines, jobs, control, curve)
+        return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines, jobs, control, curve,
+                    select_runs(runs))
     finally:
         if saved is None:
             os.environ.pop("ACCELERATE_USE_CPU", None)
@@ -273,18 +289,18 @@ def _report_seed(c: Config, r: dict, steps: int, title: str, extra: list[tuple[s
 
 def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_pairs: int, steps: int | None,
          sampling: dict | None, baselines: bool, jobs: int = 1, control: bool = False,
-         curve: tuple[int, ...] = ()) -> dict:
+         curve: tuple[int, ...] = (), runs: list[tuple] = RUNS) -> dict:
     from .eval.paired import paired_table
 
     TIMINGS.clear()
     Stage.command = "reproduce"
-    steps = steps or steps_for(minutes, seeds, device, baselines=baselines, jobs=jobs)
-    summary = {"steps_per_model": steps, "device": device, "jobs": jobs, "seeds": {}}
+    steps = steps or steps_for(minutes, seeds, device, baselines=baselines, jobs=jobs, runs=len(runs))
+    summary = {"steps_per_model": steps, "device": device, "jobs": jobs, "runs": [r[0] for r in runs], "seeds": {}}
     for k in range(seeds):
         c = copy.deepcopy(cfg)
         c.synth.seed = cfg.synth.seed + k
         root = out / f"seed{c.synth.seed}"
-        n_models = len(RUNS) + baselines + len(CURVE_RUNS) * len(curve)
+        n_models = len(runs) + baselines + len(CURVE_RUNS) * len(curve)
         print(f"[reproduce] EgoSynth seed {c.synth.seed} ({c.synth.knowledge} world): {n_models} models x {steps} "
               f"steps -> {root}", flush=True)
         extra, ctl = [], None
@@ -294,12 +310,12 @@ def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_p
             croot = out / f"seed{c.synth.seed}-control"
             print(f"[reproduce] control: the same seed without knowledge, {', '.join(CONTROL_RUNS)} -> {croot}", flush=True)
             rc = run_seed(cc, croot, steps, test_pairs, sampling or {}, device, False, jobs,
-                          [r for r in RUNS if r[0] in CONTROL_RUNS])
+                          [r for r in runs if r[0] in CONTROL_RUNS])
             report_c, ctl = _report_seed(cc, rc, steps, f"egolego reproduce: EgoSynth seed {c.synth.seed}, control "
                                          "world (synth.knowledge: none)")
             extra = [("Control world (synth.knowledge: none, same seed)",
                       f"<p class='note'>Report: {html.escape(str(report_c))}</p>" + paired_table(ctl["paired"]))]
-        r = run_seed(c, root, steps, test_pairs, sampling or {}, device, baselines, jobs, curve=tuple(curve))
+        r = run_seed(c, root, steps, test_pairs, sampling or {}, device, baselines, jobs, runs, curve=tuple(curve))
         report, s = _report_seed(c, r, steps, f"egolego reproduce: EgoSynth seed {c.synth.seed}, tiny preset, "
                                  f"{c.synth.knowledge} world", extra)
         if ctl is not None:

@@ -35,6 +35,9 @@ def test_per_pair_metrics_and_summary(evals):
     assert all(abs(v) < 1e-6 for v in t["lpips"])
     assert all(v > 0 for v in i["lpips"]) and max(i["psnr"]) < 40
     assert sum(t["action_all"]) / n >= 0.9 and sum(i["action_all"]) / n <= 0.1  # the judge knows a done action
+    # outside the action's boxes the input is (nearly) the answer; inside it is not; neither leaves the palette
+    assert t["psnr_out"] == [100.0] * n and t["blob"] == [0.0] * n and i["blob"] == [0.0] * n
+    assert sum(i["psnr_out"]) / n > sum(i["psnr_in"]) / n + 3 and sum(i["ssim_out"]) > sum(i["ssim_in"])
     info = json.loads((evals["input"] / "eval.json").read_text())
     assert info["n"] == n and info["mode"] == "input"
     m = info["metrics"]["psnr"]

@@ -40,6 +40,12 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """(B,) structural similarity of two (B, C, H, W) batches in [0, 1]."""
+    return ssim_map(a, b, window, sigma).flatten(1).mean(1).float()
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """(B, C, H - window + 1, W - window + 1) float64: SSIM at every valid window position (``eval.regions``
+    averages it over a part of the frame)."""
     if min(a.shape[-2:]) < window:
         raise ValueError(f"SSIM needs images of at least {window}x{window} pixels, got {tuple(a.shape[-2:])}")
     c = a.shape[1]
@@ -50,5 +56,4 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     syy = F.conv2d(y * y, w, groups=c) - mu_y ** 2
     sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
     c1, c2 = 0.01 ** 2, 0.03 ** 2
-    m = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
-    return m.flatten(1).mean(1).float()
+    return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))

@@ -194,7 +194,10 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
     n = {r.info["n"] for r in runs}
     parts.append(f"<h2>Comparison</h2><p class='note'>{'/'.join(map(str, sorted(n)))} pairs of split "
                  f"{html.escape(runs[0].info['split'])}; mean [95 % bootstrap interval]; CLIP, EgoVLP, BLIP, SSIM and "
-                 "accuracies in %; best trained method in bold (the references are not ranked).</p>" + _table_html(comp))
+                 "accuracies in %; best trained method in bold (the references are not ranked). <i>Outside</i> / "
+                 "<i>inside</i>: PSNR and SSIM outside / inside the action's hand and object boxes (outside, the "
+                 "input is the answer); <i>blob %</i>: pixels whose colour the input and target never had.</p>"
+                 + _table_html(comp))
     if len({r.info["mode"] for r in abl}) > 1:
         parts.append("<h2>Ablation: conditioning</h2>" + _table_html(table(abl)))
     parts += [f"<h2>{html.escape(h)}</h2>{body}" for h, body in sections]
@@ -228,8 +231,8 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
 
 def headline(run: EvalRun) -> str:
     """One line per method for the terminal."""
-    keys = ["psnr", "ssim", "lpips", "clip", "egovlp", "egovlp_plus", "fid", "kid", "fid_vae", "kid_vae", "blip_b",
-            "blip_l", "action_all"]
+    keys = ["psnr", "ssim", "psnr_out", "ssim_out", "blob", "lpips", "clip", "egovlp", "egovlp_plus", "fid", "kid",
+            "fid_vae", "kid_vae", "blip_b", "blip_l", "action_all"]
     bits = []
     for k in keys:
         v = run.value(k)

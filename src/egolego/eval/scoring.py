@@ -8,6 +8,7 @@ A new metric is one function and one line in ``SCORERS``.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,44 @@ def score_pixels(s: Scoring) -> None:
             s.cols[m] = per_pair(lambda f, t, fn=fn: fn(to_unit(f), to_unit(t)), s.fakes, s.targets, 64)
 
 
+def _egosynth_truth(s: Scoring) -> dict[str, dict]:
+    """{pair_id: EgoSynth truth record}, or {} when the pairs do not come from EgoSynth; read once per run."""
+    def load(s: Scoring):
+        from .run import egosynth_root
+
+        root = egosynth_root(s.a.pairs, s.a.egosynth)
+        if root is None:
+            return {}, None
+        from ..synth.pairs import truth_by_pair_id
+
+        return truth_by_pair_id(root), None
+    return s.model("egosynth truth", load)
+
+
+def score_regions(s: Scoring) -> None:
+    """PSNR / SSIM outside the action's boxes (the input is the answer there) and inside them (``eval.regions``);
+    the blob score: the share of pixels whose colour the input and target frames never had."""
+    from .regions import action_boxes, blob_share, region_mask, region_scores
+
+    if s.wants("regions"):
+        truth = _egosynth_truth(s)
+        boxes = [action_boxes(json.loads(r.get("boxes") or "{}"), truth.get(r["pair_id"])) for r in s.rows]
+        if not any(boxes):
+            s.skip("regions", "the pairs have no boxes (the manifest's `boxes` column is empty)")
+        else:
+            cols: dict[str, list[float]] = {}
+            for i in range(0, len(s.rows), 64):
+                f, t = to_unit(s.fakes[i:i + 64]), to_unit(s.targets[i:i + 64])  # (B, 3, H, W)
+                inside = torch.stack([region_mask(b, *f.shape[-2:]) for b in boxes[i:i + 64]])  # (B, H, W)
+                for k, v in region_scores(f, t, inside).items():
+                    cols.setdefault(k, []).extend(math.nan if not b else float(x) for x, b in zip(v, boxes[i:i + 64]))
+            s.cols.update(cols)
+    if s.wants("blob"):
+        s.cols["blob"] = [float(v) for i in range(0, len(s.rows), 64)
+                          for v in blob_share(to_unit(s.fakes[i:i + 64]), to_unit(s.inputs[i:i + 64]),
+                                              to_unit(s.targets[i:i + 64]))]
+
+
 def score_lpips(s: Scoring) -> None:
     paths, why = W.find(s.a.weights_dir, "lpips")
     if why:
@@ -191,16 +230,12 @@ def score_egosynth(s: Scoring) -> None:
     """EgoSynth only: the judge on the generated frames (``action``) and the conditioning text's accuracy
     (``desc_acc``: does the text the model read — ``ldm.modes.text_key`` — name the right hand, object, position?)."""
     from .generate_set import REFERENCES
-    from .run import egosynth_root
 
-    root = egosynth_root(s.a.pairs, s.a.egosynth)
-    if root is None:
+    truth = _egosynth_truth(s)
+    if not truth:
         for m in {"action", "desc_acc"} & set(s.a.metrics):
             s.skip(m, "the pairs do not come from EgoSynth (or pass --egosynth DIR)")
         return
-    from ..synth.pairs import truth_by_pair_id
-
-    truth = truth_by_pair_id(root)
     if s.wants("action"):
         from ..synth.judge import judge
 
@@ -221,7 +256,7 @@ def score_egosynth(s: Scoring) -> None:
 
 
 # (metric names a scorer serves, scorer), in the order they run; ALL_METRICS is their union
-SCORERS = ((("psnr", "ssim"), score_pixels), (("lpips",), score_lpips), (("fid",), score_fid),
+SCORERS = ((("psnr", "ssim"), score_pixels), (("regions", "blob"), score_regions), (("lpips",), score_lpips), (("fid",), score_fid),
            (("clip",), score_clip), (("egovlp",), score_egovlp), (("blip",), score_blip),
            (("action", "desc_acc"), score_egosynth))
 ALL_METRICS = tuple(m for names, _ in SCORERS for m in names)

@@ -21,6 +21,8 @@ from .stats import equal_count_bins
 METRICS = [("clip", "CLIP", False), ("egovlp", "EgoVLP", False), ("egovlp_plus", "EgoVLP+", False),
            ("fid", "FID", True), ("kid", "KID", True), ("fid_vae", "FID (VAE feat.)", True),
            ("kid_vae", "KID (VAE feat.)", True), ("psnr", "PSNR", False), ("ssim", "SSIM", False),
+           ("psnr_out", "PSNR outside", False), ("ssim_out", "SSIM outside", False), ("psnr_in", "PSNR inside", False),
+           ("ssim_in", "SSIM inside", False), ("blob", "blob %", True),
            ("lpips", "LPIPS", True), ("blip_b", "BLIP-B", False), ("blip_l", "BLIP-L", False),
            ("action_hand", "hand ok", False), ("action_object", "object ok", False),
            ("action_state", "state ok", False), ("action_all", "action acc.", False),
@@ -59,7 +61,7 @@ def load_run(folder: str | Path) -> EvalRun:
 def _fmt(v: dict | None, metric: str) -> str:
     if v is None or v["mean"] is None or (isinstance(v["mean"], float) and math.isnan(v["mean"])):
         return "–"
-    scale = 100 if metric.startswith(("clip", "egovlp", "blip", "action", "ssim", "desc_acc")) else 1
+    scale = 100 if metric.startswith(("clip", "egovlp", "blip", "action", "ssim", "desc_acc")) or metric == "blob" else 1
     digits = 4 if metric.startswith("kid") or metric == "lpips" else 1 if scale == 100 or metric.startswith("fid") else 2
     s = f"{v['mean'] * scale + 0.0:.{digits}f}".replace("-0.0", "0.0") if abs(v["mean"] * scale) < 10 ** -digits \
         else f"{v['mean'] * scale:.{digits}f}"
