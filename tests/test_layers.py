@@ -1,5 +1,6 @@
-"""The house has no stairs running up: the general stages (``data/``, ``eval/``) do not depend on EgoSynth's
-internals, and no module reaches into another package's private names."""
+"""The house has no stairs running up: the data stage (``data/``) does not depend on EgoSynth's internals, no two
+modules import each other (directly or round a circle, function-level imports included), and no module reaches
+into another package's private names."""
 
 import ast
 from pathlib import Path
@@ -35,3 +36,40 @@ def test_no_private_name_crosses_a_package():
             if name.startswith("_") and mod.startswith("egolego") and mod.rsplit(".", 1)[0] != here and mod != here:
                 bad.append(f"{f.relative_to(SRC)}: from {mod} import {name}")
     assert not bad, bad
+
+
+def _module_of(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(("egolego", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def test_no_import_circles():
+    """Every egolego module's imports (top-level and inside functions) form a graph without cycles."""
+    modules = {_module_of(f): f for f in SRC.rglob("*.py")}
+    graph = {}
+    for mod, f in modules.items():
+        deps = set()
+        for target, name in _imports(f):
+            if f"{target}.{name}" in modules:  # `from egolego.eval import scoring`: the submodule
+                deps.add(f"{target}.{name}")
+            elif target in modules and not target.endswith("egolego") and target != mod:
+                deps.add(target)
+        graph[mod] = deps - {mod}
+    seen, stack, circles = set(), [], []
+
+    def visit(m):  # depth-first; a module met again while still on the stack closes a circle
+        if m in stack:
+            circles.append(stack[stack.index(m):] + [m])
+            return
+        if m in seen:
+            return
+        seen.add(m)
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            if not d.endswith("__init__"):
+                visit(d)
+        stack.pop()
+
+    for m in sorted(graph):
+        visit(m)
+    assert not circles, [" -> ".join(c) for c in circles]

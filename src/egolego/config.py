@@ -116,6 +116,8 @@ class LdmConfig:
     steps: int = 100  # official: 100 Euler-ancestral steps
     condition_guidance: float = 7.5  # s_c (see LegoPipeline's docstring on the paper's swapped values)
     image_guidance: float = 1.5  # s_x
+    guidance_rescale: float = 0.0  # φ in [0, 1]: guided prediction rescaled to the conditioned one's std (0 = off)
+    guidance_interval: list[float] = field(default_factory=lambda: [0.0, 1.0])  # noise levels [lo, hi] guided
     scheduler: str = "euler_a"  # euler_a | ddim | dpm++ (ddpm models); flow_euler (flow models)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 _BAD = re.compile(r"[^A-Za-z0-9._-]")
@@ -27,3 +28,9 @@ def safe_name(name: str) -> str:
         return name
     digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     return f"{_BAD.sub('_', name).lstrip('.')[:120] or 'id'}-{digest}"
+
+
+def pair_seed(seed: int, pair_id: str) -> int:
+    """The sampling seed of one pair: the run's ``seed`` and a stable hash of the id (Python's ``hash()`` changes
+    between processes), so a frame does not depend on the batch size, the batch it fell in, or the method."""
+    return seed * 1_000_003 + zlib.crc32(str(pair_id).encode()) % 1_000_003

@@ -42,7 +42,8 @@ def label_model(app_tokenizer, tmp_path_factory):
 @pytest.fixture(scope="session")
 def lego_model(app_tokenizer, tmp_path_factory):
     """A `lego` model with its (random, tiny) tuned VLLM in model/vllm, as `egolego demo` lays it out."""
-    from egolego.vllm.model import TinyLlavaShapes, build_tiny_llava
+    from egolego.config import TinyLlavaShapes
+    from egolego.vllm.model import build_tiny_llava
 
     d = tmp_path_factory.mktemp("lego_model") / "model"
     s = TinyLlavaShapes()

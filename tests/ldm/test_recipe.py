@@ -55,9 +55,9 @@ def test_sampling_settings_come_from_the_model_and_flags_reach_the_unet(flow_mod
     seen = {"unet": 0, "guidance": set()}
     real = P.combine_guidance
 
-    def spy(eps, s_c, s_x):
+    def spy(eps, s_c, s_x, rescale=0.0):
         seen["guidance"].add((s_c, s_x))
-        return real(eps, s_c, s_x)
+        return real(eps, s_c, s_x, rescale)
 
     monkeypatch.setattr(P, "combine_guidance", spy)
     gen = FrameGenerator(flow_model)

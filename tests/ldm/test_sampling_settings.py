@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+import torch
 from diffusers import UNet2DConditionModel
 from PIL import Image
 
@@ -26,16 +27,17 @@ def seen(monkeypatch):
     """The timestep of every UNet call, and the guidance scales every step combined its branches with."""
     import egolego.ldm.pipeline as P
 
-    log = {"t": [], "guidance": set()}
+    log = {"t": [], "guidance": set(), "guided": []}
     forward, combine = UNet2DConditionModel.forward, P.combine_guidance
 
     def unet(self, sample, timestep, *args, **kw):
         log["t"].append(float(np.asarray(timestep.cpu() if hasattr(timestep, "cpu") else timestep).ravel()[0]))
         return forward(self, sample, timestep, *args, **kw)
 
-    def guidance(eps, s_c, s_x):
-        log["guidance"].add((s_c, s_x))
-        return combine(eps, s_c, s_x)
+    def guidance(eps, s_c, s_x, rescale=0.0):
+        log["guidance"].add((s_c, s_x) if not rescale else (s_c, s_x, rescale))
+        log["guided"].append(log["t"][-1])
+        return combine(eps, s_c, s_x, rescale)
 
     monkeypatch.setattr(UNet2DConditionModel, "forward", unet)
     monkeypatch.setattr(P, "combine_guidance", guidance)
@@ -66,3 +68,36 @@ def test_one_flag_each_reaches_the_unet(ddpm_model, seen, tmp_path):
     assert rc == 0
     assert seen["t"] == _timesteps(ddpm_model, "ddim", 3) != _timesteps(ddpm_model, "euler_a", 3)
     assert seen["guidance"] == {(2.5, 1.25)}
+
+
+def test_guidance_rescale_and_interval_travel_from_the_yaml_and_the_flags(ddpm_model, seen, tmp_path):
+    cfg = config.preset("paper")
+    cfg.ldm.scheduler, cfg.ldm.steps, cfg.ldm.guidance_rescale, cfg.ldm.guidance_interval = "ddim", 4, 0.7, [0.0, 0.6]
+    config.save(cfg, ddpm_model / "lego_config.yaml")
+    FrameGenerator(ddpm_model)(Image.new("RGB", (40, 30), "gray"), "take cup", "The person takes the red cup.")
+    ts = _timesteps(ddpm_model, "ddim", 4)
+    assert seen["guidance"] == {(7.5, 1.5, 0.7)}
+    assert seen["guided"] == [t for t in ts if t / 1000 <= 0.6] and 0 < len(seen["guided"]) < 4  # high noise unguided
+    seen["guidance"].clear()
+    img = tmp_path / "in.png"
+    Image.new("RGB", (40, 30), "gray").save(img)
+    args = ["generate", "--model", str(ddpm_model), "--image", str(img), "--action", "take cup", "--description",
+            "The person takes the red cup.", "--out", str(tmp_path / "o.png"), "--guidance-rescale", "0.25"]
+    assert main(args + ["--guidance-interval", "0,1"]) == 0
+    assert seen["guidance"] == {(7.5, 1.5, 0.25)}
+    for bad in ("0.5", "0.8,0.2", "a,b", "0,2"):
+        assert main(args + ["--guidance-interval", bad]) == 2
+
+
+def test_guidance_rescale_matches_diffusers():
+    """With s_x = 1 LEGO's guidance is classifier-free guidance on (X, C) over (X, ∅): its rescale must be diffusers'."""
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+    from egolego.ldm.pipeline import combine_guidance
+
+    g = torch.Generator().manual_seed(0)
+    e_xc, e_x, e_0 = (torch.randn(2, 4, 8, 8, generator=g) * k for k in (1.0, 0.8, 1.3))
+    cfg = e_x + 5.0 * (e_xc - e_x)
+    ours = combine_guidance(torch.cat([e_xc, e_x, e_0]), 5.0, 1.0, rescale=0.6)
+    torch.testing.assert_close(ours, rescale_noise_cfg(cfg, e_xc, guidance_rescale=0.6), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(combine_guidance(torch.cat([e_xc, e_x, e_0]), 5.0, 1.0), cfg)

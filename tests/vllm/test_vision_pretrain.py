@@ -6,8 +6,9 @@ import pytest
 import torch
 from transformers import CLIPVisionModel
 
-from egolego.config import VisionPretrainConfig
-from egolego.vllm.model import TinyLlavaShapes, build_tiny_llava, tiny_vision_config
+from egolego.config import TinyLlavaShapes, VisionPretrainConfig
+from egolego.vllm.model import build_tiny_llava
+from egolego.vllm.tiny_shapes import tiny_vision_config
 from egolego.vllm.vision_pretrain import (
     CONFIG,
     REPORT,

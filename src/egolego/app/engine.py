@@ -87,8 +87,6 @@ class Engine:
         are the model's own (``sampling_for``)."""
         s = self.sampling.override(steps=steps, condition_guidance=condition_guidance, image_guidance=image_guidance,
                                    scheduler=scheduler)
-        steps, condition_guidance, image_guidance, scheduler = (s.steps, s.condition_guidance, s.image_guidance,
-                                                                s.scheduler)
         action = action.strip()
         if not action:
             raise ValueError("type an action, e.g. “open drawer”")
@@ -101,13 +99,12 @@ class Engine:
                 raise ValueError(f"mode {self.mode!r} needs a description: this model has no VLLM, so type one")
         with self.lock, torch.no_grad():
             emb = self._embeddings(square, action, prompt) if self.vllm is not None and (self.use_img or self.use_txt) else {}
-            self.pipe.use_scheduler(scheduler)
+            self.pipe.use_scheduler(s.scheduler)
             if progress is not None:  # gradio's track_tqdm follows the pipeline's own bar, written nowhere
                 self.pipe.set_progress_bar_config(disable=False, file=_devnull())
             try:
-                out = self.pipe(square, prompt, num_inference_steps=int(steps), condition_guidance_scale=float(condition_guidance),
-                                image_guidance_scale=float(image_guidance), generator=torch.Generator().manual_seed(int(seed)),
-                                original_size=image.size, **emb).images[0]
+                out = self.pipe(square, prompt, generator=torch.Generator().manual_seed(int(seed)),
+                                original_size=image.size, **s.pipe_kwargs(), **emb).images[0]
             finally:
                 self.pipe.set_progress_bar_config(disable=True)
         return out, prompt

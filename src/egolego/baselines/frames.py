@@ -8,17 +8,13 @@ only (as InstructPix2Pix): they have no VLLM and no description. Steps and guida
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from PIL import Image
-from tqdm import tqdm
 
-from ..data.manifest import resolve
 from ..errors import InputError
 from ..ldm.generate import model_ldm_settings
-from ..names import safe_name
 from . import BASELINES
 from .proxnpi import ProxNPI, ProxSettings
 from .sdedit import SDEdit, SdeditSettings
@@ -46,11 +42,15 @@ class BaselineGenerator:
 
     def __init__(self, model: str | Path, baseline: str, device: str | None = None, steps: int | None = None,
                  condition_guidance: float | None = None, strength: float | None = None,
-                 scheduler: str | None = None, image_guidance: float | None = None):
+                 scheduler: str | None = None, image_guidance: float | None = None,
+                 guidance_rescale: float | None = None, guidance_interval: tuple[float, float] | None = None):
         if baseline not in BASELINES:
             raise InputError("baseline", f"must be one of {', '.join(BASELINES)}, got {baseline!r}")
-        if image_guidance is not None:
-            raise InputError("image_guidance", "SDEdit and ProxNPI have no image guidance (only a condition guidance)")
+        for key, v, what in (("image_guidance", image_guidance, "image guidance"),
+                             ("guidance_rescale", guidance_rescale, "guidance rescale"),
+                             ("guidance_interval", guidance_interval, "guidance interval")):
+            if v is not None:
+                raise InputError(key, f"SDEdit and ProxNPI have no {what} (only steps and a condition guidance)")
         if scheduler not in (None, "ddim"):
             raise InputError("scheduler", f"SDEdit and ProxNPI sample with ddim (ProxNPI inverts with it), got {scheduler!r}")
         if strength is not None and baseline != "sdedit":
@@ -70,7 +70,15 @@ class BaselineGenerator:
         self.sampling = self.method.s
         self.side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
 
-    def batch(self, images: list[Image.Image], labels: list[str], generators: list[torch.Generator]) -> list[Image.Image]:
+    def check_rows(self, rows: list[dict], store=None) -> None:
+        """Every manifest row has its label, all a baseline reads: nothing to refuse (``FrameGenerator``'s)."""
+
+    def batch(self, images: list[Image.Image], rows: list[dict], generators: list[torch.Generator],
+              store=None) -> list[Image.Image]:
+        """Edited frames at the model's square size, one per (image, manifest row: its label)."""
+        return self.edit(images, [r["label"] for r in rows], generators)
+
+    def edit(self, images: list[Image.Image], labels: list[str], generators: list[torch.Generator]) -> list[Image.Image]:
         """Edited frames at the model's square size, one per (image, label)."""
         x = _pixels(images, self.side).to(self.pipe.device)
         out = self.method(x, labels, generators) if self.mode == "sdedit" else self.method(x, labels)
@@ -79,22 +87,5 @@ class BaselineGenerator:
     def __call__(self, image: Image.Image, action: str, description: str | None = None, seed: int = 0,
                  size: int | None = None) -> tuple[Image.Image, str]:
         """(edited frame at the input's aspect ratio, the prompt) — ``FrameGenerator``'s signature."""
-        out = self.batch([image], [action], [torch.Generator().manual_seed(seed)])[0]
+        out = self.edit([image], [action], [torch.Generator().manual_seed(seed)])[0]
         return out.resize(image.size, Image.BICUBIC), action
-
-
-def write_baseline_set(gen: BaselineGenerator, pairs: Path, todo: list[dict], n_rows: int, img_dir: Path,
-                       batch_size: int, seed: int, progress: bool, save) -> dict:
-    """``generate_set`` for a baseline: ``img_dir/<pair_id>.png`` for the ``todo`` rows, per-pair seeds."""
-    from ..eval.generate_set import hash_id
-
-    bar = tqdm(total=len(todo), desc=f"generate ({gen.mode})", disable=not progress, unit="frame")
-    for i in range(0, len(todo), batch_size):
-        rows = todo[i:i + batch_size]
-        squares = [Image.open(resolve(pairs, r["input_path"])).convert("RGB") for r in rows]
-        gens = [torch.Generator().manual_seed(seed * 1_000_003 + hash_id(r["pair_id"])) for r in rows]
-        for r, im in zip(rows, gen.batch(squares, [r["label"] for r in rows], gens)):
-            save(im, img_dir / f"{safe_name(r['pair_id'])}.png")
-        bar.update(len(rows))
-    bar.close()
-    return {"mode": gen.mode, "generated": len(todo), "reused": n_rows - len(todo), "sampling": asdict(gen.sampling)}

@@ -43,6 +43,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "ldm_steps": (1, 10**9),
     "condition_guidance": (0, 1000),
     "image_guidance": (0, 1000),
+    "guidance_rescale": (0, 1),
     "scenes": (1, 1_000_000),
     "rows": (1, 100_000),
 }
@@ -111,6 +112,8 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "kl_weight": (0, None),
     "condition_guidance": (0, 1000),
     "image_guidance": (0, 1000),
+    "guidance_rescale": (0, 1),
+    "guidance_interval": (0, 1),  # each of the two noise levels
 }
 _INTEGER_KEYS = {k for k, (lo, _) in CONFIG_BOUNDS.items() if lo == 1} | {"seed", "train_pairs", "synthetic_records"}
 
@@ -121,6 +124,9 @@ def check_config(cfg: Any, where: str = "config") -> str | None:
         value, name = getattr(cfg, f.name), f"{where}.{f.name}"
         if dataclasses.is_dataclass(value):
             msg = check_config(value, name)
+        elif f.name in CONFIG_BOUNDS and isinstance(value, (list, tuple)):
+            msg = next((m for i, v in enumerate(value) if (m := _check(v, *CONFIG_BOUNDS[f.name], f"{name}[{i}]"))),
+                       None)
         elif f.name in CONFIG_BOUNDS:
             msg = _check(value, *CONFIG_BOUNDS[f.name], name)
             if msg is None and f.name in _INTEGER_KEYS and not isinstance(value, int):

@@ -104,6 +104,12 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
                    f"ldm.condition_guidance; paper preset {paper.condition_guidance}, tiny {tiny.condition_guidance})")
     p.add_argument("--image-guidance", type=float, help=f"s_x, guidance on the input image (default: the model's "
                    f"ldm.image_guidance; paper preset {paper.image_guidance}, tiny {tiny.image_guidance})")
+    p.add_argument("--guidance-rescale", type=float, help="φ in [0, 1]: rescale the guided prediction to the "
+                   f"conditioned one's std (default: the model's ldm.guidance_rescale; paper preset "
+                   f"{paper.guidance_rescale}, tiny {tiny.guidance_rescale})")
+    p.add_argument("--guidance-interval", help="LO,HI: guide only the steps whose noise level (1 = pure noise) lies in "
+                   f"[LO, HI] (default: the model's ldm.guidance_interval; paper preset "
+                   f"{','.join(map(str, paper.guidance_interval))}, tiny {','.join(map(str, tiny.guidance_interval))})")
 
 
 def sampling_args(a: argparse.Namespace) -> dict:
@@ -112,5 +118,13 @@ def sampling_args(a: argparse.Namespace) -> dict:
     for flag, v in (("--condition-guidance", a.condition_guidance), ("--image-guidance", a.image_guidance)):
         if v is not None and not (0 <= v < 1e4):
             raise CliError(f"{flag} must be a finite number >= 0, got {v}")
+    interval = None
+    if a.guidance_interval is not None:
+        try:
+            interval = tuple(float(v) for v in a.guidance_interval.split(","))
+        except ValueError:
+            interval = ()
+        if len(interval) != 2 or not 0 <= interval[0] <= interval[1] <= 1:
+            raise CliError(f"--guidance-interval must be LO,HI with 0 <= LO <= HI <= 1, got {a.guidance_interval!r}")
     return {"steps": a.steps, "scheduler": a.scheduler, "condition_guidance": a.condition_guidance,
-            "image_guidance": a.image_guidance}
+            "image_guidance": a.image_guidance, "guidance_rescale": a.guidance_rescale, "guidance_interval": interval}

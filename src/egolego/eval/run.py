@@ -44,6 +44,8 @@ class EvalArgs:
     scheduler: str | None = None
     condition_guidance: float | None = None
     image_guidance: float | None = None
+    guidance_rescale: float | None = None
+    guidance_interval: tuple[float, float] | None = None
     batch_size: int = 8
     seed: int = 0
     limit: int | None = None
@@ -62,26 +64,13 @@ class EvalArgs:
 
 def sampling_overrides(a: EvalArgs) -> dict:
     return {"steps": a.steps, "scheduler": a.scheduler, "condition_guidance": a.condition_guidance,
-            "image_guidance": a.image_guidance}
+            "image_guidance": a.image_guidance, "guidance_rescale": a.guidance_rescale,
+            "guidance_interval": a.guidance_interval}
 
 
 def _log(msg: str, progress: bool) -> None:
     if progress:
         print(f"[eval] {msg}", flush=True)
-
-
-def egosynth_root(pairs: Path, given: Path | None) -> Path | None:
-    """EgoSynth's folder for the action judge: given, or the parent of the root the pairs were built from."""
-    if given is not None:
-        return given if (given / "truth.jsonl").is_file() else None
-    try:
-        root = Path(json.loads((pairs / "summary.json").read_text())["args"]["root"])
-    except (OSError, KeyError, ValueError):
-        return None
-    for cand in (root.parent, root):
-        if (cand / "truth.jsonl").is_file() and (cand / "egosynth.json").is_file():
-            return cand
-    return None
 
 
 def _check(a: EvalArgs) -> list[dict]:

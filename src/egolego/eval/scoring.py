@@ -112,12 +112,11 @@ def score_pixels(s: Scoring) -> None:
 def _egosynth_truth(s: Scoring) -> dict[str, dict]:
     """{pair_id: EgoSynth truth record}, or {} when the pairs do not come from EgoSynth; read once per run."""
     def load(s: Scoring):
-        from .run import egosynth_root
+        from ..synth.pairs import egosynth_root, truth_by_pair_id
 
         root = egosynth_root(s.a.pairs, s.a.egosynth)
         if root is None:
             return {}, None
-        from ..synth.pairs import truth_by_pair_id
 
         return truth_by_pair_id(root), None
     return s.model("egosynth truth", load)

@@ -20,7 +20,7 @@ from PIL import Image
 from ..config import LdmConfig
 from ..errors import InputError, MissingInput
 from ..safe_load import first_line
-from .modes import mode_text, needs_embeddings, text_key
+from .modes import check_covered, mode_text, needs_embeddings, text_key
 from .pipeline import LegoPipeline
 from .vllm_link import missing_vllm_hint, recorded_vllm, vllm_folder
 
@@ -33,9 +33,20 @@ class Sampling:
     scheduler: str
     condition_guidance: float
     image_guidance: float
+    guidance_rescale: float = 0.0  # φ (LegoPipeline: guidance rescale)
+    guidance_interval: tuple[float, float] = (0.0, 1.0)  # the noise levels that are guided
 
     def override(self, **values) -> Sampling:
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+        values = {k: v for k, v in values.items() if v is not None}
+        if "guidance_interval" in values:
+            values["guidance_interval"] = tuple(float(v) for v in values["guidance_interval"])
+        return replace(self, **values)
+
+    def pipe_kwargs(self) -> dict:
+        """The ``LegoPipeline.__call__`` arguments these settings stand for (the scheduler is set on the pipeline)."""
+        return {"num_inference_steps": int(self.steps), "condition_guidance_scale": float(self.condition_guidance),
+                "image_guidance_scale": float(self.image_guidance), "guidance_rescale": float(self.guidance_rescale),
+                "guidance_interval": tuple(self.guidance_interval)}
 
 
 def model_ldm_settings(model: str | Path) -> dict:
@@ -51,10 +62,17 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
     scheduler = saved.get("scheduler") or ("flow_euler" if pipe is not None and pipe.is_flow else paper.scheduler)
     s = Sampling(int(saved.get("steps", paper.steps)), scheduler,
                  float(saved.get("condition_guidance", paper.condition_guidance)),
-                 float(saved.get("image_guidance", paper.image_guidance)))
+                 float(saved.get("image_guidance", paper.image_guidance)),
+                 float(saved.get("guidance_rescale", paper.guidance_rescale)),
+                 tuple(float(v) for v in saved.get("guidance_interval", paper.guidance_interval)))
     s = s.override(**overrides)
     if s.steps < 1:
         raise InputError("steps", f"must be at least 1, got {s.steps}")
+    if not 0 <= s.guidance_rescale <= 1:
+        raise InputError("guidance_rescale", f"must lie in [0, 1], got {s.guidance_rescale}")
+    lo, hi = s.guidance_interval
+    if not 0 <= lo <= hi <= 1:
+        raise InputError("guidance_interval", f"must be two noise levels 0 <= lo <= hi <= 1, got {lo}, {hi}")
     return s
 
 
@@ -99,6 +117,7 @@ class FrameGenerator:
         self.mode = self.pipe.conditioner.config.mode
         self.vllm_dir = vllm_folder(model)
         self._vllm = None
+        self._stores: dict[str, object] = {}
 
     def load_vllm(self):
         """(model, processor) of the model's VLLM, loaded once; refuses a VLLM other than the recorded one."""
@@ -134,11 +153,53 @@ class FrameGenerator:
             prompt = mode_text(self.mode, action, description)
         except ValueError as e:
             raise InputError("description", str(e)) from None
-        s = self.sampling
-        out = self.pipe(square, prompt, num_inference_steps=s.steps, condition_guidance_scale=s.condition_guidance,
-                        image_guidance_scale=s.image_guidance, generator=torch.Generator().manual_seed(seed),
-                        original_size=image.size, progress=False, **emb).images[0]
+        out = self.pipe(square, prompt, generator=torch.Generator().manual_seed(seed), original_size=image.size,
+                        progress=False, **self.sampling.pipe_kwargs(), **emb).images[0]
         return out, prompt
+
+
+    def _store(self, store: str | Path | None):
+        """The ``vllm enrich`` store at ``store`` (opened once), or None when the mode needs none or none is given."""
+        if store is None or not needs_embeddings(self.mode):
+            return None
+        if str(store) not in self._stores:
+            from ..vllm.store import EmbeddingStore
+
+            self._stores[str(store)] = EmbeddingStore(store)
+        return self._stores[str(store)]
+
+    def check_rows(self, rows: list[dict], store: str | Path | None = None) -> None:
+        """Refuse, before any frame is drawn, rows this model cannot condition on: embeddings neither in ``store``
+        nor writable by the model's own VLLM."""
+        emb_store = self._store(store)
+        if needs_embeddings(self.mode) and emb_store is None and self.vllm_dir is None:
+            raise InputError("store", f"mode {self.mode!r} needs VLLM embeddings: give the `vllm enrich` store, or a "
+                             f"model whose tuned VLLM can be found ({missing_vllm_hint(self.model)})")
+        if emb_store is not None:
+            check_covered(emb_store, (r["pair_id"] for r in rows))
+
+    def batch(self, squares: list[Image.Image], rows: list[dict], generators: list[torch.Generator],
+              store: str | Path | None = None) -> list[Image.Image]:
+        """Frames for manifest ``rows`` (their ``label`` and ``description``) and their square input frames; the
+        embeddings come from ``store`` or, without one, from the model's VLLM (which then writes the descriptions)."""
+        kw, descs = {}, [r["description"] for r in rows]
+        if needs_embeddings(self.mode):
+            emb_store = self._store(store)
+            if emb_store is not None:
+                es = [emb_store.get(r["pair_id"]) for r in rows]
+                kw = {"h_img": torch.stack([e.h_img.float() for e in es]),  # (B, M, D)
+                      "h_txt": torch.stack([e.h_txt.float() for e in es]), "h_len": torch.tensor([e.length for e in es])}
+            else:
+                outs = [self.describe(im, r["label"]) for im, r in zip(squares, rows)]
+                descs = [o[0] for o in outs]
+                kw = {k: torch.cat([o[1][k] for o in outs]) for k in ("h_img", "h_txt", "h_len")}
+        try:
+            prompts = [mode_text(self.mode, r["label"], d) for r, d in zip(rows, descs)]
+        except ValueError:
+            raise InputError("pairs", f"mode {self.mode!r} needs descriptions; a pair of {rows[0]['pair_id']}'s batch "
+                             "has none (run curation or `vllm enrich` first)") from None
+        return self.pipe(squares, prompts, generator=generators, progress=False, **self.sampling.pipe_kwargs(),
+                         **kw).images
 
 
 def generate_one(model: str | Path, image: str | Path, action: str, description: str | None = None,

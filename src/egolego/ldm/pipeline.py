@@ -42,10 +42,20 @@ SCHEDULERS = {"euler_a": EulerAncestralDiscreteScheduler, "ddim": DDIMScheduler,
               "flow_euler": FlowMatchEulerDiscreteScheduler}
 
 
-def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float) -> torch.Tensor:
-    """(3B, C, h, w) ordered [(X,C), (X,∅), (∅,∅)] -> (B, C, h, w)."""
+def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float, rescale: float = 0.0) -> torch.Tensor:
+    """(3B, C, h, w) ordered [(X,C), (X,∅), (∅,∅)] -> (B, C, h, w).
+
+    ``rescale`` = φ of Lin et al., "Common Diffusion Noise Schedules and Sample Steps are Flawed" (diffusers'
+    ``guidance_rescale``): the guided prediction is scaled to the per-sample standard deviation of the fully
+    conditioned one, and mixed with the unscaled by φ — guidance keeps its direction but stops inflating the
+    prediction, which is what burns saturated colour into the frame."""
     e_xc, e_x, e_0 = eps.chunk(3)
-    return e_0 + s_x * (e_x - e_0) + s_c * (e_xc - e_x)
+    g = e_0 + s_x * (e_x - e_0) + s_c * (e_xc - e_x)
+    if rescale > 0:
+        dims = list(range(1, g.ndim))
+        scaled = g * (e_xc.std(dim=dims, keepdim=True) / g.std(dim=dims, keepdim=True).clamp_min(1e-8))
+        g = rescale * scaled + (1 - rescale) * g
+    return g
 
 
 @dataclass
@@ -88,6 +98,12 @@ class LegoPipeline(DiffusionPipeline):
             self.scheduler.set_timesteps(steps, device=dev)
 
     @torch.no_grad()
+    def _noise_level(self, i: int, t) -> float:
+        """Step ``i``'s noise level in [0, 1]: σ for flow matching, t / T on the DDPM schedule."""
+        if self.is_flow:
+            return float(self.scheduler.sigmas[i])
+        return float(t) / self.scheduler.config.num_train_timesteps
+
     def encode_condition(self, prompts: list[str], h_img=None, h_txt=None, h_len=None, mode: str | None = None):
         """(C, C_∅, masks): the condition and the "no condition" context, each (B, L, D), and with an attention gate
         (``ldm.conditioner_gate: attn``) their (B, L) attention masks, else None."""
@@ -121,8 +137,13 @@ class LegoPipeline(DiffusionPipeline):
                  num_inference_steps: int = 100, condition_guidance_scale: float = 7.5,
                  image_guidance_scale: float = 1.5, generator: torch.Generator | list[torch.Generator] | None = None,
                  output_type: str = "pil", original_size: tuple[int, int] | None = None,
-                 progress: bool = True) -> LegoPipelineOutput:
+                 progress: bool = True, guidance_rescale: float = 0.0,
+                 guidance_interval: tuple[float, float] = (0.0, 1.0)) -> LegoPipelineOutput:
         """Generate action frames.
+
+        ``guidance_rescale``: φ (``combine_guidance``); ``guidance_interval`` = (lo, hi): guide only the steps whose
+        noise level (σ of a flow model, t / T of a DDPM one; 1 = pure noise) lies in [lo, hi], and take the
+        conditioned prediction elsewhere (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval").
 
         image: PIL image(s), arrays or a (B, 3, H, W) tensor in [-1, 1]; prompt: the description (or the label
         in ``label`` mode), one per image; h_img (B, M, D_vllm), h_txt (B, N, D_vllm), h_len (B,) when the mode
@@ -159,7 +180,10 @@ class LegoPipeline(DiffusionPipeline):
                             encoder_attention_mask=mask, return_dict=False)[0]
             if base is not None:
                 out = out + base
-            out = combine_guidance(out, condition_guidance_scale, image_guidance_scale)
+            if guidance_interval[0] <= self._noise_level(i, t) <= guidance_interval[1]:
+                out = combine_guidance(out, condition_guidance_scale, image_guidance_scale, guidance_rescale)
+            else:
+                out = out.chunk(3)[0]  # (X, C): s_c = s_x = 1
             if self.is_flow and self.config.prediction == "sample":  # x_0 -> velocity n - x_0 = (z_t - x_0) / t
                 out = (latents - out) / self.scheduler.sigmas[i]
             latents = self.scheduler.step(out, t, latents, **step_kwargs, return_dict=False)[0]

@@ -76,3 +76,17 @@ def rule_marks(root: str | Path) -> dict[str, str]:
         if rule is not None:
             out[pid] = f"rule scene ({rule.name}): {rule.why}"
     return out
+
+
+def egosynth_root(pairs: Path, given: Path | None) -> Path | None:
+    """EgoSynth's folder for the action judge: given, or the parent of the root the pairs were built from."""
+    if given is not None:
+        return given if (given / "truth.jsonl").is_file() else None
+    try:
+        root = Path(json.loads((pairs / "summary.json").read_text())["args"]["root"])
+    except (OSError, KeyError, ValueError):
+        return None
+    for cand in (root.parent, root):
+        if (cand / "truth.jsonl").is_file() and (cand / "egosynth.json").is_file():
+            return cand
+    return None

@@ -14,35 +14,16 @@ from pathlib import Path
 import torch
 from transformers import (
     AutoProcessor,
-    CLIPImageProcessor,
-    CLIPVisionConfig,
     LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
 )
 
-from ..config import TinyLlavaShapes  # noqa: F401 (re-exported: the tiny shapes' home is the config)
+from ..config import TinyLlavaShapes
 from ..safe_load import first_line
 from ..tokenizer import IMAGE_TOKEN
-
-TINY_FEATURE_LAYER = -2  # the tower's hidden state the tiny LLaVA's projector reads (LLaVA's default)
-
-
-def hidden_state_index(layer: int, n_layers: int) -> int:
-    """``hidden_states[layer]`` of an ``n_layers`` tower counted from the start (entry k: after the first k layers)."""
-    return layer if layer >= 0 else layer + n_layers + 1
-
-
-def tiny_vision_config(s: TinyLlavaShapes = TinyLlavaShapes()) -> CLIPVisionConfig:
-    return CLIPVisionConfig(hidden_size=s.vision_dim, intermediate_size=2 * s.vision_dim,
-                            num_hidden_layers=s.vision_layers, num_attention_heads=s.heads, image_size=s.image_size,
-                            patch_size=s.patch_size)
-
-
-def tiny_image_processor(s: TinyLlavaShapes = TinyLlavaShapes()) -> CLIPImageProcessor:
-    return CLIPImageProcessor(size={"shortest_edge": s.image_size},
-                              crop_size={"height": s.image_size, "width": s.image_size})
+from .tiny_shapes import TINY_FEATURE_LAYER, hidden_state_index, tiny_image_processor, tiny_vision_config
 
 
 def build_tiny_llava(tokenizer, s: TinyLlavaShapes = TinyLlavaShapes(), seed: int = 0,

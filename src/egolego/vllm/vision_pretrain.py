@@ -30,11 +30,11 @@ from tqdm import tqdm
 from transformers import CLIPVisionModel
 
 from ..atomic import atomic_path, write_json
-from ..config import VisionPretrainConfig
+from ..config import TinyLlavaShapes, VisionPretrainConfig
 from ..optim import adamw
 from ..safe_load import first_line
 from ..synth.patch_labels import PatchLabels, scene_patch_labels
-from .model import TINY_FEATURE_LAYER, TinyLlavaShapes, hidden_state_index, tiny_image_processor, tiny_vision_config
+from .tiny_shapes import TINY_FEATURE_LAYER, hidden_state_index, tiny_image_processor, tiny_vision_config
 
 WEIGHTS, CONFIG, REPORT = "vision_tower.safetensors", "config.json", "report.json"
 SHAPE_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size",
