@@ -93,12 +93,12 @@ def load_cfg(a: argparse.Namespace):
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     """--steps, --scheduler and both guidance scales; each defaults to the model's own setting (lego_config.yaml)."""
     from ..config import preset
-    from ..ldm.pipeline import SCHEDULERS
+    from ..ldm.sampler_names import SAMPLER_NAMES
 
     paper, tiny = preset("paper").ldm, preset("tiny").ldm
     p.add_argument("--steps", type=int, help=f"denoising steps (default: the model's ldm.steps; paper preset "
                    f"{paper.steps}, tiny {tiny.steps})")
-    p.add_argument("--scheduler", choices=list(SCHEDULERS), help=f"sampler (default: the model's ldm.scheduler; "
+    p.add_argument("--scheduler", choices=list(SAMPLER_NAMES), help=f"sampler (default: the model's ldm.scheduler; "
                    f"paper preset {paper.scheduler}, tiny {tiny.scheduler})")
     p.add_argument("--condition-guidance", type=float, help=f"s_c, guidance on the condition C (default: the model's "
                    f"ldm.condition_guidance; paper preset {paper.condition_guidance}, tiny {tiny.condition_guidance})")

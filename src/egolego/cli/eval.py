@@ -9,7 +9,7 @@ from .common import CliError, add_sampling_flags, fail, out_file, positive, samp
 
 
 def eval_parser(sub) -> None:
-    from ..eval.run import ALL_METRICS
+    from ..eval.metric_names import METRIC_NAMES as ALL_METRICS
 
     e = sub.add_parser("eval", help="generate the test split with one method and score it (paper §4.1)",
                        description="Generate every pair of a split with a LEGO model (or the `input` / `target` "
