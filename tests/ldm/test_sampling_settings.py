@@ -101,3 +101,38 @@ def test_guidance_rescale_matches_diffusers():
     ours = combine_guidance(torch.cat([e_xc, e_x, e_0]), 5.0, 1.0, rescale=0.6)
     torch.testing.assert_close(ours, rescale_noise_cfg(cfg, e_xc, guidance_rescale=0.6), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(combine_guidance(torch.cat([e_xc, e_x, e_0]), 5.0, 1.0), cfg)
+
+
+@pytest.mark.parametrize("kind", ["paper", "tiny"])
+def test_from_pretrained_samples_as_the_model_was_saved_to(tokenizer, tmp_path, kind):
+    """`LegoPipeline.from_pretrained(d)(image, prompt)` with no sampling argument draws `egolego generate`'s frame:
+    the sampler and every setting travel in the folder (a DDPM model as the paper preset's, a flow one as tiny's)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from egolego.ldm.pipeline import PAPER_SAMPLING, sampling_settings
+
+    ldm = config.preset(kind).ldm
+    ldm.steps, ldm.condition_guidance, ldm.image_guidance, ldm.guidance_rescale = 3, 2.5, 1.25, 0.5
+    ldm.guidance_interval = [0.0, 0.9]
+    parts = make_components(tokenizer, mode="desc")
+    extra = {}
+    if kind == "tiny":
+        parts["scheduler"] = FlowMatchEulerDiscreteScheduler()
+        extra = {"prediction": "sample", "residual": True}
+    else:
+        ldm.scheduler = "ddim"
+    pipe = LegoPipeline(**parts, **extra, sampling=sampling_settings(ldm))
+    pipe.use_scheduler(ldm.scheduler)
+    d = tmp_path / "model"
+    pipe.save_pretrained(str(d))
+    image, text = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)), "take cup"
+    loaded = LegoPipeline.from_pretrained(str(d))
+    loaded.set_progress_bar_config(disable=True)
+    plain = np.asarray(loaded(image, text, generator=torch.Generator().manual_seed(5)).images[0])
+    cli, _ = FrameGenerator(d)(image, "take cup", text, seed=5)
+    assert np.array_equal(plain, np.asarray(cli))
+    assert type(loaded.scheduler).__name__ == ("FlowMatchEulerDiscreteScheduler" if kind == "tiny" else "DDIMScheduler")
+    assert loaded.sampling["steps"] == 3 and loaded.sampling["guidance_interval"] == [0.0, 0.9]
+    other = {"num_inference_steps": PAPER_SAMPLING["steps"] // 25, "condition_guidance_scale": 7.5}
+    moved = np.asarray(loaded(image, text, generator=torch.Generator().manual_seed(5), **other).images[0])
+    assert not np.array_equal(plain, moved)  # the saved settings, not the paper's, made `plain`

@@ -38,7 +38,7 @@ from ..errors import InputError, MissingInput
 from ..hf_quiet import quiet_loading
 from ..ldm.build import SD_BETAS
 from ..ldm.conditioner import LegoConditioner
-from ..ldm.pipeline import LegoPipeline
+from ..ldm.pipeline import PAPER_SAMPLING, LegoPipeline
 from ..safe_load import first_line
 from .compvis_names import ema_name, unet_names, vae_names
 from .ldm_layout import (
@@ -251,7 +251,8 @@ def convert_lego(ckpt: str | Path, clip_text: str | Path | None, image_size: int
     for k in ("unet", "vae", "text_encoder", "conditioner"):
         m[k].eval()
     pipe = LegoPipeline(vae=m["vae"], text_encoder=m["text_encoder"], tokenizer=tok, unet=m["unet"],
-                        scheduler=scheduler, conditioner=m["conditioner"], prediction="epsilon", residual=False)
+                        scheduler=scheduler, conditioner=m["conditioner"], prediction="epsilon", residual=False,
+                        sampling={**PAPER_SAMPLING, **OFFICIAL})
     meta = {k: obj[k] for k in ("epoch", "global_step", "pytorch-lightning_version") if isinstance(obj.get(k), (int, str))}
     ema_updates = int(led.sd["model_ema.num_updates"]) if "model_ema.num_updates" in led.sd else None
     report = {"checkpoint": str(Path(ckpt).resolve()), "unet_weights": "ema" if take_ema else "raw",

@@ -1,8 +1,9 @@
 """Single-image inference: ``egolego generate --model DIR --image IMG --action "open drawer" --out OUT.png``.
 
-A model folder samples the way it was trained: its ``lego_config.yaml`` holds the sampler, the step count and
-both guidance scales (``ldm.scheduler``, ``ldm.steps``, ``ldm.condition_guidance``, ``ldm.image_guidance``); a
-flag overrides each. With the model's tuned VLLM (``ldm/vllm_link.py``: the one that wrote its training
+A model folder samples the way it was trained: its pipeline saved the sampler (its ``scheduler/``), the step count,
+both guidance scales, the guidance rescale and interval (``model_index.json``: ``sampling``, written from the
+training config's ``ldm`` keys; older folders: ``lego_config.yaml``), which ``LegoPipeline.from_pretrained`` reads
+too; a flag overrides each. With the model's tuned VLLM (``ldm/vllm_link.py``: the one that wrote its training
 embeddings, or a copy in ``<model>/vllm``) the VLLM writes the description — or embeds the one given with
 ``--description`` — and the embeddings; without one, the modes that need no embeddings (``label``, ``desc``)
 run on the label or on ``--description``.
@@ -57,8 +58,12 @@ def model_ldm_settings(model: str | Path) -> dict:
 
 
 def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **overrides) -> Sampling:
-    """The model's sampling settings (paper defaults for a folder without a config), then ``overrides``."""
+    """The model's sampling settings, then ``overrides``. The model's own are the ``sampling`` its pipeline saved
+    (``model_index.json``, what ``LegoPipeline.from_pretrained(d)(...)`` uses too); a folder written before those
+    were saved falls back to its ``lego_config.yaml`` and then to the paper's settings."""
     saved, paper = model_ldm_settings(model), LdmConfig()
+    if pipe is not None and getattr(pipe.config, "sampling", None):
+        saved = pipe.sampling
     scheduler = saved.get("scheduler") or ("flow_euler" if pipe is not None and pipe.is_flow else paper.scheduler)
     s = Sampling(int(saved.get("steps", paper.steps)), scheduler,
                  float(saved.get("condition_guidance", paper.condition_guidance)),

@@ -58,6 +58,18 @@ def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float, rescale: float =
     return g
 
 
+# What a pipeline samples with when neither its saved config nor the call says: the official code's settings
+PAPER_SAMPLING = {"steps": 100, "scheduler": "euler_a", "condition_guidance": 7.5, "image_guidance": 1.5,
+                  "guidance_rescale": 0.0, "guidance_interval": [0.0, 1.0]}
+
+
+def sampling_settings(ldm) -> dict:
+    """The sampling settings of an ``LdmConfig``, as a pipeline saves them (``model_index.json``: ``sampling``)."""
+    return {"steps": int(ldm.steps), "scheduler": ldm.scheduler, "condition_guidance": float(ldm.condition_guidance),
+            "image_guidance": float(ldm.image_guidance), "guidance_rescale": float(ldm.guidance_rescale),
+            "guidance_interval": [float(v) for v in ldm.guidance_interval]}
+
+
 @dataclass
 class LegoPipelineOutput(BaseOutput):
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
@@ -69,13 +81,21 @@ class LegoPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->conditioner->unet->vae"
 
     def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, conditioner: LegoConditioner,
-                 prediction: str = "epsilon", residual: bool = False):
+                 prediction: str = "epsilon", residual: bool = False, sampling: dict | None = None):
+        """``sampling``: how the model was trained to be sampled (``sampling_settings``), saved in
+        ``model_index.json`` so that ``LegoPipeline.from_pretrained(d)(image, prompt)`` samples that way; the
+        scheduler saved with the model is its sampler."""
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                               scheduler=scheduler, conditioner=conditioner)
-        self.register_to_config(prediction=prediction, residual=residual)
+        self.register_to_config(prediction=prediction, residual=residual, sampling=sampling)
         self.vae_scale_factor = downscale_factor(self.vae)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+
+    @property
+    def sampling(self) -> dict:
+        """The saved sampling settings over the paper's (``PAPER_SAMPLING``)."""
+        return {**PAPER_SAMPLING, **(getattr(self.config, "sampling", None) or {})}
 
     @property
     def is_flow(self) -> bool:
@@ -134,12 +154,13 @@ class LegoPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def __call__(self, image, prompt: str | list[str], h_img=None, h_txt=None, h_len=None, mode: str | None = None,
-                 num_inference_steps: int = 100, condition_guidance_scale: float = 7.5,
-                 image_guidance_scale: float = 1.5, generator: torch.Generator | list[torch.Generator] | None = None,
+                 num_inference_steps: int | None = None, condition_guidance_scale: float | None = None,
+                 image_guidance_scale: float | None = None,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
                  output_type: str = "pil", original_size: tuple[int, int] | None = None,
-                 progress: bool = True, guidance_rescale: float = 0.0,
-                 guidance_interval: tuple[float, float] = (0.0, 1.0)) -> LegoPipelineOutput:
-        """Generate action frames.
+                 progress: bool = True, guidance_rescale: float | None = None,
+                 guidance_interval: tuple[float, float] | None = None) -> LegoPipelineOutput:
+        """Generate action frames. Sampling arguments left at None are the model's saved ones (``sampling``).
 
         ``guidance_rescale``: φ (``combine_guidance``); ``guidance_interval`` = (lo, hi): guide only the steps whose
         noise level (σ of a flow model, t / T of a DDPM one; 1 = pure noise) lies in [lo, hi], and take the
@@ -150,6 +171,13 @@ class LegoPipeline(DiffusionPipeline):
         uses them; generator: one per image for results independent of batching. ``original_size`` = (W, H)
         resizes PIL outputs back to the input's aspect ratio. Outputs are clamped to [0, 1].
         """
+        saved = self.sampling
+        num_inference_steps = int(num_inference_steps if num_inference_steps is not None else saved["steps"])
+        condition_guidance_scale = float(saved["condition_guidance"] if condition_guidance_scale is None
+                                         else condition_guidance_scale)
+        image_guidance_scale = float(saved["image_guidance"] if image_guidance_scale is None else image_guidance_scale)
+        guidance_rescale = float(saved["guidance_rescale"] if guidance_rescale is None else guidance_rescale)
+        guidance_interval = tuple(saved["guidance_interval"] if guidance_interval is None else guidance_interval)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         images = image if isinstance(image, (list, torch.Tensor)) else [image]
         b = len(prompts)

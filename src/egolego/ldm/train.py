@@ -32,7 +32,7 @@ from ..optim import adamw, ema
 from ..precision import accelerator
 from .build import build_components
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
-from .pipeline import LegoPipeline
+from .pipeline import LegoPipeline, sampling_settings
 from .vllm_link import record_vllm
 
 
@@ -336,7 +336,10 @@ class Trainer:
         p = self.parts
         pipe = LegoPipeline(vae=p["vae"], text_encoder=p["text_encoder"], tokenizer=p["tokenizer"], unet=model.unet,
                             scheduler=p["scheduler"], conditioner=model.conditioner,
-                            prediction=self.cfg.ldm.prediction, residual=self.cfg.ldm.residual)
+                            prediction=self.cfg.ldm.prediction, residual=self.cfg.ldm.residual,
+                            sampling=sampling_settings(self.cfg.ldm))
+        if (self.cfg.ldm.scheduler == "flow_euler") == pipe.is_flow:  # else `generate` names the mismatch
+            pipe.use_scheduler(self.cfg.ldm.scheduler)  # the folder's scheduler is its sampler
         dest = self.out / "model"
         if self.acc.is_main_process:
             with quiet_loading():  # no "Writing model shards" bar per component
