@@ -134,3 +134,29 @@ def test_bad_out_is_checked_before_the_manifest_changes(server, curated, tmp_pat
     (tmp_path / "afile").write_text("x")
     assert main(["curate", "--pairs", str(pairs), "--out", str(tmp_path / "afile" / "t.json")]) == 2
     assert (pairs / FILE).read_bytes() == before
+
+
+def test_malformed_examples_and_null_text_are_one_line(server, curated, tmp_path, capsys):
+    """A YAML file that does not parse, and a manifest whose text columns hold nulls: one error line, no call, no
+    change."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pairs, _ = curated
+    before = (pairs / FILE).read_bytes()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("examples: [ {label: a, boxes: {x: [1, 2}\n")
+    assert _curate(pairs, bad, server, tmp_path / "t.json") == 2
+    err = capsys.readouterr().err
+    assert "--examples:" in err and "not readable YAML (line 1" in err and "Traceback" not in err
+    assert Broken.calls == 0 and (pairs / FILE).read_bytes() == before
+    for column in ("label", "description"):
+        t = pq.read_table(pairs / FILE)
+        values = t.column(column).to_pylist()
+        values[1] = None
+        nulls = tmp_path / f"nulls_{column}"
+        nulls.mkdir()
+        pq.write_table(t.set_column(t.column_names.index(column), column, pa.array(values, pa.string())), nulls / FILE)
+        assert main(["curate", "--pairs", str(nulls), "--out", str(tmp_path / "t.json")]) == 2
+        err = capsys.readouterr().err
+        assert f"has no {column} (the column holds None" in err and "Traceback" not in err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import MissingInput
+from ..errors import InputError, MissingInput
 
 SYSTEM = (
     "You are an AI assistant that provides a description of an image based on the action and object context. "
@@ -57,7 +57,12 @@ def load_examples(examples: str | Path) -> list[dict]:
     p = Path(examples)
     if not p.is_file():
         raise MissingInput("examples", f"{p} does not exist")
-    data = yaml.safe_load(p.read_text())
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        raise InputError("examples", f"{p} is not readable YAML{at}: {getattr(e, 'problem', None) or e}") from None
     ex = data.get("examples") if isinstance(data, dict) else data
     if not isinstance(ex, list) or not all(isinstance(e, dict) and {"label", "boxes", "description"} <= set(e) for e in ex):
         raise ValueError(f"{p}: expected a list of examples with label, boxes and description")

@@ -62,6 +62,7 @@ def read_manifest(path: str | Path) -> list[dict]:
 
 
 PATH_COLUMNS = ("input_path", "target_path", "target_full_path")
+TEXT_COLUMNS = ("split", "label", "description")  # read as text by every stage: a null would fail deep inside one
 
 
 def check_rows(rows: list[dict], where: str | Path) -> None:
@@ -76,6 +77,10 @@ def check_rows(rows: list[dict], where: str | Path) -> None:
         if pid in seen:
             raise ValueError(f"{where}: pair_id {pid!r} appears more than once (pair ids must be unique)")
         seen.add(pid)
+        for c in TEXT_COLUMNS:
+            if not isinstance(r.get(c), str):
+                raise ValueError(f"{where}: pair {pid!r} has no {c} (the column holds {r.get(c)!r}; every row needs "
+                                 f"a string, \"\" for none)")
         for c in PATH_COLUMNS:
             if r.get(c):
                 _inside(r[c], where)
