@@ -9,9 +9,31 @@ from egolego import config
 SHIPPED = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))  # the configs the README points to
 
 
+def _leaves(obj, prefix=""):
+    """{dotted key: value} of a config, every section walked (the shape of the two presets is compared through it)."""
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out.update(_leaves(v, f"{prefix}{f.name}.") if dataclasses.is_dataclass(v) else {prefix + f.name: v})
+    return out
+
+
+def _table_keys(table, prefix=""):
+    return {k for key, v in table.items()
+            for k in (_table_keys(v, f"{prefix}{key}.") if isinstance(v, dict) else {prefix + key})}
+
+
 def test_presets_differ_in_size_only_in_values():
+    """The two presets are the same classes with the same keys; every value that differs is one a preset's table
+    sets (``config.PRESET_TABLES``), so no code path can branch on a field only one of them has."""
     tiny, paper = config.preset("tiny"), config.preset("paper")
-    assert type(tiny) is type(paper)
+    t, p = _leaves(tiny), _leaves(paper)
+    assert t.keys() == p.keys() and len(t) > 100
+    differ = {k for k in t if t[k] != p[k]} - {"preset"}
+    tables = _table_keys(config.PRESET_TABLES["tiny"]) | _table_keys(config.PRESET_TABLES["paper"])
+    assert differ and differ <= tables, sorted(differ - tables)
     assert (tiny.image_size, paper.image_size) == (64, 256)
     assert (tiny.synth.size, paper.synth.size) == (64, 256)
 
