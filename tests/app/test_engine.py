@@ -42,3 +42,26 @@ def test_bad_uploads_give_messages(tmp_path):
         decode_upload(tmp_path / "big.jpg")
     Image.new("RGB", (30, 20), "red").save(tmp_path / "ok.jpg")
     assert decode_upload(tmp_path / "ok.jpg").size == (30, 20)
+
+
+def test_engine_describes_with_the_models_own_template_and_budget(lego_model, app_pairs, tmp_path):
+    """A VLLM folder with settings unlike the module's defaults (as a `paper` model's 256-token budget is): the app's
+    description and frame are `egolego generate`'s, because both read the folder's `vllm_config.yaml`."""
+    import shutil
+
+    from egolego import config
+    from egolego.vllm.settings import save_settings
+
+    model = tmp_path / "model"
+    shutil.copytree(lego_model, model)
+    v = config.preset("paper").vllm
+    v.max_new_tokens, v.inference_template = 3, "What must the person do to {action} in this frame?"
+    save_settings(v, model / "vllm")
+    src = next(app_pairs.glob("**/*.jpg"))
+    want, want_text = generate_one(model, src, "take cup", seed=5)
+    eng = Engine(model)
+    got, text = eng.generate(Image.open(src).convert("RGB"), "take cup", None, seed=5)
+    assert text == want_text and len(eng.pipe.tokenizer(text).input_ids) <= 3 + 2  # the 3-token budget, + BOS/EOS
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    default = Engine(lego_model).describe(Image.open(src), "take cup")
+    assert default != text  # the budget and template changed the description: the test can tell them apart

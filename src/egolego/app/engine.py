@@ -41,12 +41,14 @@ class Engine:
         self.use_img, self.use_txt = mode_uses(self.mode)
         self.side = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
         self.vllm = None
-        vllm_dir = vllm_folder(self.model_dir)
-        if self.mode != "label" and vllm_dir is not None:
+        self.vllm_dir = vllm_folder(self.model_dir)
+        if self.mode != "label" and self.vllm_dir is not None:
             from ..vllm.model import load_llava
+            from ..vllm.settings import load_settings
 
-            self.vllm = load_llava(vllm_dir)
+            self.vllm = load_llava(self.vllm_dir)
             self.vllm[0].eval()
+            self.vllm_settings = load_settings(self.vllm_dir)  # its template and token budget, as `generate`'s
         elif self.use_img or self.use_txt:
             raise InputError("model", f"this model's mode {self.mode!r} needs VLLM embeddings, but "
                              f"{missing_vllm_hint(self.model_dir)}")
@@ -67,18 +69,17 @@ class Engine:
             return ""
         from ..vllm.enrich import generate_descriptions
 
+        v = self.vllm_settings
         with self.lock, torch.no_grad():
-            return generate_descriptions(*self.vllm, [self.square(image)], [action])[0]
+            return generate_descriptions(*self.vllm, [self.square(image)], [action], v.inference_template,
+                                         v.max_new_tokens)[0]
 
     def _embeddings(self, square: Image.Image, action: str, description: str) -> dict:
-        from ..vllm.embed import teacher_forced_states
-        from ..vllm.enrich import INFERENCE_TEMPLATE
-        from ..vllm.templates import answer_text, normalise_label, prompt_text, question
+        """H_i, H_t of ``description`` (the VLLM's or the person's edit) by ``egolego generate``'s own pass."""
+        from ..vllm.enrich import describe_and_embed
 
-        prompt = prompt_text(question(INFERENCE_TEMPLATE, normalise_label(action)))
-        h_img, h_txt, lens = teacher_forced_states(*self.vllm, [square], [prompt], [answer_text(description)],
-                                                   self.pipe.conditioner.config.text_tokens)
-        return {"h_img": h_img.float(), "h_txt": h_txt.float(), "h_len": lens}
+        return describe_and_embed(self.vllm_dir, square, action, rows=self.pipe.conditioner.config.text_tokens,
+                                  description=description, loaded=self.vllm)[1]
 
     def generate(self, image: Image.Image, action: str, description: str | None = None, steps: int | None = None,
                  seed: int = 0, condition_guidance: float | None = None, image_guidance: float | None = None,
