@@ -163,15 +163,17 @@ def vllm_stage(cfg: Config, tuning: Path, pairs: Path, tok_dir: Path, vllm_dir: 
 
 def with_scene_records(tuning: Path, pairs: Path, run: Path, n: int, seed: int, size: int,
                        knowledge: str = "none") -> tuple[Path, Path]:
-    """(records, image root) of the curated records and ``n`` rendered ones, paths relative to the run folder."""
+    """(records, image root) of the curated records and ``n`` rendered ones: image paths relative to the run folder,
+    or absolute for images outside it (``egolego vllm tune --images`` may point anywhere)."""
     from .synth.tuning_records import write_tuning_records
     from .vllm.conversation import read_json, write_json
 
     def under_run(folder: Path) -> Path:
-        return folder.resolve().relative_to(run.resolve())
+        folder = folder.resolve()
+        return folder.relative_to(run.resolve()) if folder.is_relative_to(run.resolve()) else folder
 
+    records = [{**r, "image": str(under_run(pairs) / r["image"])} for r in read_json(tuning)]  # refused before rendering
     scenes = write_tuning_records(run / "tuning_scenes", n, seed, size, knowledge)
-    records = [{**r, "image": str(under_run(pairs) / r["image"])} for r in read_json(tuning)]
     records += [{**r, "image": str(under_run(scenes.parent) / r["image"])} for r in read_json(scenes)]
     merged = run / "tuning_with_scenes.json"
     write_json(records, merged)

@@ -154,3 +154,27 @@ def test_the_tuners_memo_gives_the_batches_the_processor_gives(tuned, tmp_path, 
     fresh = tune_mod.VllmTuner(cfg, data, pairs, tmp_path / "u")
     same(fresh.batch(1), want(1))
     assert fresh._pixels == {}
+
+
+def test_vllm_tune_honours_the_configs_rendered_stills(pairs16, vtok, tmp_path, capsys):
+    """`egolego vllm tune --config` with `vllm.synthetic_records` tunes on the curated records *and* that many
+    rendered stills for `vllm.synthetic_epochs`, as the demo's and reproduce's stage do (it used to ignore them)."""
+    import json
+
+    from egolego.cli import main
+    from egolego.vllm.conversation import read_json, records_from_manifest, write_json
+
+    tok = tmp_path / "tok"
+    vtok[1].save_pretrained(tok)
+    data = tmp_path / "tuning.json"
+    write_json(records_from_manifest(read_manifest(pairs16)), data)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("preset: tiny\nvllm:\n  synthetic_records: 6\n  synthetic_epochs: 1\n  batch_size: 8\n")
+    out = tmp_path / "run"
+    assert main(["vllm", "tune", "--data", str(data), "--images", str(pairs16), "--out", str(out), "--config", str(cfg),
+                 "--tokenizer", str(tok)]) == 0
+    assert "+ 6 rendered EgoSynth stills" in capsys.readouterr().err
+    merged = read_json(out / "tuning_with_scenes.json")
+    assert len(merged) == 16 + 6 and all((out / r["image"]).is_file() for r in merged)
+    steps = [json.loads(line)["step"] for line in (out / "tune_log.jsonl").read_text().splitlines()]
+    assert max(steps) == 3 and (out / "model" / "config.json").is_file()  # 1 epoch of 22 records in batches of 8

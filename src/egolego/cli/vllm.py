@@ -112,8 +112,19 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
         print("vllm tune: no --vision-tower: the tiny vision tower stays random and frozen, and the descriptions "
               "will not follow the image (run `egolego vllm pretrain-vision` first)", file=sys.stderr)
     existing(a.data, "--data", "file")
+    out = writable_dir(Path(a.out), "--out")
+    data, images = a.data, a.images
+    if v.synthetic_records:  # the config's rendered stills, as `demo` and `reproduce` add them
+        from ..stages import with_scene_records
+
+        print(f"vllm tune: + {v.synthetic_records} rendered EgoSynth stills (vllm.synthetic_records, "
+              f"synth.knowledge {cfg.synth.knowledge}) -> {out / 'tuning_scenes'}", file=sys.stderr)
+        data, images = with_scene_records(Path(a.data), Path(a.images), out, v.synthetic_records, v.seed,
+                                          cfg.image_size, cfg.synth.knowledge)
+        if a.epochs is None:
+            v.epochs = v.synthetic_epochs
     try:
-        r = VllmTuner(cfg, a.data, a.images, writable_dir(Path(a.out), "--out")).run(resume=a.resume)
+        r = VllmTuner(cfg, data, images, out).run(resume=a.resume)
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None
     last = r["losses"][-1] if r["losses"] else float("nan")
