@@ -224,6 +224,10 @@ PRESET_TABLES: dict[str, dict[str, Any]] = {
                 "loss_weighting": "change", "lr": 1e-3, "warmup_steps": 50, "ema_decay": 0.995,
                 "unet_channels": [64, 128, 128], "unet_attention": [False, True, False], "unet_heads": 2,
                 "steps": 4, "scheduler": "flow_euler", "condition_guidance": 3.0, "image_guidance": 1.0,
+                # guidance on the first step only (noise level 1): it decides the action; later steps guided paint
+                # colour blobs. Validation seed 1: blobs halved, action within its interval (RESULTS.md, 2026-12-06
+                # guidance study)
+                "guidance_interval": [0.9, 1.0],
                 "mixed_precision": "auto",  # bf16 on a CPU with AVX512-BF16: 1.4x the steps, same accuracy
                 # the VLLM tokens start unseen: plain concatenation, the tanh gate alone and the attention bias alone
                 # let them cost `lego` the action; both gates together did not (RESULTS.md, 2026-12-06 knowledge world)
