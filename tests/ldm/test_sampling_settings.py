@@ -136,3 +136,32 @@ def test_from_pretrained_samples_as_the_model_was_saved_to(tokenizer, tmp_path, 
     other = {"num_inference_steps": PAPER_SAMPLING["steps"] // 25, "condition_guidance_scale": 7.5}
     moved = np.asarray(loaded(image, text, generator=torch.Generator().manual_seed(5), **other).images[0])
     assert not np.array_equal(plain, moved)  # the saved settings, not the paper's, made `plain`
+
+
+def test_keep_unchanged_returns_the_input_where_the_frame_barely_changed_it():
+    from egolego.ldm.pipeline import keep_unchanged
+
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1  # (B, 3, H, W) in [-1, 1]
+    out = image + (torch.rand(1, 3, 32, 32, generator=g) - 0.5) * 0.04  # smear: at most 1 % of the range
+    out[:, :, 10:20, 10:20] = 1.0  # the action: a big change
+    kept = keep_unchanged(out, image, 0.06)
+    far = torch.ones(32, 32, dtype=torch.bool)
+    far[6:24, 6:24] = False  # 4 px from the change, beyond the 5x5 average's reach
+    assert torch.equal(kept[..., far], image[..., far])
+    assert torch.allclose(kept[:, :, 12:18, 12:18], out[:, :, 12:18, 12:18])  # the change itself is kept
+
+
+def test_keep_input_travels_from_the_flag_to_the_pipeline(ddpm_model, tmp_path, monkeypatch):
+    import egolego.ldm.pipeline as P
+
+    seen = []
+    real = P.keep_unchanged
+    monkeypatch.setattr(P, "keep_unchanged", lambda out, image, tau: seen.append(tau) or real(out, image, tau))
+    img = tmp_path / "in.png"
+    Image.new("RGB", (40, 30), "gray").save(img)
+    args = ["generate", "--model", str(ddpm_model), "--image", str(img), "--action", "take cup", "--description",
+            "The person takes the red cup.", "--out", str(tmp_path / "o.png"), "--steps", "2"]
+    assert main(args) == 0 and seen == []  # off by default (the paper's sampling)
+    assert main(args + ["--keep-input", "0.06"]) == 0 and seen == [0.06]
+    assert main(args + ["--keep-input", "1.5"]) == 2

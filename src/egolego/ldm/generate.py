@@ -36,6 +36,7 @@ class Sampling:
     image_guidance: float
     guidance_rescale: float = 0.0  # φ (LegoPipeline: guidance rescale)
     guidance_interval: tuple[float, float] = (0.0, 1.0)  # the noise levels that are guided
+    keep_input: float = 0.0  # τ of LegoPipeline's keep_unchanged (0 = off)
 
     def override(self, **values) -> Sampling:
         values = {k: v for k, v in values.items() if v is not None}
@@ -47,7 +48,7 @@ class Sampling:
         """The ``LegoPipeline.__call__`` arguments these settings stand for (the scheduler is set on the pipeline)."""
         return {"num_inference_steps": int(self.steps), "condition_guidance_scale": float(self.condition_guidance),
                 "image_guidance_scale": float(self.image_guidance), "guidance_rescale": float(self.guidance_rescale),
-                "guidance_interval": tuple(self.guidance_interval)}
+                "guidance_interval": tuple(self.guidance_interval), "keep_input": float(self.keep_input)}
 
 
 def model_ldm_settings(model: str | Path) -> dict:
@@ -69,12 +70,15 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
                  float(saved.get("condition_guidance", paper.condition_guidance)),
                  float(saved.get("image_guidance", paper.image_guidance)),
                  float(saved.get("guidance_rescale", paper.guidance_rescale)),
-                 tuple(float(v) for v in saved.get("guidance_interval", paper.guidance_interval)))
+                 tuple(float(v) for v in saved.get("guidance_interval", paper.guidance_interval)),
+                 float(saved.get("keep_input", paper.keep_input)))
     s = s.override(**overrides)
     if s.steps < 1:
         raise InputError("steps", f"must be at least 1, got {s.steps}")
     if not 0 <= s.guidance_rescale <= 1:
         raise InputError("guidance_rescale", f"must lie in [0, 1], got {s.guidance_rescale}")
+    if not 0 <= s.keep_input <= 1:
+        raise InputError("keep_input", f"must lie in [0, 1], got {s.keep_input}")
     lo, hi = s.guidance_interval
     if not 0 <= lo <= hi <= 1:
         raise InputError("guidance_interval", f"must be two noise levels 0 <= lo <= hi <= 1, got {lo}, {hi}")

@@ -60,14 +60,27 @@ def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float, rescale: float =
 
 # What a pipeline samples with when neither its saved config nor the call says: the official code's settings
 PAPER_SAMPLING = {"steps": 100, "scheduler": "euler_a", "condition_guidance": 7.5, "image_guidance": 1.5,
-                  "guidance_rescale": 0.0, "guidance_interval": [0.0, 1.0]}
+                  "guidance_rescale": 0.0, "guidance_interval": [0.0, 1.0], "keep_input": 0.0}
 
 
 def sampling_settings(ldm) -> dict:
     """The sampling settings of an ``LdmConfig``, as a pipeline saves them (``model_index.json``: ``sampling``)."""
     return {"steps": int(ldm.steps), "scheduler": ldm.scheduler, "condition_guidance": float(ldm.condition_guidance),
             "image_guidance": float(ldm.image_guidance), "guidance_rescale": float(ldm.guidance_rescale),
-            "guidance_interval": [float(v) for v in ldm.guidance_interval]}
+            "guidance_interval": [float(v) for v in ldm.guidance_interval], "keep_input": float(ldm.keep_input)}
+
+
+def keep_unchanged(out: torch.Tensor, image: torch.Tensor, tau: float) -> torch.Tensor:
+    """Composite the generated frame over the input by a soft change mask read off the frame itself.
+
+    (B, 3, H, W) in [-1, 1] each. The change d = max over channels of |out − image| (in [0, 1] units), averaged over
+    5×5 pixels; the mask m = clamp((d − τ/2) / τ, 0, 1) is 0 where the model barely touched the input (there the
+    input itself is returned: the smear a model leaves over what the action does not touch) and 1 where it changed it
+    by more than 1.5 τ."""
+    d = ((out - image).abs().amax(1, keepdim=True) / 2).float()  # (B, 1, H, W)
+    d = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(d, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    m = ((d - tau / 2) / tau).clamp(0, 1).to(out.dtype)
+    return image + m * (out - image)
 
 
 @dataclass
@@ -159,12 +172,14 @@ class LegoPipeline(DiffusionPipeline):
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  output_type: str = "pil", original_size: tuple[int, int] | None = None,
                  progress: bool = True, guidance_rescale: float | None = None,
-                 guidance_interval: tuple[float, float] | None = None) -> LegoPipelineOutput:
+                 guidance_interval: tuple[float, float] | None = None,
+                 keep_input: float | None = None) -> LegoPipelineOutput:
         """Generate action frames. Sampling arguments left at None are the model's saved ones (``sampling``).
 
         ``guidance_rescale``: φ (``combine_guidance``); ``guidance_interval`` = (lo, hi): guide only the steps whose
         noise level (σ of a flow model, t / T of a DDPM one; 1 = pure noise) lies in [lo, hi], and take the
         conditioned prediction elsewhere (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval").
+        ``keep_input`` = τ > 0: where the decoded frame changes the input little, keep the input (``keep_unchanged``).
 
         image: PIL image(s), arrays or a (B, 3, H, W) tensor in [-1, 1]; prompt: the description (or the label
         in ``label`` mode), one per image; h_img (B, M, D_vllm), h_txt (B, N, D_vllm), h_len (B,) when the mode
@@ -178,6 +193,7 @@ class LegoPipeline(DiffusionPipeline):
         image_guidance_scale = float(saved["image_guidance"] if image_guidance_scale is None else image_guidance_scale)
         guidance_rescale = float(saved["guidance_rescale"] if guidance_rescale is None else guidance_rescale)
         guidance_interval = tuple(saved["guidance_interval"] if guidance_interval is None else guidance_interval)
+        keep_input = float(saved["keep_input"] if keep_input is None else keep_input)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         images = image if isinstance(image, (list, torch.Tensor)) else [image]
         b = len(prompts)
@@ -215,7 +231,9 @@ class LegoPipeline(DiffusionPipeline):
             if self.is_flow and self.config.prediction == "sample":  # x_0 -> velocity n - x_0 = (z_t - x_0) / t
                 out = (latents - out) / self.scheduler.sigmas[i]
             latents = self.scheduler.step(out, t, latents, **step_kwargs, return_dict=False)[0]
-        out = self.vae.decode(latents / sf, return_dict=False)[0]
+        out = self.vae.decode(latents / sf, return_dict=False)[0]  # (B, 3, H, W) in [-1, 1]
+        if keep_input > 0:
+            out = keep_unchanged(out, pixels.to(out.dtype), keep_input)
         result = self.image_processor.postprocess(out, output_type=output_type)  # clamps to [0, 1]
         if output_type == "pil" and original_size is not None:
             result = [im.resize(original_size, PIL.Image.BICUBIC) for im in result]
