@@ -65,7 +65,9 @@ def untuned(cfg: Config, p: Prepared, root: Path) -> tuple[Path, Path]:
         if not (pairs / "pairs.parquet").exists():
             shutil.copytree(p.pairs, pairs, dirs_exist_ok=True)
         if not (model_dir / "config.json").exists():
+            cfg = copy.deepcopy(cfg)
             cfg.vllm.tokenizer = str(p.tokenizer)
+            cfg.vllm.vision_tower = str(p.vision_tower) if p.vision_tower else None  # the tuned one's tower
             model, proc = build_model(cfg, model_dir)
             with quiet_loading():
                 model.save_pretrained(str(model_dir))

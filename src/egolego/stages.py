@@ -9,6 +9,7 @@ values (scaled epochs and scenes, the folders they made) into the ``cfg`` they a
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass
@@ -55,12 +56,15 @@ class Prepared:
     vllm: Path  # the tuned VLLM's model folder
     store: Path  # its embedding store
     vae: Path | None  # the tiny VAE, when ldm.autoencoder is vae
+    vision_tower: Path | None = None  # the tiny VLLM's pre-trained vision tower (None with a real LLaVA)
 
 
 def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
     """Data, descriptions, the tuned VLLM and its embeddings (and the tiny VAE if the recipe needs one).
 
-    ``scale`` shortens the vision pre-training, the VLLM tuning and the VAE training (the demo's ``--minutes``)."""
+    ``scale`` shortens the vision pre-training, the VLLM tuning and the VAE training (the demo's ``--minutes``).
+    The stages work on a copy of ``cfg``: what they make is returned in ``Prepared``, the caller's config is unchanged."""
+    cfg = copy.deepcopy(cfg)
     out.mkdir(parents=True, exist_ok=True)
     data, pairs, tuning, tok_dir, vllm_dir = (out / n for n in ("egosynth", "pairs", "tuning.json", "tokenizer", "vllm"))
     egosynth_stage(cfg, data)
@@ -72,7 +76,8 @@ def prepare(cfg: Config, out: Path, scale: float = 1.0) -> Prepared:
     vllm_stage(cfg, tuning, pairs, tok_dir, vllm_dir, scale)
     store = enrich_stage(cfg, vllm_dir / "model", pairs, out / "embeddings")
     vae_dir = vae_stage(cfg, pairs, out / "vae", scale) if cfg.ldm.autoencoder == "vae" else None
-    return Prepared(data, pairs, tok_dir, vllm_dir / "model", store, vae_dir)
+    tower = Path(cfg.vllm.vision_tower) if cfg.vllm.vision_tower else None
+    return Prepared(data, pairs, tok_dir, vllm_dir / "model", store, vae_dir, tower)
 
 
 def egosynth_stage(cfg: Config, data: Path) -> None:
@@ -211,6 +216,7 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
     (default: the mode); ``deadline`` (``time.monotonic()``) ends the training early when the clock says so."""
     from .ldm.train import Trainer
 
+    cfg = copy.deepcopy(cfg)  # the caller's config stays as it was: this model's settings are set on a copy
     c = shown = cfg.ldm
     if mode == "t2i":  # the text-to-image model of the SDEdit / ProxNPI baselines (its own recipe, same trainer)
         from .baselines.t2i import TextToImageTrainer as Trainer  # noqa: N813
