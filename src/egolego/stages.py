@@ -131,12 +131,14 @@ def tokenizer_stage(cfg: Config, pairs: Path, tok_dir: Path) -> None:
 def vision_stage(cfg: Config, tower_dir: Path, scale: float = 1.0) -> None:
     """The tiny LLaVA's vision tower, pre-trained on EgoSynth patch labels (``vllm.vision_pretrain``);
     ``scale`` shrinks the number of scenes (time is linear in it)."""
+    from .synth.patch_labels import scene_patch_labels
     from .vllm.vision_pretrain import pretrain_vision_tower
 
     pc = cfg.vllm.vision_pretrain
     pc.scenes = max(pc.batch_size, int(round(pc.scenes * scale)))
     with Stage("VLLM: vision tower pre-training (EgoSynth patch labels)") as s:
-        r = pretrain_vision_tower(pc, tower_dir, cfg.vllm.tiny_llava, progress=False, knowledge=cfg.synth.knowledge)
+        r = pretrain_vision_tower(pc, tower_dir, scene_patch_labels, cfg.vllm.tiny_llava, progress=False,
+                                  knowledge=cfg.synth.knowledge)
         q = r["held_out"]
         s.done(("reused " if r.get("reused") else "") + f"{r['scenes']} scenes x {r['epochs']} epochs; held-out "
                f"label F1 {q['label_f1']}, state F1 {q.get('state_f1', '-')}, side accuracy {q['side_accuracy']}")

@@ -48,7 +48,7 @@ def test_report_user_study_section(app_runs, tmp_path):
         V.record_vote(db, "methods", rater, f"p-{choice}", ["input copy", "label", "ground truth"], choice)
     V.record_vote(db, "descriptions", "cy", "p1", "The person ...", V.ALIGNED)
     V.record_vote(db, "descriptions", "cy", "p2", "The person ...", V.NOT_ALIGNED)
-    text = build_report(app_runs, tmp_path / "r.html", votes=db).read_text()
+    text = build_report(app_runs, tmp_path / "r.html", votes=V.read_votes(db), votes_from=str(db)).read_text()
     text = text[text.index("<h2>User study"):]
     assert "User study" in text and "2/3" in text and "1/3" in text and "0/3" in text  # label, input copy, GT
     assert text.index("<td>label</td>") < text.index("<td>input copy</td>") < text.index("<td>ground truth</td>")

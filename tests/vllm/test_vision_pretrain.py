@@ -7,6 +7,7 @@ import torch
 from transformers import CLIPVisionModel
 
 from egolego.config import TinyLlavaShapes, VisionPretrainConfig
+from egolego.synth.patch_labels import scene_patch_labels
 from egolego.vllm.model import build_tiny_llava
 from egolego.vllm.tiny_shapes import tiny_vision_config
 from egolego.vllm.vision_pretrain import (
@@ -24,7 +25,7 @@ from egolego.vllm.vision_pretrain import (
 def tower_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tower")
     pc = VisionPretrainConfig(scenes=384, epochs=4, batch_size=32, held_out=64)
-    return out, pc, pretrain_vision_tower(pc, out, progress=False)
+    return out, pc, pretrain_vision_tower(pc, out, scene_patch_labels, progress=False)
 
 
 def test_it_learns_and_reports(tower_dir):
@@ -37,7 +38,7 @@ def test_it_learns_and_reports(tower_dir):
 
 def test_a_complete_folder_is_reused_and_other_settings_are_not(tower_dir, tmp_path):
     out, pc, r = tower_dir
-    again = pretrain_vision_tower(pc, out, progress=False)
+    again = pretrain_vision_tower(pc, out, scene_patch_labels, progress=False)
     assert again.get("reused") and again["held_out"] == r["held_out"]
 
 

@@ -14,14 +14,13 @@ concurrent raters queue on SQLite's lock instead of failing; a vote is on disk w
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
-from collections import Counter
 from pathlib import Path
 
+from ..eval.votes_stats import ALIGNED, NOT_ALIGNED, aligned_rate, rater_counts, wilson, win_rates  # noqa: F401
+
 STUDIES = ("methods", "descriptions")
-ALIGNED, NOT_ALIGNED = "aligned", "not aligned"
 SCHEMA = """CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     study TEXT NOT NULL,
@@ -115,43 +114,3 @@ def voted_pairs(db: str | Path, study: str, rater: str) -> set[str]:
         return {r[0] for r in con.execute("SELECT pair_id FROM votes WHERE study = ? AND rater = ?", (study, rater))}
     finally:
         con.close()
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion k / n (well-behaved at 0, 1 and small n)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def win_rates(votes: list[dict]) -> dict[str, dict]:
-    """Per method: wins, trials it was shown in, win rate (the paper's: picked / all trials) and its interval."""
-    votes = [v for v in votes if v["study"] == "methods"]
-    shown = Counter(m for v in votes for m in v["shown"])
-    wins = Counter(v["choice"] for v in votes)
-    out = {}
-    for m in sorted(shown, key=lambda m: (-wins[m], m)):
-        lo, hi = wilson(wins[m], shown[m])
-        out[m] = {"wins": wins[m], "n": shown[m], "rate": wins[m] / shown[m], "lo": lo, "hi": hi}
-    return out
-
-
-def aligned_rate(votes: list[dict]) -> dict | None:
-    """Description study: the share of votes saying the description matches the two frames, with its interval."""
-    votes = [v for v in votes if v["study"] == "descriptions"]
-    if not votes:
-        return None
-    k = sum(v["choice"] == ALIGNED for v in votes)
-    lo, hi = wilson(k, len(votes))
-    return {"aligned": k, "n": len(votes), "rate": k / len(votes), "lo": lo, "hi": hi}
-
-
-def rater_counts(votes: list[dict]) -> dict[str, dict[str, int]]:
-    """rater -> {study: votes}."""
-    out: dict[str, dict[str, int]] = {}
-    for v in votes:
-        out.setdefault(v["rater"], Counter())[v["study"]] += 1
-    return {r: dict(c) for r, c in sorted(out.items())}

@@ -86,7 +86,12 @@ def cmd_report(a: argparse.Namespace) -> int:
     positive(a.sample, "--sample")
     out_file(a.out, "--out", (".html", ".htm"))
     try:
-        out = build_report(a.evals, a.out, a.title, a.sample, votes=a.votes)
+        votes = None
+        if a.votes:
+            from ..app.votes import read_votes
+
+            votes = read_votes(a.votes)
+        out = build_report(a.evals, a.out, a.title, a.sample, votes=votes, votes_from=str(a.votes or ""))
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None
     print(f"report: {out}")

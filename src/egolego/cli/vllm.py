@@ -137,12 +137,13 @@ def cmd_vllm_pretrain_vision(a: argparse.Namespace) -> int:
     cfg = load_cfg(a)
     if cfg.preset != "tiny" or cfg.vllm.model:
         raise CliError("pretrain-vision is for the tiny preset: a real LLaVA brings its own pre-trained CLIP tower")
+    from ..synth.patch_labels import scene_patch_labels
     from ..vllm.vision_pretrain import pretrain_vision_tower
 
     pc = cfg.vllm.vision_pretrain
     override(pc, scenes=a.scenes, epochs=a.epochs, seed=a.seed)
     try:
-        r = pretrain_vision_tower(pc, writable_dir(Path(a.out), "--out"), cfg.vllm.tiny_llava,
+        r = pretrain_vision_tower(pc, writable_dir(Path(a.out), "--out"), scene_patch_labels, cfg.vllm.tiny_llava,
                                   knowledge=cfg.synth.knowledge)
     except ValueError as e:
         raise fail(e) from None

@@ -153,12 +153,11 @@ def _bar_chart(names: list[str], rates: list[float], lo: list[float], hi: list[f
     return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}" alt="{html.escape(ylabel)}">'
 
 
-def _user_study(db: str | Path) -> str:
+def _user_study(votes: list[dict], source: str) -> str:
     """Fig. 4's win rates (95 % Wilson intervals), Fig. 6's aligned share, and the votes per rater."""
-    from ..app.votes import aligned_rate, rater_counts, read_votes, win_rates
+    from .votes_stats import aligned_rate, rater_counts, win_rates
 
-    votes = read_votes(db)
-    parts = [f"<p class='note'>{len(votes)} votes in {html.escape(str(db))}; 95 % Wilson intervals (votes are "
+    parts = [f"<p class='note'>{len(votes)} votes in {html.escape(source)}; 95 % Wilson intervals (votes are "
              "treated as independent: raters and pairs repeat, so the intervals are optimistic).</p>"]
     w = win_rates(votes)
     if w:
@@ -180,9 +179,10 @@ def _user_study(db: str | Path) -> str:
 
 
 def build_report(folders: list[str | Path], out: str | Path, title: str = "egolego evaluation",
-                 sample: int = 8, notes: str = "", votes: str | Path | None = None,
+                 sample: int = 8, notes: str = "", votes: list[dict] | None = None, votes_from: str = "",
                  sections: list[tuple[str, str]] = (), marks: dict[str, str] | None = None) -> Path:
-    """``votes``: a user-study database (`egolego study`); ``sections``: extra (heading, HTML) blocks placed after
+    """``votes``: the user study's votes (``app.votes.read_votes`` of an `egolego study` database, named by
+    ``votes_from``); ``sections``: extra (heading, HTML) blocks placed after
     the tables (``egolego reproduce``'s paired tests); ``marks``: a note per pair id shown under its samples (the
     demo and ``reproduce`` mark EgoSynth's rule scenes)."""
     runs = paper_order([load_run(f) for f in folders])  # every section lists the methods in the paper's order
@@ -206,7 +206,7 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
     parts.append(f"<h2>Samples</h2>{_grid(runs, sample, marks)}")
     parts.append(f"<h2>New actions (App. C.3)</h2>{_strips(runs)}")
     if votes is not None:
-        parts.append(_user_study(votes))
+        parts.append(_user_study(votes, votes_from))
     skipped: dict[tuple[str, str], list[str]] = {}
     for r in runs:
         for m, why in r.info.get("skipped", {}).items():

@@ -33,7 +33,6 @@ from ..atomic import atomic_path, write_json
 from ..config import TinyLlavaShapes, VisionPretrainConfig
 from ..optim import adamw
 from ..safe_load import first_line
-from ..synth.patch_labels import PatchLabels, scene_patch_labels
 from .tiny_shapes import TINY_FEATURE_LAYER, hidden_state_index, tiny_image_processor, tiny_vision_config
 
 WEIGHTS, CONFIG, REPORT = "vision_tower.safetensors", "config.json", "report.json"
@@ -91,7 +90,7 @@ def patch_loss(out: tuple[torch.Tensor, ...], kinds, colors, states, side, colum
 
 
 @torch.no_grad()
-def held_out_quality(tower, head, pixels, lab: PatchLabels) -> dict:
+def held_out_quality(tower, head, pixels, lab) -> dict:
     """Label F1 (kinds and colours), state F1 and side accuracy on patches that show an object."""
     k, c, st, _, s = head(patch_features(tower, pixels, feature_index(tower)))
 
@@ -116,10 +115,14 @@ def settings_record(pc: VisionPretrainConfig, shapes: TinyLlavaShapes, knowledge
     return {"pretrain": asdict(pc), "knowledge": knowledge, "vision_config": shape_record(tiny_vision_config(shapes))}
 
 
-def pretrain_vision_tower(pc: VisionPretrainConfig, out: str | Path, shapes: TinyLlavaShapes = TinyLlavaShapes(),
+def pretrain_vision_tower(pc: VisionPretrainConfig, out: str | Path, render, shapes: TinyLlavaShapes = TinyLlavaShapes(),
                           progress: bool = True, knowledge: str = "none") -> dict:
     """Train a tiny CLIP vision tower on ``pc.scenes`` EgoSynth scenes of the world ``knowledge`` names (the
-    ``synth.knowledge`` of the data it will describe); returns (and writes) its report."""
+    ``synth.knowledge`` of the data it will describe); returns (and writes) its report.
+
+    ``render(n, seed, image_size, grid, knowledge)`` draws the labelled scenes (``synth.patch_labels.
+    scene_patch_labels``: images and per-patch kind / colour / state / side labels); the caller passes it, so the
+    VLLM package does not reach up into the toy dataset."""
     out = Path(out)
     wanted = settings_record(pc, shapes, knowledge)
     if (out / REPORT).is_file() and json.loads((out / CONFIG).read_text()) == wanted:
@@ -130,8 +133,8 @@ def pretrain_vision_tower(pc: VisionPretrainConfig, out: str | Path, shapes: Tin
     tower, proc = CLIPVisionModel(tiny_vision_config(shapes)), tiny_image_processor(shapes)
     grid = shapes.image_size // shapes.patch_size
     t0 = time.perf_counter()
-    train = scene_patch_labels(pc.scenes, pc.seed, shapes.image_size, grid, knowledge)
-    held = scene_patch_labels(pc.held_out, pc.seed + 1, shapes.image_size, grid, knowledge)
+    train = render(pc.scenes, pc.seed, shapes.image_size, grid, knowledge)
+    held = render(pc.held_out, pc.seed + 1, shapes.image_size, grid, knowledge)
     pixels = proc(images=list(train.images), return_tensors="pt")["pixel_values"]  # (n, 3, S, S)
     held_pixels = proc(images=list(held.images), return_tensors="pt")["pixel_values"]
     render_s = time.perf_counter() - t0
