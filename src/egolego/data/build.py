@@ -122,6 +122,8 @@ def _video_job(job) -> tuple[str, list[dict], list[tuple[str, str]], list[float]
             to_video = {k: int(round((k - 1) / recs[0].fps * fps)) for k in wanted if k >= 1}
             decoded = decode_frames(root / "videos" / f"{video}.MP4", list(to_video.values()))
             frames = {k: decoded[j] for k, j in to_video.items() if j in decoded}
+    except FileNotFoundError:  # a video the annotations name but the folder lacks: missing, not unreadable
+        return video, [], [(r.pair_id, "missing video or frames") for r in recs], []
     except (OSError, av_errors()) as e:
         return video, [], [(r.pair_id, f"unreadable video ({type(e).__name__})") for r in recs], []
     if not frames:
