@@ -71,6 +71,25 @@ def test_blip_captions_from_a_local_folder(tmp_path):
     caps = cap(ims)
     assert len(caps) == 2 and all(isinstance(c, str) for c in caps)
     assert caps == cap(ims)  # beam search is deterministic
+    # independently: transformers' own BLIP image processor (bicubic, CLIP statistics) + generate with the prompt
+    from transformers import BlipImageProcessor
+
+    from egolego.eval.clip_similarity import CLIP_MEAN, CLIP_STD
+
+    proc = BlipImageProcessor(size={"height": 32, "width": 32}, image_mean=CLIP_MEAN, image_std=CLIP_STD,
+                              resample=Image.BICUBIC)
+    model = BlipForConditionalGeneration.from_pretrained(tmp_path).eval()
+    prompt = tok(["a picture of"] * 2, return_tensors="pt")
+    with torch.no_grad():
+        ids = model.generate(pixel_values=proc(ims, return_tensors="pt")["pixel_values"], input_ids=prompt["input_ids"],
+                             attention_mask=prompt["attention_mask"], num_beams=2, min_length=3, max_length=8)
+    want = [strip_prompt(t) for t in tok.batch_decode(ids, skip_special_tokens=True)]
+    assert caps == want and any(caps)
+    seen = {}
+    real = cap.model.generate
+    cap.model.generate = lambda **kw: seen.update(kw) or real(**kw)
+    cap(ims)  # the pixels the captioner hands BLIP are the image processor's, to float precision
+    torch.testing.assert_close(seen["pixel_values"], proc(ims, return_tensors="pt")["pixel_values"], atol=1e-5, rtol=0)
     assert strip_prompt("a picture of a cup on a table") == "a cup on a table"
     assert strip_prompt("  A picture of X") == "X"
     assert strip_prompt("something else") == "something else"
