@@ -114,16 +114,16 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
     existing(a.data, "--data", "file")
     out = writable_dir(Path(a.out), "--out")
     data, images = a.data, a.images
-    if v.synthetic_records:  # the config's rendered stills, as `demo` and `reproduce` add them
-        from ..stages import with_scene_records
-
-        print(f"vllm tune: + {v.synthetic_records} rendered EgoSynth stills (vllm.synthetic_records, "
-              f"synth.knowledge {cfg.synth.knowledge}) -> {out / 'tuning_scenes'}", file=sys.stderr)
-        data, images = with_scene_records(Path(a.data), Path(a.images), out, v.synthetic_records, v.seed,
-                                          cfg.image_size, cfg.synth.knowledge)
-        if a.epochs is None:
-            v.epochs = v.synthetic_epochs
     try:
+        if v.synthetic_records:  # the config's rendered stills, as `demo` and `reproduce` add them
+            from ..stages import with_scene_records
+
+            print(f"vllm tune: + {v.synthetic_records} rendered EgoSynth stills (vllm.synthetic_records, "
+                  f"synth.knowledge {cfg.synth.knowledge}) -> {out / 'tuning_scenes'}", file=sys.stderr)
+            data, images = with_scene_records(Path(a.data), Path(a.images), out, v.synthetic_records, v.seed,
+                                              cfg.image_size, cfg.synth.knowledge)
+            if a.epochs is None:
+                v.epochs = v.synthetic_epochs
         r = VllmTuner(cfg, data, images, out).run(resume=a.resume)
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None

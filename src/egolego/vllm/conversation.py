@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_json as atomic_write_json
-from ..errors import MissingInput
+from ..errors import InputError, MissingInput
 from .templates import QUESTION_TEMPLATES, answer_text, prompt_text, question
 
 IGNORE = -100
@@ -48,7 +48,10 @@ def read_json(data: str | Path) -> list[dict]:
     p = Path(data)
     if not p.is_file():
         raise MissingInput("data", f"{p} does not exist")
-    data = json.loads(p.read_text())
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError("data", f"{p} is not JSON ({e})") from None
     if not isinstance(data, list):
         raise ValueError(f"{p}: LLaVA data must be a JSON list of records")
     for i, r in enumerate(data):
