@@ -18,11 +18,10 @@ import torch
 import yaml
 from PIL import Image
 
-from ..config import LdmConfig
 from ..errors import InputError, MissingInput
 from ..safe_load import first_line
 from .modes import check_covered, mode_text, needs_embeddings, text_key
-from .pipeline import LegoPipeline
+from .pipeline import PAPER_SAMPLING, LegoPipeline
 from .vllm_link import missing_vllm_hint, recorded_vllm, vllm_folder
 
 
@@ -62,17 +61,16 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
     """The model's sampling settings, then ``overrides``. The model's own are the ``sampling`` its pipeline saved
     (``model_index.json``, what ``LegoPipeline.from_pretrained(d)(...)`` uses too); a folder written before those
     were saved falls back to its ``lego_config.yaml`` and then to the paper's settings."""
-    saved, paper = model_ldm_settings(model), LdmConfig()
     if pipe is not None and getattr(pipe.config, "sampling", None):
         saved = pipe.sampling
-    scheduler = saved.get("scheduler") or ("flow_euler" if pipe is not None and pipe.is_flow else paper.scheduler)
-    s = Sampling(int(saved.get("steps", paper.steps)), scheduler,
-                 float(saved.get("condition_guidance", paper.condition_guidance)),
-                 float(saved.get("image_guidance", paper.image_guidance)),
-                 float(saved.get("guidance_rescale", paper.guidance_rescale)),
-                 tuple(float(v) for v in saved.get("guidance_interval", paper.guidance_interval)),
-                 float(saved.get("keep_input", paper.keep_input)))
-    s = s.override(**overrides)
+    else:
+        yaml_keys = {k: v for k, v in model_ldm_settings(model).items() if k in PAPER_SAMPLING and v is not None}
+        if "scheduler" not in yaml_keys and pipe is not None and pipe.is_flow:
+            yaml_keys["scheduler"] = "flow_euler"
+        saved = {**PAPER_SAMPLING, **yaml_keys}
+    s = Sampling(int(saved["steps"]), saved["scheduler"], float(saved["condition_guidance"]),
+                 float(saved["image_guidance"]), float(saved["guidance_rescale"]),
+                 tuple(float(v) for v in saved["guidance_interval"]), float(saved["keep_input"])).override(**overrides)
     if s.steps < 1:
         raise InputError("steps", f"must be at least 1, got {s.steps}")
     if not 0 <= s.guidance_rescale <= 1:

@@ -33,6 +33,7 @@ from diffusers.schedulers import (
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from ..config import LdmConfig
 from .autoencoder import downscale_factor
 from .components import encode_text
 from .conditioner import LegoConditioner
@@ -58,16 +59,16 @@ def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float, rescale: float =
     return g
 
 
-# What a pipeline samples with when neither its saved config nor the call says: the official code's settings
-PAPER_SAMPLING = {"steps": 100, "scheduler": "euler_a", "condition_guidance": 7.5, "image_guidance": 1.5,
-                  "guidance_rescale": 0.0, "guidance_interval": [0.0, 1.0], "keep_input": 0.0}
-
-
 def sampling_settings(ldm) -> dict:
     """The sampling settings of an ``LdmConfig``, as a pipeline saves them (``model_index.json``: ``sampling``)."""
     return {"steps": int(ldm.steps), "scheduler": ldm.scheduler, "condition_guidance": float(ldm.condition_guidance),
             "image_guidance": float(ldm.image_guidance), "guidance_rescale": float(ldm.guidance_rescale),
             "guidance_interval": [float(v) for v in ldm.guidance_interval], "keep_input": float(ldm.keep_input)}
+
+
+# What a pipeline samples with when neither its saved config nor the call says: the paper preset's (the official
+# code's) settings, read from the config's defaults so that they have one owner
+PAPER_SAMPLING = sampling_settings(LdmConfig())
 
 
 def keep_unchanged(out: torch.Tensor, image: torch.Tensor, tau: float) -> torch.Tensor:
@@ -130,13 +131,13 @@ class LegoPipeline(DiffusionPipeline):
         else:
             self.scheduler.set_timesteps(steps, device=dev)
 
-    @torch.no_grad()
     def _noise_level(self, i: int, t) -> float:
         """Step ``i``'s noise level in [0, 1]: σ for flow matching, t / T on the DDPM schedule."""
         if self.is_flow:
             return float(self.scheduler.sigmas[i])
         return float(t) / self.scheduler.config.num_train_timesteps
 
+    @torch.no_grad()
     def encode_condition(self, prompts: list[str], h_img=None, h_txt=None, h_len=None, mode: str | None = None):
         """(C, C_∅, masks): the condition and the "no condition" context, each (B, L, D), and with an attention gate
         (``ldm.conditioner_gate: attn``) their (B, L) attention masks, else None."""
