@@ -198,6 +198,8 @@ class VllmConfig:
     text_rows: int = 77  # N: H_t is truncated / zero-padded to this many rows
     store_dtype: str = "float16"
     inference_template: str = "How does the person properly {action} that is displayed in the video frame?"
+    conversation: str = "vicuna"  # prompt format (vllm/templates.py): vicuna, or llava_llama_2 (the released VLLM)
+    temperature: float = 0.0  # enrichment: 0 = greedy; > 0 samples, seeded (the release: 0.2)
 
 
 @dataclass

@@ -59,6 +59,15 @@ def test_conditioning_is_the_official_one(pipe, release, vllm_inputs):
     torch.testing.assert_close(uncond, official_context(release, "", h_img, h_txt, drop=True), atol=1e-5, rtol=1e-5)
 
 
+def test_a_short_answer_is_read_with_its_zero_rows_as_official(pipe, release, vllm_inputs):
+    """Our own enrichment stores true lengths; the imported π must still see the zero rows, as it was trained."""
+    h_img, h_txt = vllm_inputs
+    h_txt = h_txt.clone()
+    h_txt[:, 5:] = 0  # (1, 77, D_vllm): a 5-token answer, zero-padded
+    cond, _, _ = pipe.encode_condition([PROMPT], h_img, h_txt, torch.tensor([5]))
+    torch.testing.assert_close(cond, official_context(release, PROMPT, h_img, h_txt), atol=1e-5, rtol=1e-5)
+
+
 def _frame() -> PIL.Image.Image:
     rng = np.random.default_rng(3)
     return PIL.Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))

@@ -67,12 +67,10 @@ class Engine:
             return action
         if self.vllm is None:
             return ""
-        from ..vllm.enrich import generate_descriptions
+        from ..vllm.enrich import describe
 
-        v = self.vllm_settings
         with self.lock, torch.no_grad():
-            return generate_descriptions(*self.vllm, [self.square(image)], [action], v.inference_template,
-                                         v.max_new_tokens)[0]
+            return describe(self.vllm, self.vllm_settings, self.square(image), action)
 
     def _embeddings(self, square: Image.Image, action: str, description: str) -> dict:
         """H_i, H_t of ``description`` (the VLLM's or the person's edit) by ``egolego generate``'s own pass."""

@@ -23,6 +23,10 @@ def import_parser(sub) -> None:
     lg.add_argument("--out", required=True, help="the model folder to write")
     lg.add_argument("--clip-text", help="a local openai/clip-vit-large-patch14 folder: the tokenizer (and text "
                     "config) the checkpoint does not hold")
+    lg.add_argument("--vllm", help="the released LLaVA folder (llava-llama-2-13b-chat-forecasting-finetune, original "
+                    "layout): converted into <out>/vllm, so `generate` describes and embeds frames on the fly")
+    lg.add_argument("--clip-vision", help="with --vllm: a local openai/clip-vit-large-patch14 folder (the vision tower "
+                    "the LLaVA folder names but does not store)")
     lg.add_argument("--size", type=int, default=256, help="the image side the model generates (default %(default)s, "
                     "the release's)")
     lg.add_argument("--no-ema", action="store_true", help="take model.diffusion_model.* instead of the EMA weights "
@@ -62,17 +66,24 @@ def cmd_import_lego(a: argparse.Namespace) -> int:
 
     existing(a.ldm, "--ldm", "file")
     existing(a.clip_text, "--clip-text", "folder")
+    existing(a.vllm, "--vllm", "folder")
+    existing(a.clip_vision, "--clip-vision", "folder")
+    if a.clip_vision and not a.vllm:
+        raise fail(ValueError("--clip-vision goes with --vllm (the LLaVA folder whose tower it is)"))
     if a.size % 8:
         raise fail(ValueError(f"--size must be a multiple of 8 (the VAE's factor), got {a.size}"))
     writable_dir(Path(a.out).parent, "--out")
     try:
-        r = import_lego(a.ldm, a.out, a.clip_text, image_size=a.size, use_ema=not a.no_ema, overwrite=a.overwrite)
+        r = import_lego(a.ldm, a.out, a.clip_text, image_size=a.size, use_ema=not a.no_ema, overwrite=a.overwrite,
+                        vllm=a.vllm, clip_vision=a.clip_vision)
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None
     used = ", ".join(f"{k} {v}" for k, v in r["used"].items())
     dropped = sum(r["dropped"].values())
     print(f"import lego: UNet from the {r['unet_weights']} weights; keys used: {used}; {dropped} dropped knowingly "
-          f"(see lego_import.json) -> {a.out}")
+          f"(see lego_import.json) -> {a.out}" + (f"; the VLLM ({r['vllm']['projector']} projector, vision tower "
+                                                  f"{r['vllm']['vision_tower']}) -> {Path(a.out) / 'vllm'}"
+                                                  if "vllm" in r else ""))
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import preset
+from ..vllm.memory import PRECISIONS
 from .common import (
     CliError,
     add_config_flags,
@@ -69,6 +70,11 @@ def generate_parser(sub) -> None:
     g.add_argument("--out", required=True, help="output image (.png, .jpg, .webp)")
     g.add_argument("--description", help="the detailed description (default: written by the model's tuned VLLM)")
     g.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
+    g.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default %(default)s)")
+    g.add_argument("--vllm-precision", choices=PRECISIONS, default="auto",
+                   help="how the VLLM is held: auto takes float32 then bfloat16 on a CPU, float16 then 4bit on a GPU, "
+                   "the first that fits; a VLLM that fits nowhere is refused before loading (a 13B one needs ~31 GiB "
+                   "in bfloat16)")
     add_sampling_flags(g)
     g.set_defaults(func=cmd_generate)
 
@@ -120,7 +126,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
     sampling = sampling_args(a)
     out = out_file(a.out, "--out", (".png", ".jpg", ".jpeg", ".webp"))
     try:
-        img, prompt = generate_one(a.model, a.image, a.action, a.description, seed=a.seed, **sampling)
+        img, prompt = generate_one(a.model, a.image, a.action, a.description, seed=a.seed, device=a.device,
+                                   vllm_precision=a.vllm_precision, **sampling)
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None
     try:

@@ -37,8 +37,8 @@ MIXER = {"projection_img": "sigma", "projection_txt": "mu", "self_attn_mix": "pi
 class Ledger:
     """Where every checkpoint key went; ``check()`` raises one line naming what does not fit."""
 
-    def __init__(self, sd: dict[str, torch.Tensor], path):
-        self.sd, self.path = sd, path
+    def __init__(self, sd: dict[str, torch.Tensor], path, arg: str = "ldm", layout: str = "the official LEGO layout"):
+        self.sd, self.path, self.arg, self.layout = sd, path, arg, layout
         self.used: dict[str, str] = {}  # key -> the part it builds
         self.dropped: dict[str, str] = {}  # key -> why it is not needed
         self.missing: list[str] = []
@@ -47,7 +47,7 @@ class Ledger:
     def need(self, key: str) -> torch.Tensor:
         """A key the architecture is read from: missing is fatal at once."""
         if key not in self.sd:
-            raise InputError("ldm", f"{self.path}: missing key {key}")
+            raise InputError(self.arg, f"{self.path}: missing key {key}")
         return self.sd[key]
 
     def expect(self, expected: dict[str, tuple[int, ...]], part: str, drop: str | None = None,
@@ -87,7 +87,7 @@ class Ledger:
         if n:
             more = f" ({n} keys do not fit: {len(self.missing)} missing, {len(self.misshaped)} mis-shaped, " \
                    f"{len(extra)} unexpected)" if n > 1 else ""
-            raise InputError("ldm", f"{self.path}: not the official LEGO layout: {'; '.join(parts)}{more}")
+            raise InputError(self.arg, f"{self.path}: not {self.layout}: {'; '.join(parts)}{more}")
 
     def summary(self) -> dict:
         count: dict[str, int] = {}

@@ -171,7 +171,8 @@ def _build(led: Ledger, tok, text_cfg, image_size: int, unet_heads: int, mixer_h
         vae = AutoencoderKL(**vae_cfg)
         text_encoder = CLIPTextModel(text_cfg)
     mix = mixer_params(led, mixer_heads)
-    cond = LegoConditioner(**mix, dropout=0.1, mode="lego", image_tokens=image_tokens, text_tokens=text_tokens)
+    cond = LegoConditioner(**mix, dropout=0.1, mode="lego", image_tokens=image_tokens, text_tokens=text_tokens,
+                           mask_padding=False)  # the official π reads H_t's zero rows: no padding mask
     p = original["model"]["params"]
     return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "conditioner": cond, "unet_cfg": unet_cfg,
             "vae_cfg": vae_cfg, "sf": sf, "report": {
@@ -278,9 +279,11 @@ def lego_config(pipe: LegoPipeline, image_size: int):
 
 
 def import_lego(ckpt: str | Path, out: str | Path, clip_text: str | Path | None, image_size: int = 256,
-                use_ema: bool = True, overwrite: bool = False, **sizes) -> dict:
-    """Write the model folder ``out`` (``LegoPipeline`` + ``lego_config.yaml`` + ``lego_import.json``); returns the
-    report. The folder is written beside ``out`` and renamed, so an interrupted import leaves no half model."""
+                use_ema: bool = True, overwrite: bool = False, vllm: str | Path | None = None,
+                clip_vision: str | Path | None = None, **sizes) -> dict:
+    """Write the model folder ``out`` (``LegoPipeline`` + ``lego_config.yaml`` + ``lego_import.json``, and with
+    ``vllm`` the released LLaVA converted into ``out/vllm``, where ``generate`` looks); returns the report. The
+    folder is written beside ``out`` and renamed, so an interrupted import leaves no half model."""
     from ..config import save
 
     out = Path(out)
@@ -291,12 +294,27 @@ def import_lego(ckpt: str | Path, out: str | Path, clip_text: str | Path | None,
             raise InputError("out", f"{out} already holds a model; pass --overwrite to replace it")
     elif out.exists() and not out.is_dir():
         raise InputError("out", f"{out} is a file; give a folder")
+    llava = None
+    if vllm is not None:  # first: its tower gives M, and a VLLM that cannot drive this LDM must cost no LDM import
+        from ..vllm.model import image_tokens
+        from .official_llava import convert_llava
+
+        llava = convert_llava(vllm, clip_vision)
+        sizes.setdefault("image_tokens", image_tokens(llava[0]))
     pipe, report = convert_lego(ckpt, clip_text, image_size=image_size, use_ema=use_ema, **sizes)
+    if llava is not None:
+        d_llava, d_ldm = llava[0].config.text_config.hidden_size, pipe.conditioner.config.vllm_dim
+        if d_llava != d_ldm:
+            raise InputError("vllm", f"{vllm}: a {d_llava}-wide LLaVA, but {ckpt} reads {d_ldm}-wide VLLM embeddings")
     tmp = out.with_name(out.name + ".importing")
     shutil.rmtree(tmp, ignore_errors=True)
     with quiet_loading():
         pipe.save_pretrained(str(tmp))
     save(lego_config(pipe, image_size), tmp / "lego_config.yaml")
+    if llava is not None:
+        from .official_llava import write_llava
+
+        report["vllm"] = write_llava(*llava, tmp / "vllm")
     (tmp / "lego_import.json").write_text(json.dumps(report, indent=1))
     if out.exists():
         shutil.rmtree(out)

@@ -4,7 +4,8 @@
 - σ(H_i): a linear map of each projected image token of the VLLM, M x D_vllm -> M x D.
 - π(μ(H_t)): μ maps the VLLM's last-layer text states N x D_vllm -> N x D, then π, a stack of pre-LN
   self-attention layers (2 layers, 8 heads, as the official code), mixes them. Unlike the official code,
-  π gets a key-padding mask from the true length of H_t, and rows past that length are zeroed.
+  π gets a key-padding mask from the true length of H_t, and rows past that length are zeroed
+  (``mask_padding``; an imported official model sets it False: it was trained seeing the zero rows).
 
 σ, μ and π are Xavier-initialised (paper §3.3) and are **trained** when the mode uses them (the official optimiser leaves them out;
 see ``shared/reference/official-code.md`` §4). The module is a diffusers ``ModelMixin`` so that it saves and loads
@@ -53,7 +54,7 @@ class LegoConditioner(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, vllm_dim: int = 4096, cross_attention_dim: int = 768, num_layers: int = 2,
                  num_heads: int = 8, ffn_dim: int = 2048, dropout: float = 0.1, mode: str = "lego",
-                 image_tokens: int = 576, text_tokens: int = 77, gate: str = "none"):
+                 image_tokens: int = 576, text_tokens: int = 77, gate: str = "none", mask_padding: bool = True):
         super().__init__()
         mode_uses(mode)
         if gate not in GATES:
@@ -127,7 +128,7 @@ class LegoConditioner(ModelMixin, ConfigMixin):
         if use_txt:
             if h_len is None:
                 raise ValueError("the text part's attention mask needs H_t's lengths")
-            valid = token_is_valid(h_len.to(dev), self.config.text_tokens)  # (B, N)
+            valid = token_is_valid(self._lengths(h_len.to(dev), self.config.text_tokens), self.config.text_tokens)
             m = 1 - F.softplus(-a_txt) / MASK_SCALE
             parts.append(m * (valid.float() * keep[:, None]))
         return torch.cat(parts, dim=1)  # (B, L)
@@ -136,9 +137,13 @@ class LegoConditioner(ModelMixin, ConfigMixin):
         use_img, use_txt = mode_uses(self.config.mode)
         return text_len + use_img * self.config.image_tokens + use_txt * self.config.text_tokens
 
+    def _lengths(self, h_len: torch.Tensor, n: int) -> torch.Tensor:
+        """H_t's lengths as the model reads them: every row counts where ``mask_padding`` is off (the official π)."""
+        return h_len if self.config.mask_padding else torch.full_like(h_len, n)
+
     def encode_text_tokens(self, h_txt: torch.Tensor, h_len: torch.Tensor) -> torch.Tensor:
         """π(μ(H_t)) with padding masked: (B, N, D_vllm), (B,) -> (B, N, D)."""
-        valid = token_is_valid(h_len, h_txt.shape[1])  # (B, N)
+        valid = token_is_valid(self._lengths(h_len, h_txt.shape[1]), h_txt.shape[1])  # (B, N)
         x = self.pi(self.mu(h_txt), src_key_padding_mask=~valid)  # (B, N, D)
         return x * valid[..., None].to(x.dtype)
 

@@ -114,9 +114,11 @@ def load_pipeline(model: str | Path) -> LegoPipeline:
 class FrameGenerator:
     """A model loaded once (pipeline, and its VLLM when the mode or a missing description needs it)."""
 
-    def __init__(self, model: str | Path, device: str | None = None, **sampling):
+    def __init__(self, model: str | Path, device: str | None = None, vllm_precision: str = "auto", **sampling):
         self.model = Path(model)
         self.pipe = load_pipeline(model)
+        self.device = device or "cpu"
+        self.vllm_precision = vllm_precision
         if device:
             self.pipe.to(device)
         self.sampling = sampling_for(model, self.pipe, **sampling)
@@ -128,12 +130,17 @@ class FrameGenerator:
 
     def load_vllm(self):
         """(model, processor) of the model's VLLM, loaded once; refuses a VLLM other than the recorded one."""
+        from ..vllm.memory import choose_precision, load_options
         from ..vllm.model import fingerprint, load_llava
 
         if self._vllm is None:
             if self.vllm_dir is None:
                 raise InputError("model", f"mode {self.mode!r} needs the model's tuned VLLM, but {missing_vllm_hint(self.model)}")
-            self._vllm = load_llava(self.vllm_dir)
+            precision = choose_precision(self.vllm_dir, self.device, self.vllm_precision)  # refuse before loading
+            model, proc = load_llava(self.vllm_dir, **load_options(precision, self.device))
+            if precision != "4bit":  # a quantised model is placed by its device map
+                model.to(self.device)
+            self._vllm = model, proc
             want = (recorded_vllm(self.model) or {}).get("fingerprint")
             if want and fingerprint(self._vllm[0]) != want:
                 raise InputError("model", f"the VLLM in {self.vllm_dir} is not the one that wrote this model's training "
@@ -210,6 +217,8 @@ class FrameGenerator:
 
 
 def generate_one(model: str | Path, image: str | Path, action: str, description: str | None = None,
-                 seed: int = 0, size: int | None = None, **sampling) -> tuple[Image.Image, str]:
+                 seed: int = 0, size: int | None = None, device: str | None = None, vllm_precision: str = "auto",
+                 **sampling) -> tuple[Image.Image, str]:
     """One frame from a model folder (loads it); ``sampling`` overrides steps / scheduler / guidance scales."""
-    return FrameGenerator(model, **sampling)(open_image(image), action, description, seed, size)
+    gen = FrameGenerator(model, device=device, vllm_precision=vllm_precision, **sampling)
+    return gen(open_image(image), action, description, seed, size)

@@ -87,7 +87,7 @@ def build_ids(tokenizer, expanded_prompt_ids: list[int], prompt: str, answer: st
     return ids, labels
 
 
-def sample_texts(record: dict) -> tuple[str, str]:
-    """(prompt text, answer text) for a record."""
+def sample_texts(record: dict, conversation: str = "vicuna") -> tuple[str, str]:
+    """(prompt text, answer text) for a record, in the model's conversation format."""
     q, a = split_turn(record)
-    return prompt_text(q), answer_text(a)
+    return prompt_text(q, conversation), answer_text(a)

@@ -10,6 +10,7 @@ sets them from the process rank) split the pairs between writers that never shar
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import time
@@ -30,21 +31,23 @@ from .store import EmbeddingStore, StoreWriter
 from .templates import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
 
 
-def _generate(model, processor, images, actions: list[str], template: str, max_new_tokens: int, sample: bool,
-              seed: int) -> tuple[torch.Tensor, int]:
-    """Batched generation with left padding: (all token ids (B, P + T), prompt length P)."""
+def _generate(model, processor, images, actions: list[str], template: str, max_new_tokens: int, temperature: float,
+              seed: int, conversation: str = "vicuna") -> tuple[torch.Tensor, int]:
+    """Batched generation with left padding: (all token ids (B, P + T), prompt length P). ``temperature`` 0 is
+    greedy; above 0 it samples, seeded (the release sampled at 0.2)."""
     tok = processor.tokenizer
     side = tok.padding_side
     tok.padding_side = "left"
     try:
-        prompts = [prompt_text(question(template, normalise_label(a))) for a in actions]
+        prompts = [prompt_text(question(template, normalise_label(a)), conversation) for a in actions]
         enc = processor(images=images, text=prompts, return_tensors="pt", padding=True).to(model.device)
         if "pixel_values" in enc:
             enc["pixel_values"] = enc["pixel_values"].to(model.dtype)
+        sample = temperature > 0
         if sample:
             torch.manual_seed(seed)
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=sample,
-                             temperature=0.2 if sample else None, top_p=None, top_k=None,
+                             temperature=temperature if sample else None, top_p=None, top_k=None,
                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     finally:
         tok.padding_side = side
@@ -53,9 +56,10 @@ def _generate(model, processor, images, actions: list[str], template: str, max_n
 
 @torch.no_grad()
 def generate_descriptions(model, processor, images, actions: list[str], template: str = INFERENCE_TEMPLATE,
-                          max_new_tokens: int = 64, sample: bool = False, seed: int = 0) -> list[str]:
+                          max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0,
+                          conversation: str = "vicuna") -> list[str]:
     """Batched generation with left padding; returns the decoded answers."""
-    out, p_len = _generate(model, processor, images, actions, template, max_new_tokens, sample, seed)
+    out, p_len = _generate(model, processor, images, actions, template, max_new_tokens, temperature, seed, conversation)
     return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, p_len:]]
 
 
@@ -68,7 +72,8 @@ def _module(model, suffix: str):
 
 @torch.no_grad()
 def generate_with_states(model, processor, images, actions: list[str], template: str = INFERENCE_TEMPLATE,
-                         max_new_tokens: int = 64, text_rows: int = 77, sample: bool = False, seed: int = 0):
+                         max_new_tokens: int = 64, text_rows: int = 77, temperature: float = 0.0, seed: int = 0,
+                         conversation: str = "vicuna"):
     """(descriptions, H_i (B, M, D), H_t (B, text_rows, D) zero-padded, lengths (B,)) from the generation itself.
 
     Hooks keep what generation computes anyway: the projector's output (H_i) and, at every forward step, the
@@ -82,7 +87,8 @@ def generate_with_states(model, processor, images, actions: list[str], template:
     hooks = [_module(model, "language_model.norm").register_forward_hook(lambda m, a, o: steps.append(o[:, -1])),
              _module(model, "multi_modal_projector").register_forward_hook(lambda m, a, o: img.append(o))]
     try:
-        out, p_len = _generate(model, processor, images, actions, template, max_new_tokens, sample, seed)
+        out, p_len = _generate(model, processor, images, actions, template, max_new_tokens, temperature, seed,
+                               conversation)
     finally:
         for h in hooks:
             h.remove()
@@ -118,7 +124,8 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
     """Enrich this shard's pairs; returns a summary (done, skipped, bytes per pair).
 
     ``template``, ``max_new_tokens``, ``text_rows`` and ``dtype`` left at None come from ``settings`` (a
-    ``vllm`` config), else from the config saved in ``model_dir`` at tuning time (``settings.py``).
+    ``vllm`` config), else from the config saved in ``model_dir`` at tuning time (``settings.py``), as do the
+    conversation format and the temperature (``sample`` turns sampling on at 0.2 for a greedy model).
     """
     if not 0 <= shard_index < num_shards:
         raise InputError("shard_index", f"must be in [0, {num_shards}), got {shard_index}")
@@ -127,6 +134,7 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
     max_new_tokens = max_new_tokens or v.max_new_tokens
     text_rows = text_rows or v.text_rows
     dtype = dtype or v.store_dtype
+    temperature = v.temperature or (0.2 if sample else 0.0)
     model, proc = load_llava(model_dir)
     model.eval()
     rows = sorted(read_manifest(pairs), key=lambda r: r["pair_id"])
@@ -153,7 +161,7 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
             continue
         imgs, labels = [im for _, im in ok], [r["label"] for r, _ in ok]
         descs, h_img, h_txt, lens = generate_with_states(model, proc, imgs, labels, template, max_new_tokens, text_rows,
-                                                         sample, seed + b_i)
+                                                         temperature, seed + b_i, v.conversation)
         for (r, _), desc, hi, ht, n in zip(ok, descs, h_img, h_txt, lens):
             descriptions[r["pair_id"]] = desc
             writer.add(r["pair_id"], hi, ht[:n], int(n))
@@ -185,6 +193,13 @@ def merge_descriptions(store: str | Path, pairs: str | Path) -> int:
     return len(merged)
 
 
+def describe(loaded: tuple, v: VllmConfig, image: Image.Image, action: str, seed: int = 0) -> str:
+    """One frame's description by a loaded (model, processor), asked as its settings ``v`` say: the inference
+    template, token budget, conversation format and temperature (``egolego generate`` and the web app alike)."""
+    return generate_descriptions(*loaded, [image], [action], v.inference_template, v.max_new_tokens, v.temperature,
+                                 seed, v.conversation)[0]
+
+
 def describe_and_embed(model_dir: str | Path, image: Image.Image, action: str, rows: int = 77,
                        template: str | None = None, max_new_tokens: int | None = None,
                        description: str | None = None, loaded: tuple | None = None) -> tuple[str, dict]:
@@ -194,10 +209,11 @@ def describe_and_embed(model_dir: str | Path, image: Image.Image, action: str, r
     ``loaded`` = (model, processor) from ``load_llava`` lets a caller that generates many frames load the VLLM once.
     """
     v = load_settings(model_dir)
-    template, max_new_tokens = template or v.inference_template, max_new_tokens or v.max_new_tokens
+    v = dataclasses.replace(v, inference_template=template or v.inference_template,
+                            max_new_tokens=max_new_tokens or v.max_new_tokens)
     model, proc = loaded or load_llava(model_dir)
     model.eval()
-    desc = description or generate_descriptions(model, proc, [image], [action], template, max_new_tokens)[0]
-    prompt = prompt_text(question(template, normalise_label(action)))
+    desc = description or describe((model, proc), v, image, action)
+    prompt = prompt_text(question(v.inference_template, normalise_label(action)), v.conversation)
     h_img, h_txt, lens = teacher_forced_states(model, proc, [image], [prompt], [answer_text(desc)], rows)
     return desc, {"h_img": h_img.float(), "h_txt": h_txt.float(), "h_len": lens}

@@ -54,8 +54,9 @@ def build_tiny_llava(tokenizer, s: TinyLlavaShapes = TinyLlavaShapes(), seed: in
     return model, proc
 
 
-def load_llava(folder: str | Path, dtype: torch.dtype = torch.float32):
-    """(model, processor) from a local HF-format LLaVA folder."""
+def load_llava(folder: str | Path, dtype: torch.dtype = torch.float32, **options):
+    """(model, processor) from a local HF-format LLaVA folder; ``options`` go to ``from_pretrained``
+    (``memory.load_options``: a 4-bit quantisation config and its device map)."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a HF-format LLaVA folder (no config.json)")
@@ -63,7 +64,8 @@ def load_llava(folder: str | Path, dtype: torch.dtype = torch.float32):
 
     try:
         with quiet_loading():
-            model = LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
+            model = LlavaForConditionalGeneration.from_pretrained(str(folder), **{"dtype": dtype, **options},
+                                                                  local_files_only=True)
             proc = AutoProcessor.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:  # broken or foreign folder
         raise ValueError(f"{folder} is not a loadable LLaVA folder ({first_line(e)})") from None

@@ -28,6 +28,14 @@ INFERENCE_TEMPLATE = QUESTION_TEMPLATES[0]
 # LLaVA-style single-turn conversation; the answer follows ASSISTANT_PREFIX and ends with the EOS token.
 USER_PREFIX = "USER: "
 ASSISTANT_PREFIX = " ASSISTANT:"
+# LLaVA's ``llava_llama_2`` conversation (its conversation.py, SeparatorStyle.LLAMA_2), which the released LEGO VLLM
+# was tuned and run with: the system prompt in <<SYS>> inside the first [INST] turn; BOS comes from the tokenizer.
+LLAMA_2_SYSTEM = ("You are a helpful language and vision assistant. You are able to understand the visual content "
+                  "that the user provides, and assist the user with a variety of tasks using natural language.")
+CONVERSATIONS = {
+    "vicuna": USER_PREFIX + "<image>\n{q}" + ASSISTANT_PREFIX,  # egolego's own models
+    "llava_llama_2": "[INST] <<SYS>>\n" + LLAMA_2_SYSTEM + "\n<</SYS>>\n\n<image>\n{q} [/INST]",
+}
 
 
 def question(template: str, action: str) -> str:
@@ -36,9 +44,12 @@ def question(template: str, action: str) -> str:
     return template.format(action=action)
 
 
-def prompt_text(q: str) -> str:
-    """The text before the answer: the image placeholder, the question, the assistant marker."""
-    return f"{USER_PREFIX}<image>\n{q}{ASSISTANT_PREFIX}"
+def prompt_text(q: str, conversation: str = "vicuna") -> str:
+    """The text before the answer: the image placeholder, the question, the assistant marker, in the
+    ``conversation`` format the model was tuned with (``vllm.conversation``)."""
+    if conversation not in CONVERSATIONS:
+        raise ValueError(f"unknown conversation format {conversation!r}; known: {', '.join(CONVERSATIONS)}")
+    return CONVERSATIONS[conversation].format(q=q)
 
 
 def answer_text(description: str) -> str:

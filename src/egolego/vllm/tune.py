@@ -129,12 +129,12 @@ class VllmTuner:
         v = self.cfg.vllm
         pos = list(self.positions(micro))
         recs = [self.records[self._record(p)] for p in pos]
-        texts = [sample_texts(r) for r in recs]
+        texts = [sample_texts(r, v.conversation) for r in recs]
         if v.resample_templates:  # a fresh template per sample and epoch (paper §3.3), when the label is known
             def draw(p: int) -> str:  # keyed by the stream position: the same whatever the batch layout
                 g = torch.Generator().manual_seed(v.seed * 1_000_003 + p)
                 return QUESTION_TEMPLATES[int(torch.randint(len(QUESTION_TEMPLATES), (1,), generator=g))]
-            texts = [(prompt_text(question(draw(p), normalise_label(r["label"]))), t[1]) if r.get("label") else t
+            texts = [(prompt_text(question(draw(p), normalise_label(r["label"])), v.conversation), t[1]) if r.get("label") else t
                      for p, r, t in zip(pos, recs, texts)]
         seqs, labs, pix, p_lens = [], [], [], []
         for r, (prompt, answer) in zip(recs, texts):
