@@ -97,3 +97,33 @@ def test_shipped_configs_load_and_fit_the_bounds(path):
     cfg = config.load(path)
     assert check_config(cfg, "config") is None
     assert cfg != config.preset(cfg.preset)
+
+
+def test_no_module_switches_on_the_preset_name():
+    """Behaviour follows config keys (ldm.from_base, vllm.from_model, ldm.t2i_steps …), never the preset's name:
+    a config that starts from the tiny preset and sets a paper key must get the paper behaviour for that key."""
+    import re
+    from pathlib import Path
+
+    import egolego
+
+    root = Path(egolego.__file__).parent
+    switch = re.compile(r"preset\s*(==|!=)\s*[\"']|preset\s+(not\s+)?in\s*[(\[{]|\[\s*cfg\.preset\s*\]")
+    found = [f"{p.relative_to(root)}:{i}: {line.strip()}" for p in sorted(root.rglob("*.py")) if p.name != "config.py"
+             for i, line in enumerate(p.read_text().splitlines(), 1) if switch.search(line)]
+    assert found == []
+
+
+def test_from_base_and_from_model_say_where_a_model_starts():
+    from egolego.errors import InputError
+    from egolego.ldm.build import build_components
+    from egolego.vllm.tune import build_model
+
+    cfg = config.preset("tiny")
+    assert (cfg.ldm.from_base, cfg.vllm.from_model) == (False, False)
+    assert (config.preset("paper").ldm.from_base, config.preset("paper").vllm.from_model) == (True, True)
+    cfg.ldm.from_base = cfg.vllm.from_model = True
+    with pytest.raises(InputError, match=r"ldm.from_base: true"):
+        build_components(cfg, vllm_dim=8, image_tokens=4)
+    with pytest.raises(InputError, match=r"vllm.from_model: true"):
+        build_model(cfg, None)

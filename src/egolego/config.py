@@ -68,6 +68,7 @@ class LdmConfig:
     """
 
     base: str | None = None  # paper: a local SD-1.5 or InstructPix2Pix diffusers folder
+    from_base: bool = True  # start from ``base`` (SD-1.5 shapes); false: the tiny UNet / text encoder from scratch
     vae: str | None = None  # tiny with autoencoder "vae": the folder written by `egolego vae train`
     autoencoder: str = "vae"  # vae (AutoencoderKL) | unshuffle (lossless pixel_unshuffle, tiny only)
     tokenizer: str | None = None  # tiny: the folder written by `egolego tokenizer`
@@ -114,6 +115,7 @@ class LdmConfig:
     conditioner_gate: str = "none"
     # --- sampling (saved with the model; `generate` / `eval` flags override)
     steps: int = 100  # official: 100 Euler-ancestral steps
+    t2i_steps: int = 50  # the baselines' text-to-image model: DDIM steps (P2P / null-text inversion use 50 on SD)
     condition_guidance: float = 7.5  # s_c (see LegoPipeline's docstring on the paper's swapped values)
     image_guidance: float = 1.5  # s_x
     guidance_rescale: float = 0.0  # φ in [0, 1]: guided prediction rescaled to the conditioned one's std (0 = off)
@@ -173,6 +175,7 @@ class VllmConfig:
     """Visual instruction tuning and enrichment (``egolego vllm tune|enrich``; paper §3.1, D.3)."""
 
     model: str | None = None  # paper: a local HF-format LLaVA folder
+    from_model: bool = True  # tune ``model`` (a pre-trained LLaVA); false: the tiny LLaVA built from scratch
     tokenizer: str | None = None  # tiny: a folder from `egolego tokenizer` (with <image>)
     lr: float = 2e-5
     epochs: int = 3
@@ -223,7 +226,7 @@ PRESET_TABLES: dict[str, dict[str, Any]] = {
         # The tiny LDM recipe: pixel space, flow matching, residual x_0 head, change-weighted loss, 4 Euler steps.
         # Chosen on a validation set of EgoSynth (benchmarks/bench_learning.py, RESULTS.md): with SD's recipe the
         # tiny model drew a grey blur below copying the input after 10 CPU minutes; this one draws the action.
-        "ldm": {"autoencoder": "unshuffle", "objective": "flow", "prediction": "sample", "residual": True,
+        "ldm": {"from_base": False, "t2i_steps": 20, "autoencoder": "unshuffle", "objective": "flow", "prediction": "sample", "residual": True,
                 "loss_weighting": "change", "lr": 1e-3, "warmup_steps": 50, "ema_decay": 0.995,
                 "unet_channels": [64, 128, 128], "unet_attention": [False, True, False], "unet_heads": 2,
                 "steps": 4, "scheduler": "flow_euler", "condition_guidance": 3.0, "image_guidance": 1.0,
@@ -241,7 +244,7 @@ PRESET_TABLES: dict[str, dict[str, Any]] = {
         # The tiny LLaVA: its own pre-trained, frozen vision tower (vllm.vision_pretrain); tuned from scratch on the
         # curated records and 12,000 rendered stills of the knowledge world (6 epochs of batch 64 at 2e-3: it learns
         # to look at the image only after ~700 steps; 3 epochs of batch 16, or lr 4e-3, never did; RESULTS.md)
-        "vllm": {"lr": 2e-3, "epochs": 60, "batch_size": 64, "grad_accum": 1, "checkpoint_every": 100,
+        "vllm": {"from_model": False, "lr": 2e-3, "epochs": 60, "batch_size": 64, "grad_accum": 1, "checkpoint_every": 100,
                  "synthetic_records": 12000, "synthetic_epochs": 6},
     },
     "paper": {

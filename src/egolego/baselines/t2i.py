@@ -38,7 +38,6 @@ MODE = "t2i"
 # the text-to-image recipe: the keys the preset's editing recipe may set otherwise (tiny: flow / residual / change)
 T2I_RECIPE = {"objective": "ddpm", "prediction": "epsilon", "residual": False, "loss_weighting": "none",
               "scheduler": "ddim"}
-T2I_STEPS = {"tiny": 20, "paper": 50}  # DDIM steps (P2P / null-text inversion use 50 on SD)
 
 
 def t2i_config(cfg: Config) -> Config:
@@ -49,7 +48,7 @@ def t2i_config(cfg: Config) -> Config:
         if getattr(cfg.ldm, key) == getattr(editing, key):
             setattr(cfg.ldm, key, value)
     if cfg.ldm.steps == editing.steps:
-        cfg.ldm.steps = T2I_STEPS[cfg.preset]
+        cfg.ldm.steps = cfg.ldm.t2i_steps
     cfg.ldm.conditioning = MODE
     check_t2i_recipe(cfg)
     return cfg
@@ -84,9 +83,10 @@ def build_t2i_components(cfg: Config, manifest: str | Path | None = None, work: 
     """tokenizer, text_encoder, vae, unet (latent channels in), scheduler (DDIM), noise_scheduler (DDPM)."""
     check_t2i_recipe(cfg)
     torch.manual_seed(cfg.ldm.seed)
-    if cfg.preset == "paper":
+    if cfg.ldm.from_base:
         if not cfg.ldm.base:
-            raise InputError("base", "the paper preset needs ldm.base: a local stable-diffusion-v1-5 folder")
+            raise InputError("base", f"the {cfg.preset} preset starts from ldm.base (ldm.from_base: true): give a "
+                             "local stable-diffusion-v1-5 folder")
         base = Path(cfg.ldm.base)
         if not (base / "unet").is_dir():
             raise MissingInput("base", f"{base} is not a diffusers folder (no unet/)")

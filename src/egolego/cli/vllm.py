@@ -135,8 +135,9 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
 
 def cmd_vllm_pretrain_vision(a: argparse.Namespace) -> int:
     cfg = load_cfg(a)
-    if cfg.preset != "tiny" or cfg.vllm.model:
-        raise CliError("pretrain-vision is for the tiny preset: a real LLaVA brings its own pre-trained CLIP tower")
+    if cfg.vllm.from_model or cfg.vllm.model:
+        raise CliError("pretrain-vision is for a LLaVA built from scratch (vllm.from_model: false, the tiny preset's): "
+                       "a real LLaVA brings its own pre-trained CLIP tower")
     from ..synth.patch_labels import scene_patch_labels
     from ..vllm.vision_pretrain import pretrain_vision_tower
 

@@ -103,9 +103,10 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
     """
     check_recipe(cfg)
     torch.manual_seed(cfg.ldm.seed)
-    if cfg.preset == "paper":
+    if cfg.ldm.from_base:
         if not cfg.ldm.base:
-            raise InputError("base", "the paper preset needs ldm.base: a local SD-1.5 or InstructPix2Pix folder")
+            raise InputError("base", f"the {cfg.preset} preset starts from ldm.base (ldm.from_base: true): give a "
+                             "local SD-1.5 or InstructPix2Pix folder")
         parts = load_paper_components(cfg.ldm.base)
         # SD-1.5's config says 64 latents (512 px); the model generates at the size it is trained at
         parts["unet"].register_to_config(sample_size=cfg.image_size // downscale_factor(parts["vae"]))

@@ -61,9 +61,10 @@ def load_records(data: str | Path, images: str | Path) -> tuple[list[dict], list
 
 def build_model(cfg: Config, out: Path):
     v = cfg.vllm
-    if cfg.preset == "paper" or v.model:
+    if v.from_model or v.model:
         if not v.model:
-            raise InputError("model", "the paper preset needs vllm.model: a local HF-format LLaVA folder")
+            raise InputError("model", f"the {cfg.preset} preset tunes a pre-trained LLaVA (vllm.from_model: true): "
+                             "give vllm.model, a local HF-format LLaVA folder")
         return load_llava(v.model, torch.bfloat16 if v.bf16 else torch.float32)
     if not v.tokenizer:
         raise ValueError("the tiny preset needs vllm.tokenizer: a folder from `egolego tokenizer` (with <image>)")
