@@ -82,7 +82,7 @@ FLOORS = [
     {"data", "paper_shapes", "checkpoints"},
     {"vllm"},
     {"curate", "ldm"},
-    {"synth", "baselines", "imports"},
+    {"synth", "baselines", "imports", "methods"},
     {"eval", "stages"},
     {"app", "reproduce", "demo"},
     {"cli"},

@@ -78,7 +78,9 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
 
     n_test = sum(r["split"] == "test" for r in rows)
     evals = {}
-    for name, method in [*models.items(), ("input copy", "input"), ("ground truth", "target")]:
+    from .methods import DISPLAY, REFERENCES
+
+    for name, method in [*models.items(), *((DISPLAY[r], r) for r in REFERENCES)]:
         d = out / "eval" / name.replace(" ", "_")
         with Stage(f"eval `{name}` on {min(test_pairs, n_test)} test pairs (generate, PSNR/SSIM, judge)") as s:
             if (d / "eval.json").exists() and json.loads((d / "eval.json").read_text())["n"] == min(test_pairs, n_test):
@@ -123,7 +125,8 @@ def _figure(pairs: Path, runs: list, path: Path, n: int = 8, marks: dict[str, st
     the VLLM's description and, for a scene a knowledge rule decides, the rule under each row."""
     import textwrap
 
-    from .eval.generate_set import REFERENCES, safe_name
+    from .eval.generate_set import safe_name
+    from .methods import REFERENCES
 
     ids = runs[0].per_pair["pair_id"][:n]
     by_id = {r["pair_id"]: r for r in read_manifest(pairs)}

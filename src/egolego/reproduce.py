@@ -145,9 +145,10 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
              baselines: bool = True, jobs: int = 1, runs: list[tuple] | None = None, curve: tuple[int, ...] = ()) -> dict:
     """Train and evaluate one EgoSynth seed's models (``runs``, default ``RUNS``; the baselines' text-to-image model
     when ``baselines``; ``label`` and ``lego`` on each ``curve`` count of training pairs), all on the same test pairs."""
-    from .baselines import BASELINES, DISPLAY
+    from .baselines import BASELINES
     from .eval.run import EvalArgs, evaluate
     from .eval.tables import load_run
+    from .methods import DISPLAY, REFERENCES
 
     runs = RUNS if runs is None else runs
     p = prepare(cfg, root, scale=1.0)
@@ -189,7 +190,7 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
                                                       metrics=METRICS, limit=test_pairs, name=DISPLAY[baseline],
                                                       baseline=baseline, egosynth=p.data, batch_size=32,
                                                       new_actions=6, device=device), evaluate, load_run)
-    for name, ref in (("input copy", "input"), ("ground truth", "target")):
+    for name, ref in ((DISPLAY[r], r) for r in REFERENCES):
         evals[name] = _eval(EvalArgs(model=ref, pairs=p.pairs, out=root / "eval" / name.replace(" ", "_"), metrics=METRICS,
                                      limit=test_pairs, name=name, egosynth=p.data), evaluate, load_run)
     curve_evals: dict[int, dict[str, Path]] = {}

@@ -216,15 +216,12 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
     """Train one conditioning mode (reused when its model exists; resumed from its checkpoints). ``store`` and
     ``pairs`` default to the prepared ones (``reproduce`` passes the untuned VLLM's); ``name`` labels the stage
     (default: the mode); ``deadline`` (``time.monotonic()``) ends the training early when the clock says so."""
-    from .ldm.train import Trainer
+    from .methods import method
 
     cfg = copy.deepcopy(cfg)  # the caller's config stays as it was: this model's settings are set on a copy
-    c = shown = cfg.ldm
-    if mode == "t2i":  # the text-to-image model of the SDEdit / ProxNPI baselines (its own recipe, same trainer)
-        from .baselines.t2i import TextToImageTrainer as Trainer  # noqa: N813
-        from .baselines.t2i import t2i_config
-
-        shown = t2i_config(cfg).ldm  # the recipe that trainer will use, for the announcement
+    c = cfg.ldm
+    m = method(mode)
+    shown = m.recipe(cfg)  # the recipe its trainer will use (t2i: its own), for the announcement
     with Stage(f"LDM: train `{name or mode}` ({steps} steps of {shown.batch_size}, {shown.objective} / "
                f"{shown.prediction}{' residual' if shown.residual else ''}, autoencoder {shown.autoencoder})") as s:
         if (run / "model" / "model_index.json").exists():
@@ -232,7 +229,7 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
         else:
             c.tokenizer, c.conditioning, c.max_steps, c.checkpoint_every = str(p.tokenizer), mode, steps, 100
             c.vae = str(p.vae) if p.vae else None
-            r = Trainer(cfg, pairs or p.pairs, store or p.store, run).run(resume=(run / "checkpoints").exists(),
+            r = m.trainer()(cfg, pairs or p.pairs, store or p.store, run).run(resume=(run / "checkpoints").exists(),
                                                                           progress=False, deadline=deadline)
             cut = f"; stopped by the clock after {r['end']} of {steps} steps" if r["end"] < steps else ""
             s.done((f"last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed") + cut)

@@ -13,7 +13,7 @@ from egolego.ldm.train import Trainer
 
 def _cfg(mode="lego", steps=1):
     cfg = config.preset("tiny")
-    cfg.ldm = config.LdmConfig(vae="random")  # the paper's recipe (no warm-up, no zero-initialised head) at tiny size
+    cfg.ldm = config.LdmConfig(vae="random", from_base=False)  # the paper's recipe (no warm-up, no zero-initialised head) at tiny size
     cfg.ldm.conditioning, cfg.ldm.max_steps, cfg.ldm.batch_size = mode, steps, 4
     return cfg
 

@@ -13,7 +13,7 @@ from egolego.ldm.train import Trainer, cfg_dropout, lr_schedule
 def _cfg(mode="lego", steps=6, every=3):
     """The tiny preset's sizes with the paper's recipe (DDPM, ε, a random 4-channel VAE): training mechanics only."""
     cfg = config.preset("tiny")
-    cfg.ldm = config.LdmConfig(vae="random")
+    cfg.ldm = config.LdmConfig(vae="random", from_base=False)  # the tiny UNet, built here
     cfg.ldm.conditioning, cfg.ldm.max_steps, cfg.ldm.checkpoint_every, cfg.ldm.batch_size = mode, steps, every, 4
     return cfg
 

@@ -36,6 +36,7 @@ def vae_parser(sub) -> None:
 
 def train_parser(sub) -> None:
     from ..ldm.modes import MODES
+    from ..methods import TRAINED
 
     tr = sub.add_parser("train", help="train the LEGO diffusion model (accelerate: CPU, GPUs, nodes)",
                         description="Train the UNet and the conditioner (σ, μ, π) on a pairs manifest + embedding "
@@ -44,7 +45,7 @@ def train_parser(sub) -> None:
     tr.add_argument("--pairs", required=True, help="pairs manifest folder")
     tr.add_argument("--embeddings", help="embedding store of `vllm enrich` (needed by desc+img, desc+txt, lego); the "
                     "model records the VLLM that wrote it")
-    tr.add_argument("--conditioning", choices=(*MODES, "t2i"), metavar="MODE",
+    tr.add_argument("--conditioning", choices=TRAINED, metavar="MODE",
                     help=f"{' | '.join(MODES)} (default: ldm.conditioning, {preset('tiny').ldm.conditioning}) | t2i "
                     "(the text-to-image model of the SDEdit / ProxNPI baselines)")
     tr.add_argument("--out", required=True, help="run folder: checkpoints/, train_log.jsonl, model/")
@@ -105,13 +106,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     for flag, path in (("--pairs", a.pairs), ("--embeddings", a.embeddings), ("--vae", a.vae), ("--base", a.base),
                        ("--tokenizer", a.tokenizer)):
         existing(path, flag, "path")  # --pairs may name the folder or its pairs.parquet
-    from ..ldm.train import Trainer
-
-    if c.conditioning == "t2i":  # the text-to-image model of the SDEdit / ProxNPI baselines
-        from ..baselines.t2i import TextToImageTrainer as Trainer  # noqa: N813
+    from ..methods import method
 
     try:
-        trainer = Trainer(cfg, a.pairs, a.embeddings, writable_dir(Path(a.out), "--out"))
+        trainer = method(c.conditioning).trainer()(cfg, a.pairs, a.embeddings, writable_dir(Path(a.out), "--out"))
         r = trainer.run(resume=a.resume)
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None

@@ -17,9 +17,8 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..data.manifest import resolve
+from ..methods import REFERENCES
 from ..names import pair_seed, safe_name
-
-REFERENCES = ("input", "target")
 
 
 def _save(im: Image.Image, path: Path) -> None:

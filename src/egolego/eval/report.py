@@ -20,7 +20,8 @@ from PIL import Image
 
 from ..atomic import write_text
 from ..data.manifest import read_manifest, resolve
-from .generate_set import REFERENCES, safe_name
+from ..methods import REFERENCES
+from .generate_set import safe_name
 from .tables import METRICS, EvalRun, ablation_runs, load_run, paper_order, table, transition_bins
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}

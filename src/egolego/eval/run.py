@@ -22,10 +22,11 @@ from PIL import Image
 
 from ..atomic import atomic_path
 from ..atomic import write_json as atomic_json
-from ..baselines import BASELINES, DISPLAY, check_model_kind
+from ..baselines import BASELINES, check_model_kind
 from ..data.manifest import read_manifest, resolve
 from ..errors import InputError, MissingInput
-from .generate_set import REFERENCES, generate_set, safe_name
+from ..methods import REFERENCES, for_model
+from .generate_set import generate_set, safe_name
 from .scoring import ALL_METRICS, Scoring, score
 from .stats import bootstrap_ci
 
@@ -118,20 +119,12 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
     t0 = time.perf_counter()
     rows = _check(a)
     a.out.mkdir(parents=True, exist_ok=True)
-    name = a.name or (a.model if a.model in REFERENCES else DISPLAY.get(a.baseline or "") or Path(a.model).parent.name
-                      or Path(a.model).name)
+    m = for_model(a.model, a.baseline)
+    name = a.name or (a.model if m.kind == "reference" else m.display if m.kind == "baseline" else
+                      Path(a.model).parent.name or Path(a.model).name)
     check_model_kind(a.model, a.baseline)
-
-    frames = None
-    if a.baseline:
-        from ..baselines.frames import BaselineGenerator
-
-        frames = BaselineGenerator(a.model, a.baseline, a.device, strength=a.strength, **sampling_overrides(a))
-        _log(f"{name}: generating {len(rows)} frames ({frames.sampling})", progress)
-    elif a.model not in REFERENCES:
-        from ..ldm.generate import FrameGenerator
-
-        frames = FrameGenerator(a.model, device=a.device, **sampling_overrides(a))
+    frames = m.generator(a.model, a.device, strength=a.strength, **sampling_overrides(a))
+    if frames is not None:
         _log(f"{name}: generating {len(rows)} frames ({frames.sampling})", progress)
     gen = generate_set(a.model, a.pairs, rows, a.out, a.batch_size, a.seed, a.store, progress=progress,
                        generator=frames)

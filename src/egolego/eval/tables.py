@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..baselines import BASELINES
-from .generate_set import REFERENCES
+from ..methods import REFERENCES
 from .stats import equal_count_bins
 
 # (column, header, lower is better), in the paper's order
