@@ -1,5 +1,7 @@
 """The study's trial logic: each rater sees every pair once, in an order of their own; methods are shuffled per trial."""
 
+from pathlib import Path
+
 import pytest
 
 from egolego.app import votes as V
@@ -55,3 +57,50 @@ def test_report_user_study_section(app_runs, tmp_path):
     assert "Descriptions (Fig. 6)" in text and "1/2" in text
     assert "<td>ann</td><td>1</td><td>0</td>" in text and "<td>cy</td><td>0</td><td>2</td>" in text
     assert "User study" not in build_report(app_runs, tmp_path / "r2.html").read_text()
+
+
+def test_served_frames_are_whole_files_named_by_content(tmp_path):
+    from PIL import Image
+
+    from egolego.app.images import served
+
+    a, b = Image.new("RGB", (9, 7), (200, 10, 10)), Image.new("RGB", (9, 7), (10, 200, 10))
+    pa = served(a)
+    assert served(a.copy()) == pa and served(b) != pa and served(None) is None
+    assert Image.open(pa).convert("RGB").tobytes() == a.tobytes()
+    assert not [f for f in Path(pa).parent.iterdir() if f.name.startswith(".")]  # no staging file left
+
+
+def test_raters_voting_at_once_record_every_vote_and_get_whole_pages(app_runs, tmp_path):
+    """12 raters through gradio's own client, all at once, each voting on every pair: exactly 12 x PAIRS_N rows,
+    and every frame each rater was sent decodes (a frame rewritten while sent arrived cut off)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+    from PIL import Image
+
+    from egolego.app.launch import launch
+    from egolego.app.study import build_study
+
+    from .test_browser import free_port
+
+    study = Study(load_runs(app_runs), tmp_path / "v.sqlite")
+    app = launch(build_study(study), port=free_port(), block=False)
+    try:
+        def rater(i: int) -> int:
+            c = Client(app.local_url, verbose=False, download_files=str(tmp_path / f"r{i}"))
+            pages = [c.predict(f"rater{i}", api_name="/on_start")]
+            for _ in range(PAIRS_N):
+                pages.append(c.predict(api_name=f"/on_vote_{i % 3}" if i % 3 else "/on_vote"))
+            frames = [p for page in pages for p in page if isinstance(p, str) and p.endswith(".png")]
+            for f in frames:
+                Image.open(f).load()  # raises on a truncated file
+            return len(frames)
+
+        with ThreadPoolExecutor(12) as pool:
+            sent = list(pool.map(rater, range(12)))
+    finally:
+        app.close()
+    rows = V.read_votes(tmp_path / "v.sqlite")
+    assert len(rows) == 12 * PAIRS_N and len({(r["rater"], r["pair_id"]) for r in rows}) == 12 * PAIRS_N
+    assert all(n == PAIRS_N * 4 for n in sent)  # per page: the input frame and the 3 methods' frames

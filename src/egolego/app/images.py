@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -11,6 +15,31 @@ MAX_BYTES = 8 * 1024 * 1024  # also gradio's max_file_size: the server refuses l
 MAX_PIXELS = 4096 * 4096
 FORMATS = {"PNG", "JPEG", "WEBP"}
 SUFFIXES = [".png", ".jpg", ".jpeg", ".webp"]
+
+
+def served(im: Image.Image | None) -> str | None:
+    """A PNG file of ``im`` for an output component, written atomically and named by its content.
+
+    Handing gradio a PIL image makes it re-encode the image into its cache on *every* request, rewriting the same
+    content-named file in place (``save_pil_to_cache``), so two raters shown the same frame at once could be sent a
+    file that was being rewritten ("Too little data for declared Content-Length"). A file path is copied into the
+    cache under a staging name and renamed, once; this file is written the same way, in the system's temp folder
+    (which gradio serves from without opening ``allowed_paths``).
+    """
+    if im is None:
+        return None
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    data = buf.getvalue()
+    folder = Path(tempfile.gettempdir()) / "egolego-app"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:24]}.png"
+    if not path.is_file():
+        fd, staging = tempfile.mkstemp(dir=folder, prefix=".", suffix=".png")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    return str(path)
 
 
 class BadImage(ValueError):

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from .engine import Engine
-from .images import SUFFIXES, BadImage, decode_upload
+from .images import SUFFIXES, BadImage, decode_upload, served
 from .launch import blocks, frame, gradio
 from .runs import Pairs, Runs
 
@@ -68,13 +68,13 @@ def _generate_tab(gr, engine: Engine, baseline: Engine | None, pairs: Pairs | No
         except BadImage as e:
             gr.Warning(str(e))
             return None, None
-        return im, im
+        return im, served(im)
 
     def on_pick(pid):
         if not pid or pairs is None or pid not in pairs.rows:
             return gr.skip(), gr.skip(), gr.skip()
         im = pairs.image(pid)
-        return im, im, pairs.row(pid)["label"]
+        return im, served(im), pairs.row(pid)["label"]
 
     def on_describe(im, act):
         if im is None or not (act or "").strip():
@@ -97,7 +97,7 @@ def _generate_tab(gr, engine: Engine, baseline: Engine | None, pairs: Pairs | No
         except Exception as e:  # logged here; the browser gets one line
             log.exception("generation failed")
             raise gr.Error(f"generation failed ({type(e).__name__}); see the server's log") from None
-        return img, base, prompt, (prompt if engine.needs_description else gr.skip())
+        return served(img), served(base), prompt, (prompt if engine.needs_description else gr.skip())
 
     upload.upload(on_upload, upload, [current, preview])
     pick.change(on_pick, pick, [current, preview, action])
@@ -123,7 +123,7 @@ def _compare_tab(gr, runs: Runs):
         head, rows = runs.metric_table(pid)
         text = f"**{row['label']}** — {runs.description(pid)}"
         ims = [runs.pairs.image(pid)] + [runs.output(n, pid) for n in methods] + [runs.pairs.image(pid, "target")]
-        return [text, *ims, gr.Dataframe(value=rows, headers=head)]
+        return [text, *map(served, ims), gr.Dataframe(value=rows, headers=head)]
 
     pick.change(on_pick, pick, [caption, *images, metrics])
 

@@ -18,6 +18,7 @@ import secrets
 from pathlib import Path
 
 from . import votes as V
+from .images import served
 from .launch import blocks, frame, gradio
 from .runs import Runs
 
@@ -108,7 +109,8 @@ def build_study(study: Study):
             else:
                 body = f"**Action:** {row['label']}\n\n**Description:** {t['shown']}"
                 ims, tgt_im = [], runs.pairs.image(pid, "target")
-            return [t, head, gr.Column(visible=True), runs.pairs.image(pid), tgt_im, body, *ims]
+            return [t, head, gr.Column(visible=True), served(runs.pairs.image(pid)), served(tgt_im), body,
+                    *map(served, ims)]
 
         outputs = [trial, status, panel, inp, tgt, text, *options]
 
