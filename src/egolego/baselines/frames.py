@@ -62,9 +62,10 @@ class BaselineGenerator:
         if device:
             self.pipe.to(device)
         saved = model_ldm_settings(model)
-        kw = {"steps": int(steps or saved.get("steps", 20)),
-              "guidance": float(condition_guidance if condition_guidance is not None
-                                else saved.get("condition_guidance", 7.5))}
+        steps = steps or saved.get("steps")
+        guidance = condition_guidance if condition_guidance is not None else saved.get("condition_guidance")
+        kw = {**({"steps": int(steps)} if steps else {}),  # what neither says: the method's own settings' defaults
+              **({"guidance": float(guidance)} if guidance is not None else {})}
         if baseline == "sdedit":
             self.method = SDEdit(self.pipe, SdeditSettings(**kw, **({"strength": strength} if strength else {})))
         else:

@@ -95,7 +95,7 @@ def schedulers(cfg: Config, sched_cfg: dict | None = None) -> tuple:
     return DDPMScheduler.from_config(sched_cfg), EulerAncestralDiscreteScheduler.from_config(sched_cfg)
 
 
-def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens: int = 77,
+def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens: int,
                      manifest: str | Path | None = None, work: Path | None = None) -> dict:
     """Everything ``LegoPipeline`` holds, plus the training noise scheduler under ``noise_scheduler``.
 

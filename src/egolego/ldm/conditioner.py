@@ -133,7 +133,7 @@ class LegoConditioner(ModelMixin, ConfigMixin):
             parts.append(m * (valid.float() * keep[:, None]))
         return torch.cat(parts, dim=1)  # (B, L)
 
-    def context_length(self, text_len: int = 77) -> int:
+    def context_length(self, text_len: int) -> int:
         use_img, use_txt = mode_uses(self.config.mode)
         return text_len + use_img * self.config.image_tokens + use_txt * self.config.text_tokens
 

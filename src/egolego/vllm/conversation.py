@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_json as atomic_write_json
+from ..config import VllmConfig
 from ..errors import InputError, MissingInput
 from .templates import QUESTION_TEMPLATES, answer_text, prompt_text, question
 
@@ -87,7 +88,7 @@ def build_ids(tokenizer, expanded_prompt_ids: list[int], prompt: str, answer: st
     return ids, labels
 
 
-def sample_texts(record: dict, conversation: str = "vicuna") -> tuple[str, str]:
+def sample_texts(record: dict, conversation: str = VllmConfig.conversation) -> tuple[str, str]:
     """(prompt text, answer text) for a record, in the model's conversation format."""
     q, a = split_turn(record)
     return prompt_text(q, conversation), answer_text(a)

@@ -30,9 +30,11 @@ from .settings import load_settings
 from .store import EmbeddingStore, StoreWriter
 from .templates import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
 
+DEFAULTS = VllmConfig  # the owner of the defaults below: the config's vllm section (its class defaults)
+
 
 def _generate(model, processor, images, actions: list[str], template: str, max_new_tokens: int, temperature: float,
-              seed: int, conversation: str = "vicuna") -> tuple[torch.Tensor, int]:
+              seed: int, conversation: str = DEFAULTS.conversation) -> tuple[torch.Tensor, int]:
     """Batched generation with left padding: (all token ids (B, P + T), prompt length P). ``temperature`` 0 is
     greedy; above 0 it samples, seeded (the release sampled at 0.2)."""
     tok = processor.tokenizer
@@ -56,8 +58,8 @@ def _generate(model, processor, images, actions: list[str], template: str, max_n
 
 @torch.no_grad()
 def generate_descriptions(model, processor, images, actions: list[str], template: str = INFERENCE_TEMPLATE,
-                          max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0,
-                          conversation: str = "vicuna") -> list[str]:
+                          max_new_tokens: int = DEFAULTS.max_new_tokens, temperature: float = DEFAULTS.temperature,
+                          seed: int = 0, conversation: str = DEFAULTS.conversation) -> list[str]:
     """Batched generation with left padding; returns the decoded answers."""
     out, p_len = _generate(model, processor, images, actions, template, max_new_tokens, temperature, seed, conversation)
     return [processor.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out[:, p_len:]]
@@ -72,8 +74,9 @@ def _module(model, suffix: str):
 
 @torch.no_grad()
 def generate_with_states(model, processor, images, actions: list[str], template: str = INFERENCE_TEMPLATE,
-                         max_new_tokens: int = 64, text_rows: int = 77, temperature: float = 0.0, seed: int = 0,
-                         conversation: str = "vicuna"):
+                         max_new_tokens: int = DEFAULTS.max_new_tokens, text_rows: int = DEFAULTS.text_rows,
+                         temperature: float = DEFAULTS.temperature, seed: int = 0,
+                         conversation: str = DEFAULTS.conversation):
     """(descriptions, H_i (B, M, D), H_t (B, text_rows, D) zero-padded, lengths (B,)) from the generation itself.
 
     Hooks keep what generation computes anyway: the projector's output (H_i) and, at every forward step, the
@@ -200,7 +203,7 @@ def describe(loaded: tuple, v: VllmConfig, image: Image.Image, action: str, seed
                                  seed, v.conversation)[0]
 
 
-def describe_and_embed(model_dir: str | Path, image: Image.Image, action: str, rows: int = 77,
+def describe_and_embed(model_dir: str | Path, image: Image.Image, action: str, rows: int,
                        template: str | None = None, max_new_tokens: int | None = None,
                        description: str | None = None, loaded: tuple | None = None) -> tuple[str, dict]:
     """For ``egolego generate``: the tuned VLLM's description of one image (or the given one) and its embeddings.

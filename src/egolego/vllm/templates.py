@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from ..config import VllmConfig
+
 QUESTION_TEMPLATES = [
     "How does the person properly {action} that is displayed in the video frame?",
     "How do I {action}?",
@@ -44,7 +46,7 @@ def question(template: str, action: str) -> str:
     return template.format(action=action)
 
 
-def prompt_text(q: str, conversation: str = "vicuna") -> str:
+def prompt_text(q: str, conversation: str = VllmConfig.conversation) -> str:
     """The text before the answer: the image placeholder, the question, the assistant marker, in the
     ``conversation`` format the model was tuned with (``vllm.conversation``)."""
     if conversation not in CONVERSATIONS:
