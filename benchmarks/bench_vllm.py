@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from egolego.data.llava_text import QUESTION_TEMPLATES, answer_text, prompt_text, question
 from egolego.tokenizer import train_tokenizer
 from egolego.vllm.embed import encode_samples
 from egolego.vllm.enrich import generate_with_states
 from egolego.vllm.model import build_tiny_llava
-from egolego.vllm.templates import QUESTION_TEMPLATES, answer_text, prompt_text, question
 
 TEXT = "The person takes the red cup on the left with the left hand."
 

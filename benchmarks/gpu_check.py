@@ -177,9 +177,9 @@ def generation(sd: Path, s: dict) -> dict:
 
 def enrichment(s: dict) -> dict:
     from bench_vllm import gpu_llava_7b, run
+    from egolego.data.llava_text import QUESTION_TEMPLATES
     from egolego.tokenizer import train_tokenizer
     from egolego.vllm.model import build_tiny_llava
-    from egolego.vllm.templates import QUESTION_TEMPLATES
 
     tok = train_tokenizer(TEXTS + QUESTION_TEMPLATES * 3, vocab_size=400, model_max_length=2048)
     model, proc = gpu_llava_7b(tok) if s["dev"].type == "cuda" else build_tiny_llava(tok)

@@ -20,7 +20,7 @@ def _chat_base_url(tmp: Path):
 
 
 def _read_json_data(tmp: Path):
-    from egolego.vllm.conversation import read_json
+    from egolego.data.llava_records import read_json
 
     read_json(tmp / "missing.json")
 

@@ -13,12 +13,12 @@ import yaml
 from PIL import Image
 
 from egolego.cli import main
+from egolego.data.llava_text import QUESTION_TEMPLATES
 from egolego.data.manifest import read_manifest, resolve, write_manifest
 from egolego.paper_shapes import write_llava15, write_sd15
 from egolego.synth.pairs import pairs_from_egosynth
 from egolego.tokenizer import train_tokenizer
 from egolego.vllm.store import EmbeddingStore
-from egolego.vllm.templates import QUESTION_TEMPLATES
 
 
 @pytest.fixture(scope="module")

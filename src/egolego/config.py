@@ -190,7 +190,7 @@ class VllmConfig:
     lora_rank: int = 64
     resample_templates: bool = True  # draw the question template anew per sample and epoch (needs "label")
     # EgoSynth runs (demo, reproduce): tune on the curated records plus this many rendered from fresh EgoSynth scenes
-    # (synth/tuning_records.py), for ``synthetic_epochs`` epochs instead of ``epochs``
+    # (tuning_stills.py), for ``synthetic_epochs`` epochs instead of ``epochs``
     synthetic_records: int = 0
     synthetic_epochs: int = 1
     bf16: bool = False
@@ -201,7 +201,7 @@ class VllmConfig:
     text_rows: int = 77  # N: H_t is truncated / zero-padded to this many rows
     store_dtype: str = "float16"
     inference_template: str = "How does the person properly {action} that is displayed in the video frame?"
-    conversation: str = "vicuna"  # prompt format (vllm/templates.py): vicuna, or llava_llama_2 (the released VLLM)
+    conversation: str = "vicuna"  # prompt format (data/llava_text.py): vicuna, or llava_llama_2 (the released VLLM)
     temperature: float = 0.0  # enrichment: 0 = greedy; > 0 samples, seeded (the release: 0.2)
 
 

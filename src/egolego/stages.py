@@ -119,8 +119,8 @@ def curate_stage(pairs: Path, tuning: Path) -> None:
 
 def tokenizer_stage(cfg: Config, pairs: Path, tok_dir: Path) -> None:
     """One tokenizer for the VLLM and ψ (ψ reads its first ``tokenizer.model_max_length`` tokens)."""
+    from .data.llava_text import QUESTION_TEMPLATES
     from .tokenizer import train_tokenizer
-    from .vllm.templates import QUESTION_TEMPLATES
 
     if not (tok_dir / "tokenizer.json").exists():
         tc = cfg.tokenizer
@@ -172,8 +172,8 @@ def with_scene_records(tuning: Path, pairs: Path, run: Path, n: int, seed: int, 
                        knowledge: str = "none") -> tuple[Path, Path]:
     """(records, image root) of the curated records and ``n`` rendered ones: image paths relative to the run folder,
     or absolute for images outside it (``egolego vllm tune --images`` may point anywhere)."""
-    from .synth.tuning_records import write_tuning_records
-    from .vllm.conversation import read_json, write_json
+    from .data.llava_records import read_json, write_json
+    from .tuning_stills import write_tuning_records
 
     def under_run(folder: Path) -> Path:
         folder = folder.resolve()

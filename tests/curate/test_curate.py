@@ -11,9 +11,9 @@ from egolego.curate.client import ChatClient
 from egolego.curate.geometric import describe
 from egolego.curate.prompt import SYSTEM, build_messages, examples_from_truth, load_examples, write_examples
 from egolego.curate.run import curate
+from egolego.data.llava_records import read_json
 from egolego.data.manifest import read_manifest
 from egolego.synth.pairs import pairs_from_egosynth
-from egolego.vllm.conversation import read_json
 
 
 def test_geometric_names_the_right_hand(judge_dataset):

@@ -7,13 +7,13 @@ import PIL.Image
 import pytest
 import torch
 
+from egolego.data.llava_text import prompt_text, question
 from egolego.errors import InputError, MissingInput
 from egolego.imports.official_llava import convert_llava, import_llava
 from egolego.tokenizer import IMAGE_TOKEN
 from egolego.vllm.embed import image_embeddings
 from egolego.vllm.model import load_llava
 from egolego.vllm.settings import load_settings
-from egolego.vllm.templates import prompt_text, question
 
 from .official_llava_files import D_TEXT, IMAGE, clip_vision_folder, llava_v1_folder, original_forward
 
@@ -77,7 +77,8 @@ def test_describe_and_embed_asks_as_the_release(release_llava, monkeypatch):
         return real(model, processor, images, actions, template, 6, temperature, seed, conversation)
 
     monkeypatch.setattr(enrich, "_generate", spy)
-    desc, emb = enrich.describe_and_embed(release_llava["out"], _frame().resize((IMAGE, IMAGE)), "#C C opens the drawer")
+    desc, emb = enrich.describe_and_embed(release_llava["out"], _frame().resize((IMAGE, IMAGE)), "#C C opens the drawer",
+                                          rows=77)
     assert seen == {"conversation": "llava_llama_2", "temperature": 0.2, "max_new_tokens": 1024}
     assert emb["h_img"].shape == (1, 4, D_TEXT) and emb["h_txt"].shape == (1, 77, D_TEXT)
     assert 1 <= int(emb["h_len"][0]) <= 77 and isinstance(desc, str)

@@ -50,7 +50,7 @@ def fill_store(manifest, store_dir, tokenizer, shard_size=8):
     for i in range(0, len(rows), 8):
         chunk = rows[i:i + 8]
         imgs = [Image.open(resolve(manifest, r["input_path"])).convert("RGB") for r in chunk]
-        from egolego.vllm.templates import answer_text, prompt_text
+        from egolego.data.llava_text import answer_text, prompt_text
         h_img, h_txt, lens = teacher_forced_states(model, proc, imgs, [prompt_text(f"How do I {r['label']}?") for r in chunk],
                                                    [answer_text(r["description"]) for r in chunk])
         for r, a, b, n in zip(chunk, h_img, h_txt, lens):

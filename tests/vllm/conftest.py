@@ -3,11 +3,11 @@
 import pytest
 
 from egolego import config
+from egolego.data.llava_records import records_from_manifest, write_json
+from egolego.data.llava_text import QUESTION_TEMPLATES
 from egolego.data.manifest import read_manifest, write_manifest
 from egolego.synth.pairs import pairs_from_egosynth
 from egolego.tokenizer import train_tokenizer
-from egolego.vllm.conversation import records_from_manifest, write_json
-from egolego.vllm.templates import QUESTION_TEMPLATES
 
 
 @pytest.fixture(scope="session")

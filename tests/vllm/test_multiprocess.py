@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 from egolego import config
+from egolego.data.llava_records import records_from_manifest, write_json
 from egolego.data.manifest import read_manifest
-from egolego.vllm.conversation import records_from_manifest, write_json
 from egolego.vllm.tune import VllmTuner
 
 from ..multiproc import launch, read_log

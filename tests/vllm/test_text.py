@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from egolego.data.manifest import read_manifest
-from egolego.vllm.conversation import IGNORE, MaskError, build_ids, read_json, records_from_manifest, write_json
-from egolego.vllm.templates import (
+from egolego.data.llava_records import read_json, records_from_manifest, write_json
+from egolego.data.llava_text import (
     QUESTION_TEMPLATES,
     answer_text,
     lemmatise_verb,
@@ -14,6 +13,8 @@ from egolego.vllm.templates import (
     prompt_text,
     question,
 )
+from egolego.data.manifest import read_manifest
+from egolego.vllm.conversation import IGNORE, MaskError, build_ids
 
 
 def test_at_least_ten_templates_embed_the_action():

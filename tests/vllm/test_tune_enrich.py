@@ -7,12 +7,12 @@ import torch
 from PIL import Image
 
 from egolego import config
+from egolego.data.llava_text import INFERENCE_TEMPLATE, answer_text, prompt_text, question
 from egolego.data.manifest import read_manifest, resolve, write_manifest
 from egolego.vllm.embed import teacher_forced_states
 from egolego.vllm.enrich import enrich, generate_descriptions
 from egolego.vllm.model import load_llava
 from egolego.vllm.store import EmbeddingStore
-from egolego.vllm.templates import INFERENCE_TEMPLATE, answer_text, prompt_text, question
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +121,9 @@ def test_the_tuners_memo_gives_the_batches_the_processor_gives(tuned, tmp_path, 
     both the first time (a miss) and the second (a hit, no image opened); with no room for pixels it still does."""
     from PIL import Image
 
+    from egolego.data.llava_records import read_json
     from egolego.vllm import tune as tune_mod
-    from egolego.vllm.conversation import read_json, sample_texts
+    from egolego.vllm.conversation import sample_texts
     from egolego.vllm.embed import encode_samples
 
     model_dir, pairs, data = tuned
@@ -162,7 +163,7 @@ def test_vllm_tune_honours_the_configs_rendered_stills(pairs16, vtok, tmp_path, 
     import json
 
     from egolego.cli import main
-    from egolego.vllm.conversation import read_json, records_from_manifest, write_json
+    from egolego.data.llava_records import read_json, records_from_manifest, write_json
 
     tok = tmp_path / "tok"
     vtok[1].save_pretrained(tok)

@@ -82,8 +82,8 @@ def _enrich_parser(vls) -> None:
 
 
 def cmd_vllm_data(a: argparse.Namespace) -> int:
+    from ..data.llava_records import records_from_manifest, write_json
     from ..data.manifest import read_manifest
-    from ..vllm.conversation import records_from_manifest, write_json
 
     out_file(a.out, "--out")
     try:

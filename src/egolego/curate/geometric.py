@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ..vllm.templates import normalise_label
+from ..data.llava_text import normalise_label
 
 _PREP = re.compile(r"\b(on|into|in|with|from|onto|to)\b")
 _THIRD = {"go": "goes", "do": "does", "have": "has", "be": "is"}

@@ -14,9 +14,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..atomic import check_out_file
+from ..data.llava_records import records_from_manifest, write_json
 from ..data.manifest import read_manifest, update_column
 from ..errors import InputError
-from ..vllm.conversation import records_from_manifest, write_json
 from .geometric import describe
 from .prompt import build_messages, load_examples
 

@@ -22,13 +22,13 @@ from tqdm import tqdm
 
 from ..atomic import write_json as atomic_json
 from ..config import VllmConfig
+from ..data.llava_text import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
 from ..data.manifest import manifest_file, read_manifest, resolve, update_column
 from ..errors import InputError
 from .embed import teacher_forced_states
 from .model import fingerprint, image_tokens, load_llava
 from .settings import load_settings
 from .store import EmbeddingStore, StoreWriter
-from .templates import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
 
 DEFAULTS = VllmConfig  # the owner of the defaults below: the config's vllm section (its class defaults)
 

@@ -30,15 +30,16 @@ from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
 
 from ..checkpoints import list_checkpoints, load_latest, refuse_stale, save_checkpoint, truncate_log
 from ..config import Config, save
+from ..data.llava_records import read_json
+from ..data.llava_text import QUESTION_TEMPLATES, normalise_label, prompt_text, question
 from ..errors import InputError
 from ..hf_quiet import quiet_loading
 from ..optim import adamw
 from ..precision import accelerator
-from .conversation import IGNORE, build_ids, read_json, sample_texts
+from .conversation import IGNORE, build_ids, sample_texts
 from .embed import collate
 from .model import build_tiny_llava, freeze_unused_vision, load_llava
 from .settings import save_settings
-from .templates import QUESTION_TEMPLATES, normalise_label, prompt_text, question
 
 PIXEL_CACHE_BYTES = 2 * 2**30  # tuning keeps at most this much of the images' pixel values in memory
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 from PIL import Image
 
+from egolego.data.llava_records import read_json
 from egolego.synth.describe import description_accuracy
-from egolego.synth.tuning_records import write_tuning_records
-from egolego.vllm.conversation import read_json
+from egolego.tuning_stills import write_tuning_records
 
 
 def test_every_record_names_the_true_hand_object_and_side(tmp_path):

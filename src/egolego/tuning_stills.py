@@ -16,16 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..atomic import write_json as atomic_json
-from ..curate.geometric import describe
-from ..vllm.conversation import make_record
-from ..vllm.templates import QUESTION_TEMPLATES
-from .describe import label
-from .knowledge import rule_word, sample
-from .render import square_frame
-from .vocab import KINDS
-from .world import pose, side_word
+from .atomic import atomic_path
+from .atomic import write_json as atomic_json
+from .curate.geometric import describe
+from .data.llava_records import make_record
+from .data.llava_text import QUESTION_TEMPLATES
+from .synth.describe import label
+from .synth.knowledge import rule_word, sample
+from .synth.render import square_frame
+from .synth.vocab import KINDS
+from .synth.world import pose, side_word
 
 SALT = 0x7A5C5  # separates this stream from every dataset's and from the vision pre-training's (patch_labels.SALT)
 RECORDS, META = "records.json", "records_meta.json"
