@@ -82,3 +82,66 @@ def test_fid_inception_layout_and_features(tmp_path):
     f = m2(x)
     assert f.shape == (2, 2048) and (f >= 0).all()
     assert torch.allclose(f, m2(torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear")), atol=1e-4)
+
+
+def _inception_by_hand(sd: dict, x: torch.Tensor) -> torch.Tensor:
+    """FID's Inception-v3 from the state dict alone, as the TF graph defines it: BN folded into each conv (eps 1e-3),
+    "valid" padding on the stem's 1a/2a/4a and every stride-2 conv, "same" elsewhere; average pools that divide by
+    the valid positions only (computed as a sum over a count), max pools in B, D and the last E block."""
+    import torch.nn.functional as F
+
+    def conv(name, t, stride=1):
+        w = sd[f"{name}.conv.weight"]
+        scale = sd[f"{name}.bn.weight"] / torch.sqrt(sd[f"{name}.bn.running_var"] + 1e-3)
+        valid = stride == 2 or name.split(".")[-1] in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_4a_3x3")
+        pad = (0, 0) if valid else (w.shape[2] // 2, w.shape[3] // 2)
+        bias = sd[f"{name}.bn.bias"] - sd[f"{name}.bn.running_mean"] * scale
+        return torch.relu(F.conv2d(t, w * scale[:, None, None, None], bias, stride, pad))
+
+    def chain(t, block, names, last_stride=1):
+        for i, n in enumerate(names):
+            t = conv(f"{block}.{n}", t, last_stride if i == len(names) - 1 else 1)
+        return t
+
+    def avg_valid(t):
+        ones = torch.ones_like(t[:, :1])
+        return F.conv2d(t, torch.ones(t.shape[1], 1, 3, 3, dtype=t.dtype), padding=1, groups=t.shape[1]) / \
+            F.conv2d(ones, torch.ones(1, 1, 3, 3, dtype=t.dtype), padding=1)
+
+    x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
+    x = conv("Conv2d_2b_3x3", conv("Conv2d_2a_3x3", conv("Conv2d_1a_3x3", x, 2)))
+    x = F.max_pool2d(x, 3, 2)
+    x = F.max_pool2d(conv("Conv2d_4a_3x3", conv("Conv2d_3b_1x1", x)), 3, 2)
+    for b in ("Mixed_5b", "Mixed_5c", "Mixed_5d"):
+        x = torch.cat([chain(x, b, ["branch1x1"]), chain(x, b, ["branch5x5_1", "branch5x5_2"]),
+                       chain(x, b, ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"]),
+                       conv(f"{b}.branch_pool", avg_valid(x))], 1)
+    x = torch.cat([conv("Mixed_6a.branch3x3", x, 2),
+                   chain(x, "Mixed_6a", ["branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"], 2),
+                   F.max_pool2d(x, 3, 2)], 1)
+    for b in ("Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
+        x = torch.cat([chain(x, b, ["branch1x1"]), chain(x, b, [f"branch7x7_{i}" for i in (1, 2, 3)]),
+                       chain(x, b, [f"branch7x7dbl_{i}" for i in range(1, 6)]),
+                       conv(f"{b}.branch_pool", avg_valid(x))], 1)
+    x = torch.cat([chain(x, "Mixed_7a", ["branch3x3_1", "branch3x3_2"], 2),
+                   chain(x, "Mixed_7a", [f"branch7x7x3_{i}" for i in range(1, 5)], 2), F.max_pool2d(x, 3, 2)], 1)
+    for b, pool in (("Mixed_7b", avg_valid), ("Mixed_7c", lambda t: F.max_pool2d(t, 3, 1, 1))):
+        b3, d = conv(f"{b}.branch3x3_1", x), chain(x, b, ["branch3x3dbl_1", "branch3x3dbl_2"])
+        x = torch.cat([conv(f"{b}.branch1x1", x), conv(f"{b}.branch3x3_2a", b3), conv(f"{b}.branch3x3_2b", b3),
+                       conv(f"{b}.branch3x3dbl_3a", d), conv(f"{b}.branch3x3dbl_3b", d),
+                       conv(f"{b}.branch_pool", pool(x))], 1)
+    return x.mean(dim=(2, 3))  # (B, 2048)
+
+
+def test_fid_inception_equals_the_graph_computed_by_hand():
+    m = FidInception()
+    torch.manual_seed(3)
+    sd = m.state_dict()
+    for v in sd.values():
+        if v.is_floating_point():  # weights scaled by fan-in so the activations neither vanish nor explode
+            fan = v[0].numel() if v.ndim > 1 else 1
+            v.copy_(torch.randn_like(v) * (2.0 / fan) ** 0.5 if v.ndim > 1 else torch.rand_like(v) * 0.5 + 0.75)
+    x = torch.rand(2, 3, 64, 80)
+    got, want = m(x), _inception_by_hand({k: v.double() for k, v in sd.items()}, x.double()).float()
+    assert want.abs().mean() > 1e-3  # the features carry signal
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
