@@ -98,3 +98,36 @@ def test_generate_and_eval(paper_run, tmp_path):
                  str(root / "store"), "--steps", "2", "--metrics", "psnr,ssim", "--new-actions", "0", "--quiet"]) == 0
     res = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert res["generated"]["generated"] == 2 and res["metrics"]["psnr"]["n"] == 2 and res["metrics"]["psnr"]["mean"] > 0
+
+
+def _weights(folder) -> dict:
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    return {k: v.float() for f in sorted(Path(folder).glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+
+
+def test_training_moved_what_it_trains_and_kept_what_is_frozen(paper_run):
+    """Two steps each: the LDM's VAE and text encoder are SD-1.5's bit for bit and most UNet tensors moved; the
+    VLLM's CLIP tower is the base's and most of its language model moved (the loss reached the weights)."""
+    import math
+
+    import torch
+
+    root, _, _ = paper_run
+    for part in ("vae", "text_encoder"):
+        base, ours = _weights(root / "sd15" / part), _weights(root / "ldm" / "model" / part)
+        assert base.keys() == ours.keys() and all(torch.equal(base[k], ours[k]) for k in base), part
+    base, ours = _weights(root / "sd15" / "unet"), _weights(root / "ldm" / "model" / "unet")
+    moved = [k for k in base if base[k].shape == ours[k].shape and not torch.equal(base[k], ours[k])]
+    assert len(moved) > 0.9 * len(base)
+    assert ours["conv_in.weight"].shape[1] == 8  # InstructPix2Pix's extra input channels
+    log = [json.loads(x) for x in (root / "ldm" / "train_log.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(x["loss"]) and x["loss"] > 0 for x in log)
+    base, ours = _weights(root / "llava15"), _weights(root / "vllm" / "model")
+    tower = [k for k in base if "vision_tower" in k]
+    lm = [k for k in base if "language_model" in k and k in ours and base[k].ndim == 2]  # norms (1.0) stay in bf16
+    # tuned in bf16 (the config's vllm.bf16): the frozen tower is the base's rounded to bf16, nothing more
+    assert tower and all(torch.equal(base[k].bfloat16().float(), ours[k]) for k in tower)
+    assert lm and all(not torch.equal(base[k].bfloat16().float(), ours[k]) for k in lm)
