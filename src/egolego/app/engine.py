@@ -33,7 +33,7 @@ _DEVNULL = None
 
 
 class Engine:
-    def __init__(self, model: str | Path):
+    def __init__(self, model: str | Path, vllm_precision: str = "auto"):
         self.model_dir = Path(model)
         self.pipe = load_pipeline(self.model_dir)
         self.sampling = sampling_for(self.model_dir, self.pipe)  # the model's own steps, sampler, guidance
@@ -43,11 +43,10 @@ class Engine:
         self.vllm = None
         self.vllm_dir = vllm_folder(self.model_dir)
         if self.mode != "label" and self.vllm_dir is not None:
-            from ..vllm.model import load_llava
+            from ..vllm.memory import load_vllm
             from ..vllm.settings import load_settings
 
-            self.vllm = load_llava(self.vllm_dir)
-            self.vllm[0].eval()
+            self.vllm = load_vllm(self.vllm_dir, precision=vllm_precision)  # refused in one line if it cannot fit
             self.vllm_settings = load_settings(self.vllm_dir)  # its template and token budget, as `generate`'s
         elif self.use_img or self.use_txt:
             raise InputError("model", f"this model's mode {self.mode!r} needs VLLM embeddings, but "

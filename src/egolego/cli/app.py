@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..vllm.memory import PRECISIONS
 from .common import CliError, fail
 
 
@@ -24,6 +25,8 @@ def serve_parser(sub) -> None:
     s.add_argument("--baseline", help="a `label` model folder shown beside it (optional)")
     s.add_argument("--runs", nargs="*", default=[], help="eval folders for the Compare tab")
     s.add_argument("--pairs", help="pairs manifest whose test pairs can be picked (default: the runs')")
+    s.add_argument("--vllm-precision", choices=PRECISIONS, default="auto",
+                   help="how the model's VLLM is held (as `generate --vllm-precision`; default %(default)s)")
     _net(s)
     s.set_defaults(func=cmd_serve)
 
@@ -56,7 +59,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     try:
         runs = load_runs(a.runs) if a.runs else None
         pairs = default_pairs(runs, a.pairs)
-        engine = Engine(a.model)
+        engine = Engine(a.model, a.vllm_precision)
         baseline = Engine(a.baseline) if a.baseline else None
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise fail(e) from None

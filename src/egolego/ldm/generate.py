@@ -130,17 +130,13 @@ class FrameGenerator:
 
     def load_vllm(self):
         """(model, processor) of the model's VLLM, loaded once; refuses a VLLM other than the recorded one."""
-        from ..vllm.memory import choose_precision, load_options
-        from ..vllm.model import fingerprint, load_llava
+        from ..vllm.memory import load_vllm
+        from ..vllm.model import fingerprint
 
         if self._vllm is None:
             if self.vllm_dir is None:
                 raise InputError("model", f"mode {self.mode!r} needs the model's tuned VLLM, but {missing_vllm_hint(self.model)}")
-            precision = choose_precision(self.vllm_dir, self.device, self.vllm_precision)  # refuse before loading
-            model, proc = load_llava(self.vllm_dir, **load_options(precision, self.device))
-            if precision != "4bit":  # a quantised model is placed by its device map
-                model.to(self.device)
-            self._vllm = model, proc
+            self._vllm = load_vllm(self.vllm_dir, self.device, self.vllm_precision)
             want = (recorded_vllm(self.model) or {}).get("fingerprint")
             if want and fingerprint(self._vllm[0]) != want:
                 raise InputError("model", f"the VLLM in {self.vllm_dir} is not the one that wrote this model's training "

@@ -93,6 +93,18 @@ def choose_precision(folder: str | Path, device: str, requested: str = "auto", f
                      f"{free / 2**30:.1f} GiB free: {hint}")
 
 
+def load_vllm(folder: str | Path, device: str = "cpu", precision: str = "auto"):
+    """(model, processor) in eval mode on ``device``, in the first precision tier that fits (refused before loading
+    when none does): how ``generate``, ``eval`` and the web app load a model's VLLM."""
+    from .model import load_llava
+
+    tier = choose_precision(folder, device, precision)
+    model, proc = load_llava(folder, **load_options(tier, device))
+    if tier != "4bit":  # a quantised model is placed by its device map
+        model.to(device)
+    return model.eval(), proc
+
+
 def load_options(precision: str, device: str) -> dict:
     """``from_pretrained`` keyword arguments for a precision tier."""
     import torch
