@@ -168,35 +168,34 @@ def _vision(clip_vision: Path | None, dtype: torch.dtype, stored: bool):
     return vc, weights, ip
 
 
+PROJECTOR_KEYS = {"weight": "linear_1.weight", "bias": "linear_1.bias", "0.weight": "linear_1.weight",
+                  "0.bias": "linear_1.bias", "2.weight": "linear_2.weight", "2.bias": "linear_2.bias"}
+
+
+def _target(k: str) -> tuple[str, str] | None:
+    """(our key, the part it builds) for an original key, or None where it has no place (unexpected)."""
+    if k.startswith(TOWER):
+        return "model.vision_tower." + k[len(TOWER):].removeprefix("vision_model."), "vision tower (stored)"
+    if k.startswith("model.mm_projector."):
+        layer = PROJECTOR_KEYS.get(k[len("model.mm_projector."):])
+        return ("model.multi_modal_projector." + layer, "projector") if layer else None
+    if k == "lm_head.weight":
+        return k, "LM head"
+    if k.startswith("model."):
+        return "model.language_model." + k[len("model."):], "language model"
+    return None
+
+
 def _mapped(led: Ledger, cfg: dict, vision_weights: dict | None, d_text: int, dtype: torch.dtype) -> tuple[dict, dict]:
     """(our state dict, our key -> the original key) from the original one (and the CLIP folder's tower); the
     ledger records each original key's fate."""
     out: dict[str, torch.Tensor] = {}
-    n = len(out)
     origin: dict[str, str] = {}
     for k, v in led.sd.items():
         if re.fullmatch(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq", k):
             led.drop(k, "LLaMA's rotary frequencies (recomputed)")
-        elif k.startswith(TOWER):
-            rest = k[len(TOWER):]
-            out["model.vision_tower." + rest.removeprefix("vision_model.")] = v
-            led.used[k] = "vision tower (stored)"
-        elif k.startswith("model.mm_projector."):
-            rest = k[len("model.mm_projector."):]
-            layer = {"weight": "linear_1.weight", "bias": "linear_1.bias", "0.weight": "linear_1.weight",
-                     "0.bias": "linear_1.bias", "2.weight": "linear_2.weight", "2.bias": "linear_2.bias"}.get(rest)
-            if layer is not None:
-                out["model.multi_modal_projector." + layer] = v
-                led.used[k] = "projector"
-        elif k == "lm_head.weight":
-            out[k] = v
-            led.used[k] = "LM head"
-        elif k.startswith("model."):
-            out["model.language_model." + k[len("model."):]] = v
-            led.used[k] = "language model"
-        if len(out) > n:
-            origin[next(reversed(out))] = k
-            n = len(out)
+        elif (t := _target(k)) is not None:
+            out[t[0]], origin[t[0]], led.used[k] = v, k, t[1]
     if PROJECTORS[cfg.get("mm_projector_type")] == "linear":  # one linear: linear_2 passes its output through
         out["model.multi_modal_projector.linear_2.weight"] = torch.eye(d_text, dtype=dtype)
         out["model.multi_modal_projector.linear_2.bias"] = torch.zeros(d_text, dtype=dtype)
