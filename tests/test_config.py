@@ -124,6 +124,6 @@ def test_from_base_and_from_model_say_where_a_model_starts():
     assert (config.preset("paper").ldm.from_base, config.preset("paper").vllm.from_model) == (True, True)
     cfg.ldm.from_base = cfg.vllm.from_model = True
     with pytest.raises(InputError, match=r"ldm.from_base: true"):
-        build_components(cfg, vllm_dim=8, image_tokens=4)
+        build_components(cfg, vllm_dim=8, image_tokens=4, text_tokens=77)
     with pytest.raises(InputError, match=r"vllm.from_model: true"):
         build_model(cfg, None)

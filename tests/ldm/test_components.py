@@ -61,12 +61,12 @@ def test_unet_attention_levels_and_heads_come_from_the_config(tokenizer, tmp_pat
     cfg = config.preset("tiny")
     cfg.ldm.tokenizer, cfg.ldm.conditioning = str(tmp_path / "tok"), "desc"
     cfg.ldm.unet_channels, cfg.ldm.unet_attention, cfg.ldm.unet_heads = [32, 64, 64], [False, True, False], 2
-    unet = build_components(cfg, vllm_dim=96, image_tokens=16)["unet"]
+    unet = build_components(cfg, vllm_dim=96, image_tokens=16, text_tokens=77)["unet"]
     assert unet.config.down_block_types == ("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
     assert unet.config.up_block_types == ("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
     assert {m.heads for m in unet.modules() if m.__class__.__name__ == "Attention"} == {2}
     cfg.ldm.unet_attention, cfg.ldm.unet_heads = [True, True, False], 4
-    unet = build_components(cfg, vllm_dim=96, image_tokens=16)["unet"]
+    unet = build_components(cfg, vllm_dim=96, image_tokens=16, text_tokens=77)["unet"]
     assert unet.config.down_block_types[0] == "CrossAttnDownBlock2D"
     assert {m.heads for m in unet.modules() if m.__class__.__name__ == "Attention"} == {4}
     with pytest.raises(ValueError, match="unet_attention has 2 entries"):
@@ -85,7 +85,7 @@ def test_ldm_seed_reaches_the_tiny_unet_weights(tokenizer, tmp_path):
     def parts(seed):
         cfg = config.preset("tiny")
         cfg.ldm.tokenizer, cfg.ldm.conditioning, cfg.ldm.seed, cfg.ldm.residual = str(tmp_path / "tok"), "desc", seed, False
-        return build_components(cfg, vllm_dim=96, image_tokens=16)
+        return build_components(cfg, vllm_dim=96, image_tokens=16, text_tokens=77)
 
     a, b, c = parts(0), parts(0), parts(1)
     assert torch.equal(a["unet"].conv_in.weight, b["unet"].conv_in.weight)
