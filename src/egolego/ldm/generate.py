@@ -11,6 +11,7 @@ run on the label or on ``--description``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ..errors import InputError, MissingInput
 from ..safe_load import first_line
 from .modes import check_covered, mode_text, needs_embeddings, text_key
 from .pipeline import PAPER_SAMPLING, LegoPipeline
-from .vllm_link import missing_vllm_hint, recorded_vllm, vllm_folder
+from .vllm_link import missing_vllm_hint, recorded_vllm, refuse_other_vllm, vllm_folder
 
 
 @dataclass(frozen=True)
@@ -136,11 +137,16 @@ class FrameGenerator:
         if self._vllm is None:
             if self.vllm_dir is None:
                 raise InputError("model", f"mode {self.mode!r} needs the model's tuned VLLM, but {missing_vllm_hint(self.model)}")
+            checked = refuse_other_vllm(self.model, self.vllm_dir)
             self._vllm = load_vllm(self.vllm_dir, self.device, self.vllm_precision)
-            want = (recorded_vllm(self.model) or {}).get("fingerprint")
-            if want and fingerprint(self._vllm[0]) != want:
+            want = None if checked else (recorded_vllm(self.model) or {}).get("fingerprint")  # an older record
+            if want and _full_precision(self._vllm[0]) and fingerprint(self._vllm[0]) != want:
                 raise InputError("model", f"the VLLM in {self.vllm_dir} is not the one that wrote this model's training "
                                  f"embeddings (fingerprint {fingerprint(self._vllm[0])}, recorded {want})")
+            if want and not _full_precision(self._vllm[0]):
+                warnings.warn(f"{self.model}/vllm.json predates file fingerprints: the VLLM loaded in reduced precision "
+                              "cannot be checked against it (load it in float32 once, or retrain from a new store)",
+                              stacklevel=2)
         return self._vllm
 
     def describe(self, square: Image.Image, action: str, description: str | None = None) -> tuple[str, dict]:
@@ -218,3 +224,8 @@ def generate_one(model: str | Path, image: str | Path, action: str, description:
     """One frame from a model folder (loads it); ``sampling`` overrides steps / scheduler / guidance scales."""
     gen = FrameGenerator(model, device=device, vllm_precision=vllm_precision, **sampling)
     return gen(open_image(image), action, description, seed, size)
+
+
+def _full_precision(model) -> bool:
+    """Whether a loaded model holds its weights in float32 (what the model fingerprint of older records hashed)."""
+    return not getattr(model, "is_quantized", False) and all(p.dtype == torch.float32 for p in model.parameters())

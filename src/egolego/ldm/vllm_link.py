@@ -23,7 +23,8 @@ def record_vllm(store, model_dir: str | Path) -> Path | None:
     d = Path(model_dir)
     f = d / RECORD
     f.write_text(json.dumps({"vllm": str(store.vllm), "vllm_from_model": os.path.relpath(store.vllm, d.resolve()),
-                             "fingerprint": store.meta.get("fingerprint"), "store": str(Path(store.root).resolve())},
+                             "fingerprint": store.meta.get("fingerprint"), "vllm_files": store.meta.get("vllm_files"),
+                             "store": str(Path(store.root).resolve())},
                             indent=1))
     return f
 
@@ -57,3 +58,20 @@ def missing_vllm_hint(model_dir: str | Path) -> str:
         return f"the VLLM it was trained with ({rec['vllm']}) is gone; put a copy in {Path(model_dir) / 'vllm'}"
     return (f"{model_dir} names no tuned VLLM (train it with --embeddings from `egolego vllm enrich`, or copy the "
             f"VLLM into {Path(model_dir) / 'vllm'})")
+
+
+def refuse_other_vllm(model_dir: str | Path, vllm_dir: str | Path) -> bool:
+    """Refuse (``InputError``) a VLLM folder whose files are not those that wrote the model's training embeddings;
+    True when checked, False for a record from before file fingerprints (the caller checks the loaded model).
+    Reads only the config and a few stored values, so it runs before the VLLM is loaded, at any precision."""
+    from ..errors import InputError
+    from ..vllm.model import folder_fingerprint
+
+    want = (recorded_vllm(model_dir) or {}).get("vllm_files")
+    if not want:
+        return False
+    have = folder_fingerprint(vllm_dir)
+    if have != want:
+        raise InputError("model", f"the VLLM in {vllm_dir} is not the one that wrote this model's training embeddings "
+                         f"(its files' fingerprint {have}, recorded {want} in {Path(model_dir) / RECORD})")
+    return True

@@ -79,12 +79,44 @@ def image_tokens(model) -> int:
     return n if model.config.vision_feature_select_strategy == "default" else n + 1
 
 
-def _portable(d):
+def _portable(d, drop: tuple[str, ...] = ("_name_or_path", "transformers_version")):
     """A config dict without what depends on where the model was loaded from (``_name_or_path``) or by which
     library version: a copied or moved VLLM folder keeps its fingerprint."""
     if isinstance(d, dict):
-        return {k: _portable(v) for k, v in d.items() if k not in ("_name_or_path", "transformers_version")}
+        return {k: _portable(v, drop) for k, v in d.items() if k not in drop}
     return d
+
+
+# What loading in another precision writes into a config: not part of which model it is
+LOAD_KEYS = ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "quantization_config",
+             "_pre_quantization_dtype")
+
+
+def folder_fingerprint(folder: str | Path) -> str | None:
+    """A short id of a saved VLLM's *files* (its ``config.json`` and the first values of eight stored tensors), the
+    same whatever precision the folder is later loaded in — unlike ``fingerprint``, which hashes a loaded model and
+    so changes when ``generate --vllm-precision bfloat16`` or 4-bit loads it. None for a folder without
+    safetensors weights. Reads a few kilobytes, so a wrong VLLM is refused before it is loaded."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    files = sorted(folder.glob("*.safetensors"))
+    if not files or not (folder / "config.json").is_file():
+        return None
+    cfg = json.loads((folder / "config.json").read_text())
+    h = hashlib.sha256(json.dumps(_portable(cfg, LOAD_KEYS), sort_keys=True, default=str).encode())
+    where = {}
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            where.update({name: f for name in st.keys()})
+    for name in sorted(where)[:8]:
+        with safe_open(str(where[name]), framework="pt") as st:
+            sl = st.get_slice(name)
+            ndim = len(sl.get_shape())
+            first = sl[:1] if ndim > 1 else sl[:64] if ndim == 1 else st.get_tensor(name)  # one row: 64 values
+        h.update(name.encode())
+        h.update(first.float().flatten()[:64].numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def fingerprint(model) -> str:

@@ -105,6 +105,9 @@ class StoreWriter:
                           "text_shape": list(text_shape), "entries": {}}
         if vllm is not None:
             self.index["vllm"] = str(Path(vllm).resolve())
+            from .model import folder_fingerprint
+
+            self.index["vllm_files"] = folder_fingerprint(vllm)  # checkable at any load precision
         self._rows: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
         self._next = len({e["shard"] for e in self.index["entries"].values()})
 
