@@ -57,6 +57,7 @@ PATH_KINDS = ["missing", "garbage_file", "empty_dir", "garbage_manifest", "evil_
 def _evil_manifest(d: Path, kind: int) -> None:
     row = {c: "x" for c in SCHEMA.names}
     row.update(pair_id="a", split="train", boxes="[1, {]", delta=float("nan"), input_frame=None, target_frame=None,
+               progress=float("nan") if kind == 1 else None,
                input_path="/etc/hostname", target_path="../../../../etc/passwd", target_full_path="images/x.jpg")
     rows = [row, {**row, "input_path": "images/a.jpg", "target_path": "images/b.jpg"}] if kind else [row]
     if kind == 2:  # duplicate ids, harmless paths

@@ -84,6 +84,9 @@ class LdmConfig:
     batch_size: int = 16
     grad_accum: int = 1
     train_pairs: int = 0  # >0: train on that many of the manifest's train pairs (a fixed, nested subset); 0: all
+    progress: bool = False  # condition on how far along the action the target is (timeline pairs; generate --frames)
+    progress_done_repeat: int = 1  # with progress: each action's finished frame (p = 1) appears that many times
+    init_from: str | None = None  # a model folder whose UNet + conditioner weights training starts from
     lr: float = 1e-4  # the official recipe: constant 1e-4 (after the warm-up below)
     warmup_steps: int = 0
     lr_schedule: str = "constant"  # constant (official) | cosine: from lr down to 0 at max_steps, after the warm-up

@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..ldm.generate import load_pipeline, sampling_for
+from ..ldm.clip_file import strip
+from ..ldm.generate import clip_progress, load_pipeline, sample_clip, sampling_for
 from ..ldm.modes import mode_uses
 from ..ldm.vllm_link import missing_vllm_hint, vllm_folder
 
@@ -80,9 +81,10 @@ class Engine:
 
     def generate(self, image: Image.Image, action: str, description: str | None = None, steps: int | None = None,
                  seed: int = 0, condition_guidance: float | None = None, image_guidance: float | None = None,
-                 scheduler: str | None = None, progress=None) -> tuple[Image.Image, str]:
+                 scheduler: str | None = None, progress=None, frames: int = 1) -> tuple[Image.Image, str]:
         """(action frame at the input's aspect ratio, the text it was conditioned on); sampling settings left at None
-        are the model's own (``sampling_for``)."""
+        are the model's own (``sampling_for``). ``frames`` > 1 (a model trained with ``ldm.progress``): the input and
+        the action at progress 1/K … 1 side by side, as ``egolego generate --frames K --out strip.png`` writes it."""
         s = self.sampling.override(steps=steps, condition_guidance=condition_guidance, image_guidance=image_guidance,
                                    scheduler=scheduler)
         action = action.strip()
@@ -101,8 +103,13 @@ class Engine:
             if progress is not None:  # gradio's track_tqdm follows the pipeline's own bar, written nowhere
                 self.pipe.set_progress_bar_config(disable=False, file=_devnull())
             try:
-                out = self.pipe(square, prompt, generator=torch.Generator().manual_seed(int(seed)),
-                                original_size=image.size, **s.pipe_kwargs(), **emb).images[0]
+                outs = sample_clip(self.pipe, square, prompt, clip_progress(frames), int(seed), image.size,
+                                   s.pipe_kwargs(), emb, bar=progress is not None)
             finally:
                 self.pipe.set_progress_bar_config(disable=True)
-        return out, prompt
+        return (outs[0] if frames == 1 else strip([image.convert("RGB").resize(outs[0].size), *outs])), prompt
+
+    @property
+    def takes_progress(self) -> bool:
+        """Whether the model draws the action part-way (trained with ``ldm.progress``): the app then offers clips."""
+        return self.pipe.unet.config.class_embed_type == "timestep"

@@ -53,6 +53,9 @@ def _generate_tab(gr, engine: Engine, baseline: Engine | None, pairs: Pairs | No
                                 label="condition guidance s_c", elem_id="s_c")
                 s_x = gr.Slider(1.0, 5.0, value=engine.sampling.image_guidance, step=0.1, label="image guidance s_x",
                                 elem_id="s_x")
+            frames = gr.Slider(1, 8, value=4 if engine.takes_progress else 1, step=1, elem_id="frames",
+                               label="frames (1: the action done; K: the action unfolding, input first)",
+                               visible=engine.takes_progress)
             go = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column():
             out = frame(gr, f"action frame ({engine.mode})", elem_id="result", height=320)
@@ -81,7 +84,7 @@ def _generate_tab(gr, engine: Engine, baseline: Engine | None, pairs: Pairs | No
             raise gr.Error("choose a frame and type an action first")
         return engine.describe(im, act.strip())
 
-    def on_generate(im, act, description, n, sd, sc, sx, progress=gr.Progress(track_tqdm=True)):
+    def on_generate(im, act, description, n, sd, sc, sx, k, progress=gr.Progress(track_tqdm=True)):
         if im is None:
             raise gr.Error("upload a frame or pick a test pair first")
         try:
@@ -90,7 +93,8 @@ def _generate_tab(gr, engine: Engine, baseline: Engine | None, pairs: Pairs | No
             sc, sx = _bounded(sc, 0, 50, "s_c"), _bounded(sx, 0, 50, "s_x")
             kw = dict(steps=n, seed=sd, condition_guidance=sc, image_guidance=sx, progress=progress)
             progress(0, desc="sampling")
-            img, prompt = engine.generate(im, act or "", description, **kw)
+            k = int(_bounded(k, 1, 8, "frames")) if engine.takes_progress else 1
+            img, prompt = engine.generate(im, act or "", description, frames=k, **kw)
             base = baseline.generate(im, act or "", None, **kw)[0] if baseline else None
         except ValueError as e:
             raise gr.Error(str(e)) from None
@@ -102,7 +106,7 @@ def _generate_tab(gr, engine: Engine, baseline: Engine | None, pairs: Pairs | No
     upload.upload(on_upload, upload, [current, preview])
     pick.change(on_pick, pick, [current, preview, action])
     describe.click(on_describe, [current, action], desc)
-    go.click(on_generate, [current, action, desc, steps, seed, s_c, s_x], [out, out_base, used, desc])
+    go.click(on_generate, [current, action, desc, steps, seed, s_c, s_x, frames], [out, out_base, used, desc])
 
 
 def _compare_tab(gr, runs: Runs):

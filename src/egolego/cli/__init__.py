@@ -29,7 +29,7 @@ from .bounds import check_args
 from .common import CliError
 from .data import curate_parser, data_parser
 from .demo import demo_parser, reproduce_parser
-from .eval import eval_parser, report_parser
+from .eval import eval_parser, report_parser, timeline_parser
 from .imports import import_parser
 from .ldm import generate_parser, train_parser, vae_parser
 from .show_config import config_parser
@@ -40,8 +40,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at ru
 
 # the sub-commands, in the order --help lists them
 PARSERS = (synth_parser, tokenizer_parser, config_parser, vae_parser, train_parser, generate_parser, vllm_parser,
-           data_parser, curate_parser, pairs_parser, demo_parser, reproduce_parser, eval_parser, report_parser,
-           serve_parser, study_parser, import_parser)
+           data_parser, curate_parser, pairs_parser, demo_parser, reproduce_parser, eval_parser, timeline_parser,
+           report_parser, serve_parser, study_parser, import_parser)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -46,6 +46,10 @@ def _build_parser(das) -> None:
     db.add_argument("--shard-index", type=int, default=d["shard_index"].default,
                     help="the shard this run builds, 0..K-1 (default %(default)s)")
     db.add_argument("--overwrite", action="store_true", help="replace a manifest (or unfinished build) in --out")
+    db.add_argument("--timeline", type=int, default=d["timeline"].default, metavar="K",
+                    help="also keep the frames along each action, as pairs with a `progress` in (0, 1): EPIC at K - 1 "
+                    "even fractions between input and target, Ego4D at its critical frames pre_frame and "
+                    "contact_frame (any K > 0); 0 = single frames only (default %(default)s)")
     db.set_defaults(func=cmd_data_build)
 
 
@@ -90,7 +94,7 @@ def cmd_data_build(a: argparse.Namespace) -> int:
     args = BuildArgs(source=a.source, root=Path(a.root), out=Path(a.out), frames_from=a.frames_from, quality=a.quality,
                      quality_weights=a.quality_weights, similarity=a.similarity, clip_weights=a.clip_weights,
                      sim_range=tuple(a.sim_range) if a.sim_range else None, size=a.size, workers=a.workers,
-                     num_shards=a.num_shards, shard_index=a.shard_index, overwrite=a.overwrite)
+                     num_shards=a.num_shards, shard_index=a.shard_index, overwrite=a.overwrite, timeline=a.timeline)
     try:
         args.validate()
         writable_dir(Path(a.out), "--out")
@@ -100,7 +104,8 @@ def cmd_data_build(a: argparse.Namespace) -> int:
     dropped = ", ".join(f"{k}: {v}" for k, v in sorted(s["dropped"].items())) or "none"
     warned = "".join(f"; {v} x {k}" for k, v in sorted(s.get("warnings", {}).items()))
     print(f"data build: {s['kept']} pairs kept ({s['train']} train / {s['test']} test) of {s['rows_parsed']} "
-          f"annotated actions; dropped: {dropped}{warned} -> {a.out}")
+          f"annotated actions; dropped: {dropped}{warned}"
+          + (f"; {s['timeline_pairs']} timeline pairs" if a.timeline else "") + f" -> {a.out}")
     return 0
 
 

@@ -96,3 +96,48 @@ def cmd_report(a: argparse.Namespace) -> int:
         raise fail(e) from None
     print(f"report: {out}")
     return 0
+
+
+def timeline_parser(sub) -> None:
+    t = sub.add_parser("eval-timeline", help="score a progress model along each action (timeline pairs)",
+                       description="Generate every timeline frame of the test actions with a model trained with "
+                       "ldm.progress, and score them per progress against the true frames (EgoSynth judge at the "
+                       "frame's pose, PSNR, SSIM), beside a single-frame model held or interpolated (--single); "
+                       "writes timeline.json and clips.png.")
+    t.add_argument("--model", required=True, help="a LEGO model trained with ldm.progress")
+    t.add_argument("--pairs", required=True, help="a timeline manifest (`egolego data build --timeline K`)")
+    t.add_argument("--out", required=True, help="output folder (frames per method, timeline.json, clips.png)")
+    t.add_argument("--single", help="a single-frame model of the same mode: the hold / interpolate baselines")
+    t.add_argument("--store", help="embedding store of `vllm enrich` (modes that use H_i / H_t)")
+    t.add_argument("--egosynth", help="EgoSynth folder for the judge (default: found from the manifest)")
+    t.add_argument("--split", default="test", help="the manifest split (default %(default)s)")
+    t.add_argument("--actions", type=int, help="only the first N actions")
+    t.add_argument("--bins", type=int, default=4, help="progress bins of the tables (default %(default)s)")
+    t.add_argument("--batch-size", type=int, default=16, help="frames per pipeline call (default %(default)s)")
+    t.add_argument("--seed", type=int, default=0, help="noise seed (one per action: its frames share it)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_eval_timeline)
+
+
+def cmd_eval_timeline(a: argparse.Namespace) -> int:
+    from ..eval.timeline import TimelineArgs, evaluate_timeline, table
+
+    positive(a.batch_size, "--batch-size")
+    positive(a.bins, "--bins")
+    if a.actions is not None:
+        positive(a.actions, "--actions")
+    for flag, p in (("--model", a.model), ("--pairs", a.pairs), ("--single", a.single), ("--store", a.store),
+                    ("--egosynth", a.egosynth)):
+        if p is not None and not Path(p).exists():
+            raise CliError(f"{flag}: {p} does not exist")
+    args = TimelineArgs(model=Path(a.model), pairs=Path(a.pairs), out=writable_dir(Path(a.out), "--out"),
+                        single=Path(a.single) if a.single else None, store=Path(a.store) if a.store else None,
+                        egosynth=Path(a.egosynth) if a.egosynth else None, split=a.split, actions=a.actions,
+                        bins=a.bins, seed=a.seed, batch_size=a.batch_size)
+    try:
+        r = evaluate_timeline(args, progress=not a.quiet)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(e) from None
+    print(table(r))
+    print(f"eval-timeline: {args.out / 'timeline.json'}")
+    return 0

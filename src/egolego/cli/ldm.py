@@ -68,7 +68,12 @@ def generate_parser(sub) -> None:
                    help="a LEGO model folder (<train out>/model; default: the demo's lego model)")
     g.add_argument("--image", required=True, help="the egocentric frame (any size; the output keeps its aspect ratio)")
     g.add_argument("--action", required=True, help='the action, e.g. "open drawer"')
-    g.add_argument("--out", required=True, help="output image (.png, .jpg, .webp)")
+    g.add_argument("--out", required=True, help="output image (.png, .jpg, .webp); with --frames: a clip (.mp4, .gif) "
+                   "or a strip of the frames (.png, .jpg, .webp)")
+    g.add_argument("--frames", type=int, default=1, metavar="K",
+                   help="draw the action unfolding: K frames at progress 1/K ... 1, after the input frame (a model "
+                   "trained with ldm.progress on `data build --timeline` pairs; default %(default)s: the action done)")
+    g.add_argument("--fps", type=float, default=2.0, help="frames per second of an .mp4 / .gif clip (default %(default)s)")
     g.add_argument("--description", help="the detailed description (default: written by the model's tuned VLLM)")
     g.add_argument("--seed", type=int, default=0, help="noise seed (default %(default)s)")
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default %(default)s)")
@@ -119,18 +124,34 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
-    from ..ldm.generate import generate_one
+    from ..ldm.clip_file import CLIP_SUFFIXES, write_clip
+    from ..ldm.generate import generate_clip, generate_one
 
     sampling = sampling_args(a)
-    out = out_file(a.out, "--out", (".png", ".jpg", ".jpeg", ".webp"))
+    if not 1 <= a.frames <= 64:
+        raise CliError(f"--frames: give 1 to 64 frames, got {a.frames}")
+    if not 0 < a.fps <= 60:
+        raise CliError(f"--fps: must be in (0, 60], got {a.fps}")
+    out = out_file(a.out, "--out", CLIP_SUFFIXES if a.frames > 1 else (".png", ".jpg", ".jpeg", ".webp"))
     try:
-        img, prompt = generate_one(a.model, a.image, a.action, a.description, seed=a.seed, device=a.device,
-                                   vllm_precision=a.vllm_precision, **sampling)
+        if a.frames == 1:
+            frame, prompt = generate_one(a.model, a.image, a.action, a.description, seed=a.seed, device=a.device,
+                                         vllm_precision=a.vllm_precision, **sampling)
+            frames = [frame]
+        else:
+            frames, prompt = generate_clip(a.model, a.image, a.action, a.frames, a.description, seed=a.seed,
+                                           device=a.device, vllm_precision=a.vllm_precision, **sampling)
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None
     try:
-        img.save(out)
+        if a.frames == 1:
+            frames[0].save(out)
+        else:
+            from ..ldm.generate import open_image
+
+            write_clip([open_image(a.image).resize(frames[0].size), *frames], out, a.fps)
     except OSError as e:
         raise CliError(f"--out: cannot write {out}: {e.strerror or e}") from None
-    print(f"generate: \"{prompt}\" -> {out}")
+    what = f"{a.frames} frames" if a.frames > 1 else "frame"
+    print(f"generate: \"{prompt}\" -> {out} ({what})")
     return 0

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..atomic import check_out_file
 from ..data.llava_records import records_from_manifest, write_json
-from ..data.manifest import read_manifest, update_column
+from ..data.manifest import action_rows, read_manifest, update_column
 from ..errors import InputError
 from .geometric import describe
 from .prompt import build_messages, load_examples
@@ -46,7 +46,7 @@ def curate(pairs: str | Path, out_json: str | Path, backend: str = "geometric", 
            base_url: str | None = None, model: str | None = None, concurrency: int = 4, cache: str | None = None,
            price: tuple[float, float] = DEFAULT_PRICE, timeout: float = 60.0, backoff: float = 1.0,
            progress: bool = True) -> dict:
-    rows = read_manifest(pairs)
+    rows = action_rows(read_manifest(pairs))  # timeline pairs share their action's description
     check_out_file(out_json, "--out")
     if backend == "geometric":
         descs = {r["pair_id"]: describe(r["label"], _boxes(r)) for r in rows}

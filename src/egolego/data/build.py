@@ -28,7 +28,7 @@ from ..atomic import write_json
 from ..errors import InputError, MissingInput
 from ..names import safe_name
 from .frames import best_of, decode_frames, pixel_similarity, read_jpegs, sharpness
-from .manifest import refuse_existing, write_manifest
+from .manifest import action_rows, refuse_existing, timeline_id, write_manifest
 from .sources import ActionRecord, ParseReport, parse_ego4d, parse_epic, read_video_info
 
 # Default similarity ranges: the paper's CLIP range, and the pixel encoder's range calibrated on EgoSynth
@@ -54,6 +54,7 @@ class BuildArgs:
     num_shards: int = 1
     shard_index: int = 0
     overwrite: bool = False
+    timeline: int = 0  # > 0: also the frames along each action (EPIC: K - 1 even fractions; Ego4D: critical frames)
 
     def validate(self) -> None:
         if self.source not in ("epic", "ego4d"):
@@ -69,6 +70,8 @@ class BuildArgs:
             raise InputError("size", f"must be a positive multiple of 8, got {self.size}")
         if self.size > 4096:
             raise InputError("size", f"must be at most 4096, got {self.size}")
+        if self.timeline and not 2 <= self.timeline <= 16:
+            raise InputError("timeline", f"must be 0 (single frames) or 2 to 16 frames per action, got {self.timeline}")
         if self.workers < 1:
             raise InputError("workers", f"must be at least 1, got {self.workers}")
         if self.num_shards < 1:
@@ -84,7 +87,8 @@ class BuildArgs:
 
     def fingerprint(self) -> dict:
         """What decides the pairs: a resumed build must have the same (``workers`` and ``overwrite`` do not)."""
-        return {k: str(v) for k, v in asdict(self).items() if k not in ("workers", "overwrite")}
+        skip = ("workers", "overwrite") + (("timeline",) if not self.timeline else ())  # older builds stay resumable
+        return {k: str(v) for k, v in asdict(self).items() if k not in skip}
 
     def out_dir(self) -> Path:
         """The manifest folder this run writes: ``out``, or ``out/shard-IofK`` for a shard."""
@@ -111,7 +115,9 @@ def _video_job(job) -> tuple[str, list[dict], list[tuple[str, str]], list[float]
     quality, similarity = _scorers(args)
     root, out = Path(args.root), args.out_dir()
     rows, dropped, sims = [], [], []
-    wanted = [k + d for r in recs for k in (r.input_frame, r.target_frame) for d in range(-3, 4)]
+    points = {r.pair_id: timeline_points(r, args.timeline) for r in recs}
+    wanted = [k + d for r in recs for k in (r.input_frame, r.target_frame, *(f for _, f, _ in points[r.pair_id]))
+              for d in range(-3, 4)]
     try:
         if args.source == "ego4d":
             frames = decode_frames(root / "v2" / "full_scale" / f"{video}.mp4", wanted)
@@ -149,11 +155,53 @@ def _video_job(job) -> tuple[str, list[dict], list[tuple[str, str]], list[float]
         tgt.resize((args.size, args.size), Image.LANCZOS).save(out / paths["target_path"], quality=95)
         w = max(1, round(tgt.width * args.size / tgt.height))
         tgt.resize((w, args.size), Image.LANCZOS).save(out / paths["target_full_path"], quality=95)
-        rows.append({"pair_id": r.pair_id, "source": r.source, "split": r.split, "video_id": video, "label": r.label,
-                     "description": "", "boxes": json.dumps(r.boxes), "delta": round((t - i) / r.fps, 4),
-                     "input_frame": i, "target_frame": t, **paths})
+        row = {"pair_id": r.pair_id, "source": r.source, "split": r.split, "video_id": video, "label": r.label,
+               "description": "", "boxes": json.dumps(r.boxes), "delta": round((t - i) / r.fps, 4),
+               "input_frame": i, "target_frame": t, **paths}
+        rows.append(row)
+        rows += _timeline_rows(args, frames, row, r, points[r.pair_id], quality, out)
     img_dir.mkdir(exist_ok=True)
     return video, rows, dropped, sims
+
+
+def timeline_points(r: ActionRecord, k: int) -> list[tuple[float, int, str]]:
+    """(nominal progress, frame, name) of the frames strictly between an action's input and target frames that
+    ``--timeline k`` keeps: Ego4D's critical frames, else k - 1 even fractions of the span (EPIC)."""
+    if not k:
+        return []
+    span = r.target_frame - r.input_frame
+    if r.timeline:
+        return sorted(((f - r.input_frame) / span, f, name) for name, f in r.timeline.items())
+    pts = [(j / k, r.input_frame + round(j / k * span), f"p{j}of{k}") for j in range(1, k)]
+    return [(p, f, n) for p, f, n in pts if r.input_frame < f < r.target_frame]
+
+
+def _timeline_rows(args: BuildArgs, frames: dict, row: dict, r: ActionRecord, points, quality, out: Path) -> list[dict]:
+    """The kept action's frames along its timeline, as pairs with the action's input and a ``progress`` measured on
+    the frames chosen (best of 7 moves a frame by up to 3): (frame - input) / (target - input)."""
+    i, t = row["input_frame"], row["target_frame"]
+    found = []
+    for _, f, name in points:
+        c = best_of(frames, f, score=quality)
+        if c is None or not i < c < t:
+            continue
+        found.append((c, name))
+    extra = []
+    for c, name in found:
+        p = round((c - i) / (t - i), 4)
+        pid = timeline_id(r.pair_id, p)
+        if any(e["pair_id"] == pid for e in extra):
+            continue  # two nominal points on one frame (a short action)
+        safe = safe_name(pid)
+        paths = {"target_path": f"images/{safe}_target.jpg", "target_full_path": f"images/{safe}_target_full.jpg"}
+        tgt = Image.fromarray(frames[c])
+        tgt.resize((args.size, args.size), Image.LANCZOS).save(out / paths["target_path"], quality=95)
+        w = max(1, round(tgt.width * args.size / tgt.height))
+        tgt.resize((w, args.size), Image.LANCZOS).save(out / paths["target_full_path"], quality=95)
+        boxes = {"input": r.boxes.get("input", {}), "target": r.timeline_boxes.get(name, {})}
+        extra.append({**row, "pair_id": pid, "boxes": json.dumps(boxes), "delta": round((c - i) / r.fps, 4),
+                      "target_frame": c, "progress": p, **paths})
+    return extra
 
 
 def av_errors():
@@ -223,10 +271,12 @@ def build(args: BuildArgs, progress: bool = True) -> dict:
     test_v = {r["video_id"] for r in rows if r["split"] == "test"}
     if train_v & test_v:
         raise ValueError(f"split leak: videos {sorted(train_v & test_v)[:3]} are in both splits")
-    summary = {"source": args.source, "rows_parsed": report.rows, "kept": len(rows), "dropped": dict(dropped),
+    singles = action_rows(rows)
+    summary = {"source": args.source, "rows_parsed": report.rows, "kept": len(singles), "dropped": dict(dropped),
                "warnings": dict(report.warnings), "dropped_examples": report.examples[:20], "similarity_range": [lo, hi],
                "similarity_median": float(np.median(sims)) if sims else None,
-               "train": sum(r["split"] == "train" for r in rows), "test": sum(r["split"] == "test" for r in rows),
+               "train": sum(r["split"] == "train" for r in singles), "test": sum(r["split"] == "test" for r in singles),
+               "timeline_pairs": len(rows) - len(singles),
                "args": {k: str(v) for k, v in asdict(args).items()}}
     if not rows:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -16,11 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .manifest import read_manifest, resolve
+from .manifest import action_rows, read_manifest, resolve
 
 
 def export_lego(pairs: str | Path, out: str | Path) -> list[Path]:
-    rows = read_manifest(pairs)
+    rows = action_rows(read_manifest(pairs))  # both formats hold one frame per action
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = []
@@ -44,7 +44,7 @@ HF_FEATURES = {"input_image": {"_type": "Image"}, "edit_prompt": {"dtype": "stri
 
 def export_ip2p(pairs: str | Path, out: str | Path, prompt: str = "description") -> list[Path]:
     """``prompt``: which manifest column becomes ``edit_prompt`` (``description`` or ``label``)."""
-    rows = read_manifest(pairs)
+    rows = action_rows(read_manifest(pairs))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     schema = pa.schema([("input_image", IMAGE), ("edit_prompt", pa.string()), ("edited_image", IMAGE)],

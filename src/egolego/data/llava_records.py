@@ -15,6 +15,7 @@ import numpy as np
 from ..atomic import write_json as atomic_write_json
 from ..errors import InputError, MissingInput
 from .llava_text import QUESTION_TEMPLATES, question
+from .manifest import action_rows
 
 
 def make_record(pair_id: str, image: str, label: str, description: str, template: str) -> dict:
@@ -28,7 +29,7 @@ def records_from_manifest(rows: list[dict], seed: int = 0, templates: list[str] 
     rng = np.random.default_rng(seed)
     return [make_record(r["pair_id"], r["input_path"], r["label"], r["description"],
                         templates[int(rng.integers(len(templates)))])
-            for r in rows if r["split"] == "train" and r["description"]]
+            for r in action_rows(rows) if r["split"] == "train" and r["description"]]
 
 
 def write_json(records: list[dict], path: str | Path) -> None:

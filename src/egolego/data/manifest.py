@@ -15,6 +15,12 @@ A manifest is a folder: ``pairs.parquet`` plus the images it points to (paths re
     delta            float  seconds between the input and the target frame (transition time)
     input_frame      int    the chosen frames' numbers in the source's numbering (null for oracle pairs)
     target_frame     int
+    progress         float  timeline pairs only (``data build --timeline``): how far the target frame lies from the
+                            input (0) to the action's target frame (1); null for a single-frame pair (= 1)
+
+A timeline pair's id is its action's id + ``@p0.50``; it shares the action's input frame, label, description and
+VLLM embeddings (the VLLM sees the same frame and question). Stages that work per action (curation, VLLM tuning,
+enrichment, single-frame models) read ``action_rows``.
 
 Writes are atomic (temp file, rename).
 """
@@ -35,7 +41,9 @@ from ..names import safe_name
 COLUMNS = {"pair_id": pa.string(), "source": pa.string(), "split": pa.string(), "video_id": pa.string(),
            "label": pa.string(), "description": pa.string(), "input_path": pa.string(), "target_path": pa.string(),
            "target_full_path": pa.string(), "boxes": pa.string(), "delta": pa.float64(),
-           "input_frame": pa.int64(), "target_frame": pa.int64()}
+           "input_frame": pa.int64(), "target_frame": pa.int64(), "progress": pa.float64()}
+OPTIONAL = ("input_frame", "target_frame", "progress")  # absent in manifests written before them
+TIMELINE_MARK = "@p"
 SCHEMA = pa.schema(list(COLUMNS.items()))
 FILE = "pairs.parquet"
 
@@ -53,7 +61,7 @@ def read_manifest(path: str | Path) -> list[dict]:
     with open(f, "rb") as fh:  # one open file: a writer replacing the manifest meanwhile cannot mix two versions
         # on one thread: after a threaded read pyarrow 26 could abort the interpreter at exit (rc 134)
         table = pq.read_table(fh, use_threads=False)
-    missing = [c for c in COLUMNS if c not in table.column_names and c not in ("input_frame", "target_frame")]
+    missing = [c for c in COLUMNS if c not in table.column_names and c not in OPTIONAL]
     if missing:
         raise ValueError(f"{f}: not a pairs manifest, missing columns {missing}")
     rows = table.to_pylist()
@@ -84,6 +92,9 @@ def check_rows(rows: list[dict], where: str | Path) -> None:
         for c in PATH_COLUMNS:
             if r.get(c):
                 _inside(r[c], where)
+        p = r.get("progress")
+        if p is not None and not 0 < p <= 1:  # also NaN
+            raise ValueError(f"{where}: pair {pid!r} has progress {p!r}; a timeline pair's lies in (0, 1]")
 
 
 def _inside(rel, where) -> str:
@@ -156,12 +167,35 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def update_column(path: str | Path, column: str, values: dict[str, str]) -> None:
-    """Set ``column`` for the given pair ids (e.g. descriptions written by curation or the VLLM)."""
+    """Set ``column`` for the given pair ids (e.g. descriptions written by curation or the VLLM); a timeline pair
+    without its own value takes its action's."""
     rows = read_manifest(path)
     for r in rows:
-        if r["pair_id"] in values:
-            r[column] = values[r["pair_id"]]
+        key = r["pair_id"] if r["pair_id"] in values else action_key(r["pair_id"])
+        if key in values:
+            r[column] = values[key]
     write_manifest(rows, path)
+
+
+def timeline_id(action_id: str, progress: float) -> str:
+    """The pair id of an action's frame at ``progress`` (< 1): ``P01_11_12@p0.50``."""
+    return f"{action_id}{TIMELINE_MARK}{progress:.2f}"
+
+
+def action_key(pair_id: str) -> str:
+    """The action a pair belongs to: its own id, or a timeline pair's action id."""
+    return pair_id.split(TIMELINE_MARK, 1)[0]
+
+
+def progress_of(row: dict) -> float:
+    """How far along the action a row's target frame is (1 for a single-frame pair)."""
+    p = row.get("progress")
+    return 1.0 if p is None else float(p)
+
+
+def action_rows(rows: list[dict]) -> list[dict]:
+    """The single-frame pairs (one per action) of a manifest that may hold timeline pairs."""
+    return [r for r in rows if TIMELINE_MARK not in r["pair_id"]]
 
 
 def manifest_dir(path: str | Path) -> Path:

@@ -39,6 +39,10 @@ class ActionRecord:
     split: str = "train"
     boxes: dict = field(default_factory=dict)  # {"input": {name: [x1,y1,x2,y2]}, "target": {...}}, normalised
     participant: str = ""
+    # frames between input and target with known progress (Ego4D's critical frames: {"contact_frame": 412, ...});
+    # ``data build --timeline`` keeps them, with their boxes under the same names in ``timeline_boxes``
+    timeline: dict = field(default_factory=dict)
+    timeline_boxes: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -253,7 +257,18 @@ def _ego4d_action(a, uid, iv, k, md, w, h, fps, splits, report, where) -> Action
     rec = ActionRecord(str(a.get("uid") or f"{uid}_{iv.get('clip_uid')}_{k}"), "ego4d", uid, text, inp, tgt, fps,
                        splits.get(uid, "train"))
     rec.boxes = {"input": _ego4d_boxes(a, "pre_15", w, h), "target": _ego4d_boxes(a, "pnr_frame", w, h)}
+    for name in EGO4D_TIMELINE:
+        try:
+            f = int(crit[name])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if inp < f < tgt:
+            rec.timeline[name] = f
+            rec.timeline_boxes[name] = _ego4d_boxes(a, name, w, h)
     return rec
+
+
+EGO4D_TIMELINE = ("pre_frame", "contact_frame")  # the critical frames between pre_15 (input) and pnr_frame (target)
 
 
 def ego4d_valid(a: dict) -> bool:

@@ -23,7 +23,7 @@ from PIL import Image
 from ..atomic import atomic_path
 from ..atomic import write_json as atomic_json
 from ..baselines import BASELINES, check_model_kind
-from ..data.manifest import read_manifest, resolve
+from ..data.manifest import action_rows, read_manifest, resolve
 from ..errors import InputError, MissingInput
 from ..methods import REFERENCES, for_model
 from .generate_set import generate_set, safe_name
@@ -83,7 +83,7 @@ def _check(a: EvalArgs) -> list[dict]:
     if a.model not in REFERENCES and not (Path(a.model) / "model_index.json").is_file():
         raise MissingInput("model", f"{a.model} is neither a LEGO model folder (no model_index.json) nor one of "
                            f"{'/'.join(REFERENCES)}")
-    rows = [r for r in read_manifest(a.pairs) if r["split"] == a.split]
+    rows = [r for r in action_rows(read_manifest(a.pairs)) if r["split"] == a.split]  # timelines: eval-timeline
     if not rows:
         raise InputError("split", f"{a.pairs}: no pairs in split {a.split!r}")
     return rows[:a.limit] if a.limit else rows

@@ -13,7 +13,16 @@ from ..data.manifest import read_manifest
 from ..errors import InputError
 from ..tokenizer import train_tokenizer
 from .autoencoder import PixelUnshuffleAutoencoder, downscale_factor, latent_channels
-from .components import load_paper_components, tiny_shapes, tiny_text_encoder, tiny_unet, tiny_vae, zero_last_conv
+from .components import (
+    add_progress_embedding,
+    load_paper_components,
+    start_from,
+    tiny_shapes,
+    tiny_text_encoder,
+    tiny_unet,
+    tiny_vae,
+    zero_last_conv,
+)
 from .conditioner import LegoConditioner
 
 SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
@@ -116,6 +125,8 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
         noise, sampler = schedulers(cfg)
     if cfg.ldm.residual:
         zero_last_conv(parts["unet"])
+    if cfg.ldm.progress:
+        parts["unet"] = add_progress_embedding(parts["unet"])
     d = parts["unet"].config.cross_attention_dim
     if parts["text_encoder"].config.hidden_size != d:
         raise ValueError(f"text encoder width {parts['text_encoder'].config.hidden_size} != UNet cross-attention {d}")
@@ -126,4 +137,7 @@ def build_components(cfg: Config, vllm_dim: int, image_tokens: int, text_tokens:
                            image_tokens=image_tokens, text_tokens=text_tokens, gate=cfg.ldm.conditioner_gate)
     parts["text_encoder"].requires_grad_(False).eval()
     parts["vae"].requires_grad_(False).eval()
-    return {**parts, "conditioner": cond, "scheduler": sampler, "noise_scheduler": noise}
+    parts = {**parts, "conditioner": cond, "scheduler": sampler, "noise_scheduler": noise}
+    if cfg.ldm.init_from:
+        start_from(parts, cfg.ldm.init_from)
+    return parts

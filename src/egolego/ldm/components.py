@@ -16,7 +16,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
-from ..errors import MissingInput
+from ..errors import InputError, MissingInput
 
 
 @dataclass
@@ -91,6 +91,64 @@ def zero_last_conv(unet: UNet2DConditionModel) -> UNet2DConditionModel:
     torch.nn.init.zeros_(unet.conv_out.weight)
     torch.nn.init.zeros_(unet.conv_out.bias)
     return unet
+
+
+PROGRESS_SCALE = 1000.0  # progress p in [0, 1] enters the UNet as a "class label" p x 1000, on the timesteps' scale
+
+
+def add_progress_embedding(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """The same UNet with a progress input (``ldm.progress``): diffusers' ``class_embed_type="timestep"`` — p x 1000
+    through the timestep's sinusoids and an MLP, added to the time embedding. Its last layer starts at zero, so a
+    pre-trained UNet (the paper preset's SD-1.5 / InstructPix2Pix) starts out exactly as it was."""
+    if unet.config.class_embed_type == "timestep":
+        return unet
+    if unet.config.class_embed_type is not None or unet.config.num_class_embeds:
+        raise ValueError(f"the UNet already has a class embedding ({unet.config.class_embed_type}); cannot add progress")
+    new = UNet2DConditionModel.from_config(dict(unet.config), class_embed_type="timestep")
+    missing, unexpected = new.load_state_dict(unet.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("class_embedding.") for k in missing):
+        raise ValueError(f"progress embedding: unexpected keys {unexpected[:3]}, missing {missing[:3]}")
+    torch.nn.init.zeros_(new.class_embedding.linear_2.weight)
+    torch.nn.init.zeros_(new.class_embedding.linear_2.bias)
+    return new
+
+
+def progress_labels(unet, progress, batch: int, device) -> torch.Tensor | None:
+    """The UNet's ``class_labels`` for progress ``p`` (a float, or one per sample): None for a UNet without a progress
+    input, which refuses a progress other than 1 (the single-frame task it was trained for)."""
+    if unet.config.class_embed_type != "timestep":
+        if progress is not None and torch.any(torch.as_tensor(progress, dtype=torch.float32) != 1):
+            raise ValueError("this model was trained on single frames (ldm.progress: false): it can only draw the "
+                             "action done (progress 1); train one on timeline pairs for --frames")
+        return None
+    p = torch.ones(batch) if progress is None else torch.as_tensor(progress, dtype=torch.float32).flatten()
+    if p.numel() == 1:
+        p = p.expand(batch)
+    if p.numel() != batch or bool(((p < 0) | (p > 1)).any()):
+        raise ValueError(f"progress must be {batch} value(s) in [0, 1], got {p.tolist()}")
+    return (p * PROGRESS_SCALE).to(device)
+
+
+def start_from(parts: dict, folder: str | Path) -> None:
+    """Load a trained model folder's UNet and conditioner weights into ``parts`` (``ldm.init_from``): e.g. a
+    single-frame model extended with ``ldm.progress``, whose zero-initialised progress input is all it lacks."""
+    from safetensors.torch import load_file
+
+    for name in ("unet", "conditioner"):
+        files = sorted((Path(folder) / name).glob("*.safetensors"))
+        if not files:
+            raise MissingInput("init_from", f"{Path(folder) / name} holds no safetensors weights (give a model folder, "
+                               "<train out>/model)")
+        state = {k: v for f in files for k, v in load_file(f).items()}
+        try:
+            missing, unexpected = parts[name].load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a shape mismatch: another width or mode
+            raise InputError("init_from", f"{folder}: its {name} has other shapes than this recipe's "
+                             f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
+        bad = unexpected + [k for k in missing if not k.startswith("class_embedding.")]
+        if bad:
+            raise InputError("init_from", f"{folder}: its {name} does not fit this recipe's ({len(bad)} keys differ, "
+                             f"first {bad[0]!r})")
 
 
 def expand_conv_in(unet4: UNet2DConditionModel) -> UNet2DConditionModel:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.manifest import read_manifest, resolve
+from ..data.manifest import action_key, action_rows, progress_of, read_manifest, resolve
 from ..errors import InputError
 from ..vllm.store import EmbeddingStore
 from .modes import check_covered, mode_uses, needs_embeddings, text_key
@@ -59,17 +59,33 @@ class LegoPairs(torch.utils.data.Dataset):
     (``ldm.modes``): refuses a store that lacks a pair and, for description modes, a pair without a description.
 
     ``limit`` > 0 keeps that many of the split's pairs (``ldm.train_pairs``): a fixed random subset, nested across
-    limits (the 250 pairs of a 250-pair run are among the 500 of a 500-pair run), in manifest order."""
+    limits (the 250 pairs of a 250-pair run are among the 500 of a 500-pair run), in manifest order.
+
+    ``timeline``: also the timeline pairs of the kept actions (``data build --timeline``), for a model conditioned on
+    progress (``ldm.progress``); without it only the single-frame pairs, so that a single-frame model never learns a
+    half-done action as its target. ``done_repeat``: with ``timeline``, each action's finished frame appears that
+    many times (``ldm.progress_done_repeat``), so that p = 1 — the single-frame task — keeps its share of the steps."""
 
     def __init__(self, manifest: str | Path, split: str = "train", embeddings: str | Path | None = None,
-                 mode: str = "lego", size: int = 64, limit: int = 0):
+                 mode: str = "lego", size: int = 64, limit: int = 0, timeline: bool = False, done_repeat: int = 1):
         self.root = Path(manifest)
-        self.rows = [r for r in read_manifest(manifest) if r["split"] == split]
+        rows = [r for r in read_manifest(manifest) if r["split"] == split]
+        self.rows = action_rows(rows)
         if not self.rows:
             raise ValueError(f"{manifest}: no pairs in split {split!r}")
         if 0 < limit < len(self.rows):
             keep = np.random.default_rng(0).permutation(len(self.rows))[:limit]
             self.rows = [self.rows[i] for i in sorted(keep.tolist())]
+        if timeline:
+            if done_repeat < 1:
+                raise ValueError(f"ldm.progress_done_repeat must be at least 1, got {done_repeat}")
+            kept = {r["pair_id"] for r in self.rows}
+            self.rows = [r for r in rows if action_key(r["pair_id"]) in kept
+                         for _ in range(done_repeat if r["pair_id"] in kept else 1)]
+            if len(self.rows) == len(kept) * done_repeat:
+                raise ValueError(f"{manifest}: ldm.progress needs timeline pairs (`egolego data build --timeline K`); "
+                                 "this manifest holds single frames only")
+        self.progress = torch.tensor([progress_of(r) for r in self.rows])  # (n,) 1 for the single-frame pairs
         self.mode, self.size = mode, size
         self.text_key = text_key(mode)
         self.store = None
@@ -93,7 +109,7 @@ class LegoPairs(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         r = self.rows[i]
         item = {"pair_id": r["pair_id"], "label": r["label"], "description": r["description"],
-                "prompt": self.prompt(i),
+                "prompt": self.prompt(i), "progress": float(self.progress[i]),
                 "input": load_image(resolve(self.root, r["input_path"]), self.size),
                 "target": load_image(resolve(self.root, r["target_path"]), self.size)}
         if self.store is not None:

@@ -159,6 +159,17 @@ class FrameGenerator:
     def __call__(self, image: Image.Image, action: str, description: str | None = None, seed: int = 0,
                  size: int | None = None) -> tuple[Image.Image, str]:
         """(action frame at the input's aspect ratio, the text it was conditioned on)."""
+        frames, prompt = self.clip(image, action, [1.0], description, seed, size)
+        return frames[0], prompt
+
+    def clip(self, image: Image.Image, action: str, progress: list[float], description: str | None = None,
+             seed: int = 0, size: int | None = None) -> tuple[list[Image.Image], str]:
+        """(one frame per progress value, the text they were conditioned on): the action part-way, in one batch.
+
+        The frames share their initial noise and their per-step noise (one seed), the description and the VLLM
+        embeddings, so only the progress differs between them: the scene and the objects' identity stay put."""
+        if not progress:
+            raise InputError("frames", "give at least one progress value")
         side = size or self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
         square = image.resize((side, side), Image.LANCZOS)
         emb = {}
@@ -169,8 +180,12 @@ class FrameGenerator:
             prompt = mode_text(self.mode, action, description)
         except ValueError as e:
             raise InputError("description", str(e)) from None
-        out = self.pipe(square, prompt, generator=torch.Generator().manual_seed(seed), original_size=image.size,
-                        progress=False, **self.sampling.pipe_kwargs(), **emb).images[0]
+        try:
+            out = sample_clip(self.pipe, square, prompt, progress, seed, image.size, self.sampling.pipe_kwargs(), emb)
+        except ValueError as e:
+            if "progress" in str(e):
+                raise InputError("frames", str(e)) from None
+            raise
         return out, prompt
 
 
@@ -195,9 +210,10 @@ class FrameGenerator:
             check_covered(emb_store, (r["pair_id"] for r in rows))
 
     def batch(self, squares: list[Image.Image], rows: list[dict], generators: list[torch.Generator],
-              store: str | Path | None = None) -> list[Image.Image]:
+              store: str | Path | None = None, progress: list[float] | None = None) -> list[Image.Image]:
         """Frames for manifest ``rows`` (their ``label`` and ``description``) and their square input frames; the
-        embeddings come from ``store`` or, without one, from the model's VLLM (which then writes the descriptions)."""
+        embeddings come from ``store`` or, without one, from the model's VLLM (which then writes the descriptions).
+        ``progress``: how far along its action each frame is drawn (a model trained with ``ldm.progress``)."""
         kw, descs = {}, [r["description"] for r in rows]
         if needs_embeddings(self.mode):
             emb_store = self._store(store)
@@ -215,7 +231,33 @@ class FrameGenerator:
             raise InputError("pairs", f"mode {self.mode!r} needs descriptions; a pair of {rows[0]['pair_id']}'s batch "
                              "has none (run curation or `vllm enrich` first)") from None
         return self.pipe(squares, prompts, generator=generators, progress=False, **self.sampling.pipe_kwargs(),
-                         **kw).images
+                         action_progress=progress, **kw).images
+
+    @property
+    def takes_progress(self) -> bool:
+        """Whether the model was trained to draw the action part-way (``ldm.progress``)."""
+        return self.pipe.unet.config.class_embed_type == "timestep"
+
+
+def sample_clip(pipe: LegoPipeline, square: Image.Image, prompt: str, progress: list[float], seed: int,
+                original_size: tuple[int, int] | None, sampling: dict, emb: dict, bar: bool = False) -> list[Image.Image]:
+    """One frame per progress value of one image and condition, in one batch: every frame starts from the same noise
+    and gets the same per-step noise (one seed), so only the progress differs — and a clip of one is exactly the
+    pipeline's own single frame for that seed. ``emb``: the (1, …) VLLM embeddings, if the mode reads them."""
+    k = len(progress)
+    emb = {n: torch.cat([v] * k) for n, v in emb.items()}  # (K, ...): the same condition for every frame
+    latent = square.size[0] // pipe.vae_scale_factor
+    shape = (1, pipe.unet.config.out_channels, latent, latent)
+    gens = [torch.Generator().manual_seed(seed) for _ in progress]
+    noise = torch.cat([torch.randn(shape, generator=g) for g in gens])  # (K, c, h, w): K times the same noise,
+    # drawn as the pipeline draws it, so that every generator is then in step for the sampler's own noise
+    return pipe([square] * k, [prompt] * k, generator=gens, original_size=original_size, progress=bar,
+                action_progress=list(progress), latents=noise, **sampling, **emb).images
+
+
+def clip_progress(frames: int) -> list[float]:
+    """The progress values of a clip of ``frames`` frames: 1/K, 2/K, …, 1."""
+    return [j / frames for j in range(1, frames + 1)]
 
 
 def generate_one(model: str | Path, image: str | Path, action: str, description: str | None = None,
@@ -224,6 +266,16 @@ def generate_one(model: str | Path, image: str | Path, action: str, description:
     """One frame from a model folder (loads it); ``sampling`` overrides steps / scheduler / guidance scales."""
     gen = FrameGenerator(model, device=device, vllm_precision=vllm_precision, **sampling)
     return gen(open_image(image), action, description, seed, size)
+
+
+def generate_clip(model: str | Path, image: str | Path, action: str, frames: int, description: str | None = None,
+                  seed: int = 0, device: str | None = None, vllm_precision: str = "auto",
+                  **sampling) -> tuple[list[Image.Image], str]:
+    """``frames`` frames of the action unfolding (progress 1/K … 1) from a model trained with ``ldm.progress``."""
+    if frames < 1:
+        raise InputError("frames", f"must be at least 1, got {frames}")
+    gen = FrameGenerator(model, device=device, vllm_precision=vllm_precision, **sampling)
+    return gen.clip(open_image(image), action, clip_progress(frames), description, seed)
 
 
 def _full_precision(model) -> bool:

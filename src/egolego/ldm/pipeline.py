@@ -35,7 +35,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ..config import LdmConfig
 from .autoencoder import downscale_factor
-from .components import encode_text
+from .components import encode_text, progress_labels
 from .conditioner import LegoConditioner
 from .modes import mode_uses
 
@@ -174,13 +174,17 @@ class LegoPipeline(DiffusionPipeline):
                  output_type: str = "pil", original_size: tuple[int, int] | None = None,
                  progress: bool = True, guidance_rescale: float | None = None,
                  guidance_interval: tuple[float, float] | None = None,
-                 keep_input: float | None = None) -> LegoPipelineOutput:
+                 keep_input: float | None = None, action_progress: float | list[float] | None = None,
+                 latents: torch.Tensor | None = None) -> LegoPipelineOutput:
         """Generate action frames. Sampling arguments left at None are the model's saved ones (``sampling``).
 
         ``guidance_rescale``: φ (``combine_guidance``); ``guidance_interval`` = (lo, hi): guide only the steps whose
         noise level (σ of a flow model, t / T of a DDPM one; 1 = pure noise) lies in [lo, hi], and take the
         conditioned prediction elsewhere (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval").
         ``keep_input`` = τ > 0: where the decoded frame changes the input little, keep the input (``keep_unchanged``).
+        ``action_progress``: how far along the action to draw (one value or one per image; default 1, the action
+        done) — only a model trained with ``ldm.progress``. ``latents`` (B, c, h, w): the initial noise (a clip's
+        frames share one).
 
         image: PIL image(s), arrays or a (B, 3, H, W) tensor in [-1, 1]; prompt: the description (or the label
         in ``label`` mode), one per image; h_img (B, M, D_vllm), h_txt (B, N, D_vllm), h_len (B,) when the mode
@@ -212,8 +216,13 @@ class LegoPipeline(DiffusionPipeline):
         self._set_timesteps(num_inference_steps, dev)
         sf = self.vae.config.scaling_factor
         shape = (b, x_lat.shape[1], *x_lat.shape[-2:])
-        latents = randn_tensor(shape, generator=generator, device=dev, dtype=cond.dtype)
-        latents = latents * getattr(self.scheduler, "init_noise_sigma", 1.0)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=dev, dtype=cond.dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents of shape {tuple(latents.shape)}, expected {shape}")
+        latents = latents.to(dev, cond.dtype) * getattr(self.scheduler, "init_noise_sigma", 1.0)
+        labels = progress_labels(self.unet, action_progress, b, dev)  # (B,) or None
+        labels = None if labels is None else torch.cat([labels] * 3)  # (3B,): every branch at the same progress
         base = image_lat * sf if self.config.residual else None  # residual head: x_0 = E(X) + UNet output
         step_kwargs = {"generator": generator} if "generator" in self.scheduler.step.__code__.co_varnames else {}
         timesteps = self.scheduler.timesteps
@@ -222,7 +231,7 @@ class LegoPipeline(DiffusionPipeline):
             if not self.is_flow:
                 z = self.scheduler.scale_model_input(z, t)
             out = self.unet(torch.cat([z, image_lat], dim=1), t, encoder_hidden_states=context,
-                            encoder_attention_mask=mask, return_dict=False)[0]
+                            encoder_attention_mask=mask, class_labels=labels, return_dict=False)[0]
             if base is not None:
                 out = out + base
             if guidance_interval[0] <= self._noise_level(i, t) <= guidance_interval[1]:

@@ -31,6 +31,7 @@ from ..hf_quiet import quiet_loading
 from ..optim import adamw, ema
 from ..precision import accelerator
 from .build import build_components
+from .components import progress_labels
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
 from .pipeline import LegoPipeline, sampling_settings
 from .vllm_link import record_vllm
@@ -43,11 +44,12 @@ class LegoDenoiser(nn.Module):
         super().__init__()
         self.unet, self.conditioner = unet, conditioner
 
-    def forward(self, z_t, image_lat, t, text_states, h_img, h_txt, h_len, drop_c):
+    def forward(self, z_t, image_lat, t, text_states, h_img, h_txt, h_len, drop_c, progress=None):
         context = self.conditioner(text_states, h_img, h_txt, h_len, drop_vllm=drop_c)  # (B, L, D)
         mask = self.conditioner.attention_mask(text_states.shape[1], len(context), h_len, drop_c)  # (B, L) or None
+        labels = progress_labels(self.unet, progress, len(z_t), z_t.device)  # (B,) or None
         return self.unet(torch.cat([z_t, image_lat], dim=1), t, encoder_hidden_states=context,
-                         encoder_attention_mask=mask).sample
+                         encoder_attention_mask=mask, class_labels=labels).sample
 
 
 def cfg_dropout(r: torch.Tensor, p: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,7 +91,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         c = cfg.ldm
         self.acc = accelerator(c.mixed_precision, c.grad_accum)
-        self.ds = LegoPairs(pairs, "train", embeddings, self.data_mode, cfg.image_size, c.train_pairs)
+        self.ds = LegoPairs(pairs, "train", embeddings, self.data_mode, cfg.image_size, c.train_pairs, c.progress,
+                            c.progress_done_repeat)
         store = self.ds.store
         m, dv = store.image_shape if store else (1, 1)
         n = store.text_shape[0] if store else cfg.vllm.text_rows
@@ -219,8 +222,9 @@ class Trainer:
         h_img = h_txt = h_len = None
         if self.emb is not None:
             h_img, h_txt, h_len = (e[idx].to(self.dev) for e in self.emb)
+        extra = {"progress": self.ds.progress[idx].to(self.dev)} if self.cfg.ldm.progress else {}  # (B,)
         out = self.model(z_t.to(self.dev), x_lat.to(self.dev), t.to(self.dev), text_states.to(self.dev),
-                         h_img, h_txt, h_len, drop_c.to(self.dev)).float()
+                         h_img, h_txt, h_len, drop_c.to(self.dev), **extra).float()
         if c.residual:
             out = out + (x_lat * sf).to(self.dev)
         target = self.target(z0, noise, t).to(self.dev).float()

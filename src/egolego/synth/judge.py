@@ -75,26 +75,31 @@ def _score(f: np.ndarray, t: np.ndarray, a: np.ndarray, raw_t: np.ndarray, raw_a
     return float((d_fa - d_ft) / max(d_ta, 1e-6))
 
 
-def alternatives(scene: Scene, action: Action) -> dict[str, list[tuple[str, Action, object]]]:
-    """The renders the truth is compared against, grouped by what they test."""
+def alternatives(scene: Scene, action: Action, at=1.0) -> dict[str, list[tuple[str, Action, object]]]:
+    """The renders the truth is compared against, grouped by what they test, at the pose ``at`` (1.0: done)."""
     other = "right" if action.hand == "left" else "left"
     objs = [i for i in range(len(scene.objects)) if i not in (action.target, action.second)]
+    reach = at if isinstance(at, (int, float)) else at[0]
     return {
-        "hand": [("other_hand", Action(action.verb, action.target, action.second, other), 1.0),
+        "hand": [("other_hand", Action(action.verb, action.target, action.second, other), at),
                  ("no_reach", action, 0.0)],
-        "object": [(f"object_{i}", Action(action.verb, i, action.second, action.hand), 1.0) for i in objs],
-        "state": [("unchanged", action, (1.0, 0.0))],
+        "object": [(f"object_{i}", Action(action.verb, i, action.second, action.hand), at) for i in objs],
+        "state": [("unchanged", action, (reach, 0.0))],
     }
 
 
-def judge(frame, truth: dict) -> Verdict:
-    """Judge one frame against one ground-truth record (a line of ``truth.jsonl``)."""
+def judge(frame, truth: dict, at: float | tuple[float, float] = 1.0) -> Verdict:
+    """Judge one frame against one ground-truth record (a line of ``truth.jsonl``) at the pose ``at`` (a
+    (reach, change) pair, ``synth.pairs.frame_pose``; 1.0 = the action done, the single-frame task).
+
+    Part-way, a comparison whose renders barely differ is skipped (at the start of the reach the hand is still
+    near its rest; before the change the state test has nothing to look at), so it passes."""
     scene = Scene.from_dict(truth["scene"])
     action = Action(**truth["action"])
-    raw_t = _render(scene, action, 1.0)
+    raw_t = _render(scene, action, at)
     f, t = _smooth(_to_work(frame)), _smooth(raw_t)
     ok, scores = {}, {}
-    for group, alts in alternatives(scene, action).items():
+    for group, alts in alternatives(scene, action, at).items():
         passed = True
         for name, alt_action, p in alts:
             raw_a = _render(scene, alt_action, p)

@@ -32,6 +32,24 @@ def truth_by_pair_id(root: str | Path) -> dict[str, dict]:
     return out
 
 
+def frame_pose(truth: dict, row: dict) -> float | tuple[float, float]:
+    """The (reach, change) pose a pair's target frame shows, from the frame number the build chose: what the judge
+    compares a generated frame of a timeline pair against. 1.0 (the action done) for a single-frame pair."""
+    from .timeline import EGO4D_FPS
+    from .world import reach_and_change
+
+    if row.get("progress") is None or row.get("target_frame") is None:
+        return 1.0
+    if row["source"] == "ego4d":
+        t = row["target_frame"] / EGO4D_FPS
+    elif row["source"] == "epic" and "epic" in truth:
+        t = (row["target_frame"] - 1) / truth["epic"]["frame_base"]  # rgb frame k shows time (k - 1) / base
+    else:
+        return 1.0
+    timing = truth["timing"]
+    return reach_and_change((t - timing["t_start"]) / (timing["t_stop"] - timing["t_start"]))
+
+
 def pairs_from_egosynth(egosynth: str | Path, out: str | Path, size: int = 64, with_description: bool = True,
                         progress: bool = False) -> Path:
     """Oracle pairs straight from EgoSynth's truth (its EPIC frames): for tests and the LDM's own demo.

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..atomic import write_json as atomic_json
 from ..config import VllmConfig
 from ..data.llava_text import INFERENCE_TEMPLATE, answer_text, normalise_label, prompt_text, question
-from ..data.manifest import manifest_file, read_manifest, resolve, update_column
+from ..data.manifest import action_rows, manifest_file, read_manifest, resolve, update_column
 from ..errors import InputError
 from .embed import teacher_forced_states
 from .model import fingerprint, image_tokens, load_llava
@@ -140,7 +140,7 @@ def enrich(model_dir: str | Path, pairs: str | Path, out: str | Path, batch_size
     temperature = v.temperature or (0.2 if sample else 0.0)
     model, proc = load_llava(model_dir)
     model.eval()
-    rows = sorted(read_manifest(pairs), key=lambda r: r["pair_id"])
+    rows = sorted(action_rows(read_manifest(pairs)), key=lambda r: r["pair_id"])  # a timeline pair reads its action's
     mine = [r for i, r in enumerate(rows) if i % num_shards == shard_index]
     out = Path(out)
     done = EmbeddingStore(out) if out.exists() else None

@@ -51,7 +51,16 @@ class EmbeddingStore:
         self._open: dict[str, object] = {}
 
     def __contains__(self, pair_id: str) -> bool:
-        return pair_id in self.entries
+        return self._key(pair_id) in self.entries
+
+    def _key(self, pair_id: str) -> str:
+        """A timeline pair (``P01_11_12@p0.50``) reads its action's embeddings: the VLLM saw the same input frame
+        and question, so they are the same (``data.manifest.action_key``)."""
+        if pair_id in self.entries:
+            return pair_id
+        from ..data.manifest import action_key
+
+        return action_key(pair_id)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -70,9 +79,9 @@ class EmbeddingStore:
         return tuple(self.meta["text_shape"])
 
     def get(self, pair_id: str) -> Embedding:
-        if pair_id not in self.entries:
+        if pair_id not in self:
             raise KeyError(f"pair {pair_id!r} is not in the embedding store {self.root}")
-        e = self.entries[pair_id]
+        e = self.entries[self._key(pair_id)]
         f = self._open.get(e["shard"])
         if f is None:
             f = self._open[e["shard"]] = safe_open(str(self.root / e["shard"]), framework="pt")

@@ -1,0 +1,213 @@
+"""``egolego eval-timeline``: the action part-way, scored against the true frames along it (issue 27).
+
+On the test actions of a timeline manifest (``data build --timeline K``), for every timeline frame (progress p):
+
+- ``progress``: a model trained with ``ldm.progress``, asked for p; the frames of one action share one seed, as the
+  frames of a clip (``FrameGenerator.clip``) do;
+- ``hold``: a single-frame model's frame (asked for the action done) shown at every p — what LEGO can do today;
+- ``interpolate``: ``(1 - p) x input + p x`` that frame — the obvious way to fake the motion;
+- ``input``: the input frame at every p (a floor).
+
+Per p (in ``bins`` even bins): the EgoSynth judge at the frame's true pose (``synth.pairs.frame_pose``) — and on the
+true frames, its ceiling at that p —, PSNR and SSIM against the true frame, with bootstrap intervals and the paired
+difference ``progress - hold``. Per action, a consistency figure: the mean change between consecutive frames of
+``input, frame(p_1), …, frame(1)`` over the pixels where the true clip stays still (the background), against the true
+clip's own change there. Frames are written once and reused (``<out>/<method>/``): a killed run resumes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..atomic import write_json
+from ..data.manifest import action_key, progress_of, read_manifest, resolve
+from ..errors import InputError, MissingInput
+from ..names import pair_seed, safe_name
+from .pixels import psnr, ssim, to_unit
+from .stats import bootstrap_ci
+
+STILL = 0.08  # a pixel of the true clip "stays still" when no consecutive pair of its frames differs by more
+
+
+@dataclass
+class TimelineArgs:
+    model: Path  # trained with ldm.progress
+    pairs: Path  # a timeline manifest
+    out: Path
+    single: Path | None = None  # a single-frame model: the hold and interpolate baselines
+    store: Path | None = None
+    egosynth: Path | None = None
+    split: str = "test"
+    actions: int | None = None  # the first N test actions
+    bins: int = 4
+    seed: int = 0
+    batch_size: int = 16
+    bootstrap: int = 1000
+
+
+def _timeline_rows(a: TimelineArgs) -> dict[str, list[dict]]:
+    """{action id: its rows sorted by progress (the single-frame pair last)} of the split's actions with timelines."""
+    by_action: dict[str, list[dict]] = defaultdict(list)
+    for r in read_manifest(a.pairs):
+        if r["split"] == a.split:
+            by_action[action_key(r["pair_id"])].append(r)
+    kept = {k: sorted(v, key=progress_of) for k, v in sorted(by_action.items()) if len(v) > 1}
+    if not kept:
+        raise InputError("pairs", f"{a.pairs} holds no timeline pairs in split {a.split!r}: build it with "
+                         "`egolego data build --timeline K`")
+    if a.actions:
+        kept = dict(list(kept.items())[:a.actions])
+    return kept
+
+
+def _generate(gen, rows: list[dict], a: TimelineArgs, folder: Path, progress: bool, desc: str) -> dict[str, Image.Image]:
+    """{pair id: frame} for ``rows`` (written to ``folder``, reused when there); each action's frames share its seed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [r for r in rows if not (folder / f"{safe_name(r['pair_id'])}.png").is_file()]
+    gen.check_rows(rows, a.store)
+    bar = tqdm(total=len(todo), desc=desc, unit="frame", disable=not progress)
+    for i in range(0, len(todo), a.batch_size):
+        batch = todo[i:i + a.batch_size]
+        squares = [Image.open(resolve(a.pairs, r["input_path"])).convert("RGB") for r in batch]
+        gens = [torch.Generator().manual_seed(pair_seed(a.seed, action_key(r["pair_id"]))) for r in batch]
+        ps = [progress_of(r) for r in batch] if gen.takes_progress else None
+        for r, im in zip(batch, gen.batch(squares, batch, gens, a.store, progress=ps)):
+            im.save(folder / f"{safe_name(r['pair_id'])}.png")
+        bar.update(len(batch))
+    bar.close()
+    return {r["pair_id"]: Image.open(folder / f"{safe_name(r['pair_id'])}.png").convert("RGB") for r in rows}
+
+
+def interpolate(image: Image.Image, frame: Image.Image, p: float) -> Image.Image:
+    """``(1 - p) x image + p x frame``, pixel by pixel."""
+    x = np.asarray(image.convert("RGB").resize(frame.size), dtype=np.float32)
+    y = np.asarray(frame.convert("RGB"), dtype=np.float32)
+    return Image.fromarray(np.clip((1 - p) * x + p * y + 0.5, 0, 255).astype(np.uint8))
+
+
+def background_change(clip: list[Image.Image], true_clip: list[Image.Image]) -> tuple[float, float]:
+    """(mean change between consecutive frames of ``clip``, the same of ``true_clip``), in [0, 1] units, over the
+    pixels where the true clip stays still (``STILL``); both clips start with the input frame."""
+    size = true_clip[-1].size
+    g, t = to_unit(clip, size), to_unit(true_clip, size)  # (K+1, 3, H, W)
+    dt = (t[1:] - t[:-1]).abs().amax(1)  # (K, H, W)
+    still = dt.amax(0) < STILL  # (H, W)
+    if not still.any():
+        return float("nan"), float("nan")
+    dg = (g[1:] - g[:-1]).abs().mean(1)  # (K, H, W)
+    return float(dg[:, still].mean()), float((t[1:] - t[:-1]).abs().mean(1)[:, still].mean())
+
+
+def _bin(p: float, bins: int) -> float:
+    return max(1, round(p * bins)) / bins
+
+
+def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
+    """Generate, score and aggregate; writes ``<out>/timeline.json`` and returns it."""
+    from ..ldm.generate import FrameGenerator
+    from ..synth.judge import judge
+    from ..synth.pairs import egosynth_root, frame_pose, truth_by_pair_id
+
+    if not (Path(a.model) / "model_index.json").is_file():
+        raise MissingInput("model", f"{a.model} is not a LEGO model folder (no model_index.json)")
+    by_action = _timeline_rows(a)
+    rows = [r for rs in by_action.values() for r in rs]
+    gen = FrameGenerator(a.model)
+    if not gen.takes_progress:
+        raise InputError("model", f"{a.model} was trained on single frames (ldm.progress: false); eval-timeline scores "
+                         "a model trained on timeline pairs (give a single-frame model as --single)")
+    frames = {"progress": _generate(gen, rows, a, a.out / "progress", progress, "timeline: progress model")}
+    inputs = {r["pair_id"]: Image.open(resolve(a.pairs, r["input_path"])).convert("RGB") for r in rows}
+    truths = {r["pair_id"]: Image.open(resolve(a.pairs, r["target_path"])).convert("RGB") for r in rows}
+    if a.single is not None:
+        single = FrameGenerator(a.single)
+        last = [rs[-1] for rs in by_action.values()]  # the single-frame pairs: p = 1
+        done = _generate(single, last, a, a.out / "single", progress, "timeline: single-frame model")
+        frames["hold"] = {r["pair_id"]: done[rs[-1]["pair_id"]] for rs in by_action.values() for r in rs}
+        frames["interpolate"] = {r["pair_id"]: interpolate(inputs[r["pair_id"]], done[rs[-1]["pair_id"]], progress_of(r))
+                                 for rs in by_action.values() for r in rs}
+    frames["input"] = inputs
+    root = egosynth_root(Path(a.pairs), a.egosynth)
+    truth = truth_by_pair_id(root) if root is not None else {}
+
+    cols: dict[str, dict[str, dict[float, list[float]]]] = {}
+    for method, fr in (*frames.items(), ("true frame", truths)):
+        c = cols.setdefault(method, defaultdict(lambda: defaultdict(list)))
+        for r in rows:
+            pid, b = r["pair_id"], _bin(progress_of(r), a.bins)
+            f = fr[pid]
+            t = to_unit([truths[pid]], f.size)
+            c["psnr"][b].append(float(psnr(to_unit([f]), t)[0]))
+            c["ssim"][b].append(float(ssim(to_unit([f]), t)[0]))
+            tr = truth.get(action_key(pid))
+            if tr is not None:
+                v = judge(f, tr, frame_pose(tr, r))
+                c["action_all"][b].append(float(v.all))
+                c["action_hand"][b].append(float(v.hand))
+    result = {"model": str(a.model), "single": str(a.single) if a.single else None, "pairs": str(a.pairs),
+              "actions": len(by_action), "frames": len(rows), "bins": a.bins, "judge": bool(truth), "by_p": {},
+              "paired": {}, "consistency": {}}
+    for method, c in cols.items():
+        result["by_p"][method] = {m: {f"{b:.2f}": bootstrap_ci(v, a.bootstrap, seed=a.seed) for b, v in sorted(d.items())}
+                                  for m, d in c.items()}
+    if "hold" in cols:
+        for m in cols["progress"]:
+            result["paired"][m] = {f"{b:.2f}": bootstrap_ci(np.subtract(cols["progress"][m][b], cols["hold"][m][b]),
+                                                           a.bootstrap, seed=a.seed)
+                                   for b in sorted(cols["progress"][m])}
+    for method, fr in frames.items():
+        if method == "input":
+            continue
+        pairs = [background_change([inputs[rs[0]["pair_id"]], *(fr[r["pair_id"]] for r in rs)],
+                                   [inputs[rs[0]["pair_id"]], *(truths[r["pair_id"]] for r in rs)])
+                 for rs in by_action.values()]
+        result["consistency"][method] = {"generated": bootstrap_ci([g for g, _ in pairs], a.bootstrap, seed=a.seed),
+                                         "true": bootstrap_ci([t for _, t in pairs], a.bootstrap, seed=a.seed)}
+    _figure(by_action, inputs, truths, frames, a.out / "clips.png")
+    write_json(a.out / "timeline.json", result)
+    return result
+
+
+def _figure(by_action, inputs, truths, frames, path: Path, n: int = 4) -> None:
+    """The first ``n`` actions: the true clip above each method's, input frame first."""
+    from ..ldm.clip_file import strip
+
+    lines = []
+    for rs in list(by_action.values())[:n]:
+        first = inputs[rs[0]["pair_id"]]
+        lines.append(strip([first, *(truths[r["pair_id"]] for r in rs)]))
+        for m in ("progress", "interpolate"):
+            if m in frames:
+                lines.append(strip([first, *(frames[m][r["pair_id"]].resize(first.size) for r in rs)]))
+    if not lines:
+        return
+    w = max(im.width for im in lines)
+    out = Image.new("RGB", (w, sum(im.height + 4 for im in lines)), "white")
+    y = 0
+    for im in lines:
+        out.paste(im, (0, y))
+        y += im.height + 4
+    out.save(path)
+
+
+def table(result: dict) -> str:
+    """Markdown: judge all-correct, hand-correct, PSNR and SSIM per progress bin and method."""
+    bins = sorted({b for m in result["by_p"].values() for b in m.get("psnr", {})})
+    lines = ["| method | metric | " + " | ".join(f"p={b}" for b in bins) + " |",
+             "|---|---|" + "---|" * len(bins)]
+    for method, ms in result["by_p"].items():
+        for m in ("action_all", "action_hand", "psnr", "ssim"):
+            if m not in ms:
+                continue
+            scale, digits = (100, 1) if m.startswith("action") else (1, 3 if m == "ssim" else 2)
+            cells = [f"{ms[m][b]['mean'] * scale:.{digits}f}" if b in ms[m] else "-" for b in bins]
+            lines.append(f"| {method} | {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+

@@ -1,0 +1,263 @@
+"""The action part-way (issue 27): a progress input on the UNet, training on timeline pairs, clips in one batch."""
+
+import av
+import pytest
+import torch
+from PIL import Image
+
+from egolego import config
+from egolego.cli import main
+from egolego.data.build import BuildArgs, build
+from egolego.data.manifest import action_key, action_rows, read_manifest, resolve, write_manifest
+from egolego.eval.timeline import TimelineArgs, background_change, evaluate_timeline, interpolate
+from egolego.ldm.clip_file import strip, write_clip
+from egolego.ldm.components import add_progress_embedding, progress_labels, tiny_unet
+from egolego.ldm.data import LegoPairs
+from egolego.ldm.generate import FrameGenerator
+from egolego.ldm.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def timeline8(small_dataset, tmp_path_factory):
+    """The timeline pairs of 8 train and 3 test EgoSynth actions, with their exact descriptions."""
+    from egolego.synth.pairs import truth_by_pair_id
+
+    d = tmp_path_factory.mktemp("timeline8")
+    build(BuildArgs(source="epic", root=small_dataset / "epic", out=d, frames_from="jpg", size=64, timeline=4),
+          progress=False)
+    rows = read_manifest(d)
+    truth = truth_by_pair_id(small_dataset)
+    keep = [r["pair_id"] for r in action_rows(rows) if r["split"] == "train"][:8]
+    keep += [r["pair_id"] for r in action_rows(rows) if r["split"] == "test"][:3]
+    rows = [{**r, "description": truth[action_key(r["pair_id"])]["description"]} for r in rows
+            if action_key(r["pair_id"]) in keep]
+    write_manifest(rows, d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def progress_model(timeline8, tmp_path_factory):
+    cfg = config.preset("tiny")
+    c = cfg.ldm
+    c.conditioning, c.max_steps, c.batch_size, c.checkpoint_every, c.unet_channels = "desc", 3, 4, 100, [32, 64, 64]
+    c.progress = True
+    out = tmp_path_factory.mktemp("progress_model")
+    Trainer(cfg, timeline8, None, out).run(progress=False)
+    return out / "model"
+
+
+@pytest.fixture(scope="module")
+def single_model(timeline8, tmp_path_factory):
+    cfg = config.preset("tiny")
+    c = cfg.ldm
+    c.conditioning, c.max_steps, c.batch_size, c.checkpoint_every, c.unet_channels = "desc", 2, 4, 100, [32, 64, 64]
+    out = tmp_path_factory.mktemp("single_model")
+    Trainer(cfg, timeline8, None, out).run(progress=False)
+    return out / "model"
+
+
+def _unet_inputs(unet, b=2):
+    g = torch.Generator().manual_seed(0)
+    c = unet.config
+    x = torch.randn(b, c.in_channels, c.sample_size, c.sample_size, generator=g)
+    ctx = torch.randn(b, 5, c.cross_attention_dim, generator=g)
+    return x, torch.tensor([500, 20]), ctx
+
+
+def test_the_progress_input_starts_silent_and_then_carries_progress():
+    torch.manual_seed(0)
+    unet = tiny_unet().eval()
+    x, t, ctx = _unet_inputs(unet)
+    before = unet(x, t, encoder_hidden_states=ctx).sample
+    with_p = add_progress_embedding(unet).eval()
+    assert with_p.config.class_embed_type == "timestep"
+    for p in (0.0, 0.3, 1.0):
+        out = with_p(x, t, encoder_hidden_states=ctx, class_labels=progress_labels(with_p, p, 2, "cpu")).sample
+        assert torch.equal(out, before)  # a pre-trained UNet starts exactly as it was
+    torch.nn.init.normal_(with_p.class_embedding.linear_2.weight, std=0.5)
+    a = with_p(x, t, encoder_hidden_states=ctx, class_labels=progress_labels(with_p, 0.25, 2, "cpu")).sample
+    b = with_p(x, t, encoder_hidden_states=ctx, class_labels=progress_labels(with_p, 1.0, 2, "cpu")).sample
+    assert (a - b).abs().mean() > 1e-3  # once trained, the frame depends on p
+
+
+def test_progress_is_refused_where_it_cannot_be_drawn():
+    unet = tiny_unet()
+    assert progress_labels(unet, None, 2, "cpu") is None and progress_labels(unet, 1.0, 2, "cpu") is None
+    with pytest.raises(ValueError, match="single frames"):
+        progress_labels(unet, [0.5, 1.0], 2, "cpu")
+    with_p = add_progress_embedding(unet)
+    assert progress_labels(with_p, None, 3, "cpu").tolist() == [1000.0] * 3  # default: the action done
+    for bad in (1.5, -0.1, [0.5, 0.5, 0.5]):
+        with pytest.raises(ValueError, match="progress must be"):
+            progress_labels(with_p, bad, 2, "cpu")
+
+
+def test_a_single_frame_model_never_trains_on_half_done_frames(timeline8, tmp_path):
+    single, timeline = LegoPairs(timeline8, mode="desc"), LegoPairs(timeline8, mode="desc", timeline=True)
+    assert len(single) == 8 and all("@p" not in r["pair_id"] for r in single.rows)
+    assert len(timeline) > 8 and bool((timeline.progress < 1).any()) and bool((single.progress == 1).all())
+    limited = LegoPairs(timeline8, mode="desc", limit=3, timeline=True)  # the subset is of actions, with their frames
+    assert {action_key(r["pair_id"]) for r in limited.rows} == {r["pair_id"] for r in LegoPairs(timeline8, mode="desc",
+                                                                                                limit=3).rows}
+    write_manifest(action_rows(read_manifest(timeline8)), tmp_path)
+    with pytest.raises(ValueError, match="--timeline"):
+        LegoPairs(tmp_path, mode="desc", timeline=True)
+
+
+def test_a_clip_shares_its_noise_so_its_last_frame_is_the_single_frame(progress_model, timeline8):
+    gen = FrameGenerator(progress_model)
+    assert gen.takes_progress
+    row = action_rows(read_manifest(timeline8))[0]
+    src = Image.open(resolve(timeline8, row["input_path"])).convert("RGB")
+    one, _ = gen(src, row["label"], row["description"], seed=4)
+    clip, text = gen.clip(src, row["label"], [0.25, 0.5, 0.75, 1.0], row["description"], seed=4)
+    assert len(clip) == 4 and text == row["description"]
+    assert clip[-1].tobytes() == one.tobytes()  # batching and shared noise change nothing at p = 1
+    seen = {}
+    call = gen.pipe.__class__.__call__
+
+    def spy(pipe, *args, **kw):
+        seen.update(kw)
+        return call(pipe, *args, **kw)
+
+    gen.pipe.__class__.__call__ = spy
+    try:
+        gen.clip(src, row["label"], [0.5, 1.0], row["description"], seed=5)
+    finally:
+        gen.pipe.__class__.__call__ = call
+    assert seen["action_progress"] == [0.5, 1.0]
+    z = seen["latents"]  # (2, c, h, w): one initial noise for the clip, drawn from the seed
+    assert torch.equal(z[0], z[1]) and torch.equal(z[0], torch.randn(z[0:1].shape, generator=torch.Generator()
+                                                                        .manual_seed(5))[0])
+
+
+def test_generate_frames_writes_a_clip_and_a_single_frame_model_says_why_not(progress_model, single_model, timeline8,
+                                                                             tmp_path, capsys):
+    row = action_rows(read_manifest(timeline8))[0]
+    src = str(resolve(timeline8, row["input_path"]))
+    out = tmp_path / "clip.mp4"
+    assert main(["generate", "--model", str(progress_model), "--image", src, "--action", row["label"],
+                 "--description", row["description"], "--frames", "4", "--out", str(out)]) == 0
+    with av.open(str(out)) as box:
+        frames = [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
+    assert len(frames) == 5 and frames[0].shape[0] % 2 == 0  # the input frame, then 4
+    code = main(["generate", "--model", str(single_model), "--image", src, "--action", row["label"],
+                 "--description", row["description"], "--frames", "4", "--out", str(tmp_path / "no.gif")])
+    assert code != 0 and "single frames" in capsys.readouterr().err
+    assert not (tmp_path / "no.gif").exists()
+    code = main(["generate", "--model", str(progress_model), "--image", src, "--action", row["label"],
+                 "--frames", "4", "--out", str(tmp_path / "clip.avi")])
+    assert code != 0 and ".mp4" in capsys.readouterr().err
+
+
+def test_clip_files():
+    frames = [Image.new("RGB", (15, 9), c) for c in ("red", "green", "blue")]
+    assert strip(frames, gap=2).size == (3 * 15 + 2 * 2, 9)
+
+
+def test_clip_file_formats(tmp_path):
+    frames = [Image.new("RGB", (15, 9), c) for c in ("red", "green", "blue")]
+    with Image.open(write_clip(frames, tmp_path / "c.gif")) as g:
+        assert g.n_frames == 3
+    assert Image.open(write_clip(frames, tmp_path / "c.png")).size == (49, 9)
+    with av.open(str(write_clip(frames, tmp_path / "c.mp4", fps=4))) as box:
+        got = [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
+    assert len(got) == 3 and got[0].shape == (10, 16, 3)  # padded to even sides
+    assert abs(int(got[0][4, 7, 0]) - 255) < 40 and int(got[2][4, 7, 2]) > 200  # red first, blue last
+    with pytest.raises(ValueError, match="clip is written as"):
+        write_clip(frames, tmp_path / "c.avi")
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_background_change_and_interpolation_on_hand_made_clips():
+    base = Image.new("RGB", (32, 32), (90, 90, 90))
+    moved = base.copy()
+    moved.paste((250, 200, 40), (2, 2, 8, 8))  # the action: a patch that changes in the true clip
+    true = [base, moved, moved]
+    assert background_change(true, true) == (0.0, 0.0)
+    blob = moved.copy()
+    blob.paste((0, 255, 0), (20, 20, 30, 30))  # a colour blob on the still background
+    g, t = background_change([base, blob, moved], true)
+    assert g > 0.02 and t == 0.0
+    assert interpolate(base, moved, 0.0).tobytes() == base.tobytes()
+    assert interpolate(base, moved, 1.0).tobytes() == moved.tobytes()
+    assert interpolate(base, moved, 0.5).getpixel((4, 4)) == (170, 145, 65)
+
+
+def test_eval_timeline_scores_every_frame_and_resumes(progress_model, single_model, timeline8, tmp_path):
+    a = TimelineArgs(model=progress_model, pairs=timeline8, out=tmp_path, single=single_model, actions=2)
+    r = evaluate_timeline(a, progress=False)
+    assert r["actions"] == 2 and r["judge"] and set(r["by_p"]) == {"progress", "hold", "interpolate", "input",
+                                                                     "true frame"}
+    bins = r["by_p"]["true frame"]["action_all"]
+    assert bins["1.00"]["mean"] == 1.0 and bins["0.50"]["n"] == 2
+    assert r["by_p"]["true frame"]["psnr"]["1.00"]["mean"] == 100.0
+    assert r["paired"]["psnr"]["1.00"]["n"] == 2 and set(r["consistency"]) == {"progress", "hold", "interpolate"}
+    assert (tmp_path / "clips.png").is_file()
+    frames = sorted((tmp_path / "progress").glob("*.png"))
+    stamp = [f.stat().st_mtime_ns for f in frames]
+    evaluate_timeline(a, progress=False)
+    assert [f.stat().st_mtime_ns for f in frames] == stamp  # frames reused, not drawn again
+    with pytest.raises(ValueError, match="single frames"):
+        evaluate_timeline(TimelineArgs(model=single_model, pairs=timeline8, out=tmp_path / "x"), progress=False)
+
+
+def test_the_paper_preset_adds_progress_to_its_base_unet_without_changing_it(tmp_path):
+    """SD-1.5 shapes at tiny width: ldm.progress adds the progress input and keeps every weight of the base."""
+    from egolego.ldm.build import build_components
+    from egolego.ldm.components import load_unet
+    from egolego.paper_shapes import write_sd15
+    from egolego.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["take the red cup on the left"] * 10, None, vocab_size=200, model_max_length=77)
+    base = write_sd15(tmp_path / "sd15", tok, tiny=True)
+    cfg = config.preset("paper")
+    cfg.ldm.base, cfg.ldm.progress, cfg.ldm.conditioning = str(base), True, "label"
+    unet = build_components(cfg, 64, 4, 77)["unet"].eval()
+    ref = load_unet(base).eval()
+    assert unet.config.class_embed_type == "timestep" and ref.config.class_embed_type is None
+    mine = unet.state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in ref.state_dict().items())
+    x, t, ctx = _unet_inputs(ref)
+    labels = progress_labels(unet, [0.25, 0.75], 2, "cpu")
+    assert torch.equal(unet(x, t, encoder_hidden_states=ctx, class_labels=labels).sample,
+                       ref(x, t, encoder_hidden_states=ctx).sample)
+
+
+def test_a_single_frame_model_is_extended_with_progress_by_init_from(single_model, timeline8, tmp_path):
+    """``ldm.init_from``: training starts from a trained model's UNet and conditioner; the progress input it lacks
+    starts at zero, so the extended model at step 0 draws exactly what the single-frame model draws."""
+    from egolego.errors import InputError, MissingInput
+    from egolego.ldm.build import build_components
+    from egolego.ldm.generate import load_pipeline
+
+    cfg = config.preset("tiny")
+    c = cfg.ldm
+    c.conditioning, c.unet_channels, c.progress, c.init_from = "desc", [32, 64, 64], True, str(single_model)
+    c.tokenizer = str(single_model / "tokenizer")
+    parts = build_components(cfg, 1, 1, cfg.vllm.text_rows)
+    ref = load_pipeline(single_model)
+    mine = parts["unet"].state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in ref.unet.state_dict().items())
+    assert all(torch.equal(a, b) for a, b in zip(parts["conditioner"].state_dict().values(),
+                                                 ref.conditioner.state_dict().values()))
+    c.init_from = str(tmp_path)
+    with pytest.raises(MissingInput, match="no safetensors"):
+        build_components(cfg, 1, 1, cfg.vllm.text_rows)
+    c.init_from, c.unet_channels = str(single_model), [32, 64, 96]
+    with pytest.raises(InputError, match="other shapes"):
+        build_components(cfg, 1, 1, cfg.vllm.text_rows)
+
+
+def test_the_web_app_shows_a_progress_model_as_a_strip(progress_model, single_model, timeline8):
+    from egolego.app.engine import Engine
+
+    row = action_rows(read_manifest(timeline8))[0]
+    src = Image.open(resolve(timeline8, row["input_path"])).convert("RGB")
+    eng = Engine(progress_model)
+    assert eng.takes_progress and not Engine(single_model).takes_progress
+    shown, text = eng.generate(src, row["label"], row["description"], seed=2, frames=4)
+    assert text == row["description"] and shown.size == (5 * src.width + 4 * 2, src.height)
+    last = shown.crop((4 * (src.width + 2), 0, 5 * src.width + 8, src.height))
+    clip, _ = FrameGenerator(progress_model).clip(src, row["label"], [0.25, 0.5, 0.75, 1.0], row["description"], seed=2)
+    assert last.tobytes() == clip[-1].tobytes()  # the app's strip is `generate --frames 4`'s clip
