@@ -28,6 +28,10 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert len(list((tmp_path / "eval" / "lego" / "new_actions").glob("*.png"))) == 6
     assert (tmp_path / "ldm_lego" / "model" / "vllm" / "config.json").is_file()
     assert "World: synth.knowledge = rules" in html
+    assert "The action as a clip" in html and html.count("<td>progress</td>") >= 4  # judge, hand, PSNR, SSIM rows
+    tl = json.loads((tmp_path / "eval" / "timeline" / "timeline.json").read_text())
+    assert tl["actions"] == 4 and tl["single"] == str(tmp_path / "ldm_lego" / "model")
+    assert config.load(tmp_path / "ldm_lego_clips" / "config.yaml").ldm.progress
     descs = {escape(r["description"]) for r in read_manifest(tmp_path / "pairs") if r["split"] == "test"}
     assert any(f"VLLM: {d}" in html for d in descs if d.strip())  # the VLLM's descriptions under the samples
     # the clock ended lego's training (0.1 minutes); label trained exactly the steps lego reached

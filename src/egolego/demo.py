@@ -39,7 +39,7 @@ MIN_LDM_S = 90  # the LDM trains at least this long, however slow the box (an un
 
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,
              ldm_steps_10min: int | None = None, baseline: bool = False, follow_clock: bool = True,
-             stills: int = 0) -> dict:
+             stills: int = 0, clips: bool = True) -> dict:
     """``baseline`` also trains the ``label`` model (InstructPix2Pix) with the same steps: twice the training time
     (``egolego reproduce`` is the comparison with every baseline and ablation). ``cfg`` is not changed: the stages
     write the run's effective values (scaled epochs and steps, the folders they made) into a copy.
@@ -49,7 +49,10 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     printed, saved with the model and used for ``label``. Off, the steps are fixed (the same model on every box).
 
     ``stills``: rendered, exactly described stills the VLLM is tuned on beside the curated records (scaled with
-    ``minutes``; ``vllm.synthetic_records`` for this run): the way the VLLM learns the knowledge world's rules."""
+    ``minutes``; ``vllm.synthetic_records`` for this run): the way the VLLM learns the knowledge world's rules.
+
+    ``clips``: also the action as a clip — the ``lego`` model extended with a progress input on timeline pairs for a
+    third of its steps, scored along the action and shown in the report (``stages.timeline_stage``)."""
     cfg = copy.deepcopy(cfg)
     TIMINGS.clear()
     Stage.command = "demo"
@@ -90,12 +93,19 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
                                   store=store, name=name, egosynth=data, feature_vae=vae_dir), progress=False)
                 s.done(headline(load_run(d)).strip())
         evals[name] = d
+    sections = []
+    if clips:
+        from .eval.report import timeline_section
+        from .stages import timeline_stage
+
+        tl, tl_dir = timeline_stage(cfg, p, models["lego"], max(10, ldm_steps // 3), out, min(8, test_pairs, n_test))
+        sections.append(("The action as a clip (progress 1/4 … 1)", timeline_section(tl, tl_dir / "clips.png")))
     runs = [load_run(d) for d in evals.values()]
     marks = rule_marks(data)
     fig = _figure(pairs, runs, out / "demo_results.png", marks=marks)
     stills = cfg.vllm.synthetic_records
     report = build_report(list(evals.values()), out / "report.html", "egolego demo: EgoSynth, tiny preset, CPU",
-                          marks=marks,
+                          marks=marks, sections=sections,
                           notes=f"World: synth.knowledge = {cfg.synth.knowledge}. {cfg.synth.actions} EgoSynth actions at "
                           f"{cfg.synth.size}px ({sum(r['split'] == 'train' for r in rows)} training pairs for the diffusion "
                           f"model); the VLLM tuned on the curated records + {stills} rendered stills. LDM {ldm_steps} steps "

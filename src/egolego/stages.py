@@ -234,3 +234,35 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
             cut = f"; stopped by the clock after {r['end']} of {steps} steps" if r["end"] < steps else ""
             s.done((f"last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed") + cut)
     return run / "model"
+
+
+def timeline_stage(cfg: Config, p: Prepared, lego: Path, steps: int, out: Path, actions: int) -> tuple[dict, Path]:
+    """The action as a clip: timeline pairs (``data build --timeline 4`` with the enriched descriptions), the ``lego``
+    model extended with a progress input (``ldm.init_from``, finished frames shown 3 times) for ``steps`` steps, and
+    ``eval-timeline`` on the first ``actions`` test actions beside the single-frame model. (result, its folder)."""
+    from .data.build import BuildArgs, build
+    from .data.manifest import update_column
+    from .eval.timeline import TimelineArgs, evaluate_timeline
+
+    pairs = out / "pairs_timeline"
+    with Stage("timeline pairs: data build --timeline 4 (the frames along each action)") as s:
+        if (pairs / "pairs.parquet").exists():
+            s.done(f"reused {pairs}")
+        else:
+            sm = build(BuildArgs(source="epic", root=p.data / "epic", out=pairs, frames_from="jpg", size=cfg.image_size,
+                                 workers=cfg.synth.workers, timeline=4), progress=False)
+            update_column(pairs, "description", {r["pair_id"]: r["description"] for r in read_manifest(p.pairs)})
+            s.done(f"{sm['timeline_pairs']} timeline pairs beside {sm['kept']} actions")
+    c = copy.deepcopy(cfg)
+    c.ldm.progress, c.ldm.init_from, c.ldm.progress_done_repeat = True, str(lego), 3
+    model = train_ldm(c, p, "lego", steps, out / "ldm_lego_clips", pairs=pairs, name="lego + progress, from `lego`")
+    ev = out / "eval" / "timeline"
+    with Stage(f"eval-timeline on {actions} test actions (judge, PSNR/SSIM per progress)") as s:
+        if (ev / "timeline.json").exists() and json.loads((ev / "timeline.json").read_text())["actions"] == actions:
+            s.done(f"reused {ev}")
+        else:
+            r = evaluate_timeline(TimelineArgs(model=model, pairs=pairs, out=ev, single=lego, store=p.store,
+                                               egosynth=p.data, actions=actions), progress=False)
+            at = r["by_p"]["progress"].get("action_all", {})
+            s.done("progress model all-correct " + ", ".join(f"p={b}: {v['mean'] * 100:.0f} %" for b, v in at.items()))
+    return json.loads((ev / "timeline.json").read_text()), ev

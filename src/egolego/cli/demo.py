@@ -25,6 +25,9 @@ def demo_parser(sub) -> None:
     d.add_argument("--weights-dir", help="metric weights (README: Evaluation weights); without it those metrics are skipped")
     d.add_argument("--baseline", action="store_true",
                    help="also train the `label` baseline (InstructPix2Pix) with the same steps: twice the training")
+    d.add_argument("--no-clips", action="store_true",
+                   help="skip the action as a clip (timeline pairs, `lego` extended with a progress input for a third of "
+                   "its steps, eval-timeline on 8 test actions, a report section)")
     d.set_defaults(func=cmd_demo)
 
 
@@ -74,7 +77,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         raise CliError(f"--weights-dir: {a.weights_dir} is not a folder")
     run_demo(cfg, writable_dir(Path(a.out), "--out"), minutes=a.minutes,
              weights_dir=Path(a.weights_dir) if a.weights_dir else None, baseline=a.baseline,
-             follow_clock=not a.fixed_steps, stills=a.stills)
+             follow_clock=not a.fixed_steps, stills=a.stills, clips=not a.no_clips)
     return 0
 
 

@@ -240,3 +240,25 @@ def headline(run: EvalRun) -> str:
         if v is not None and not (isinstance(v["mean"], float) and math.isnan(v["mean"])):
             bits.append(f"{k} {v['mean']:.4g}")
     return f"{run.name:>22}: " + "  ".join(bits)
+
+
+def timeline_section(result: dict, clips: Path | None = None) -> str:
+    """``egolego eval-timeline``'s figures as report HTML: judge all-correct / hand-correct (%), PSNR, SSIM per progress
+    bin and method, and its ``clips.png`` (true clip, then the progress model's and the interpolation's)."""
+    bins = sorted({b for m in result["by_p"].values() for b in m.get("psnr", {})})
+    head = "".join(f"<th>p = {html.escape(b)}</th>" for b in bins)
+    body = []
+    for method, ms in result["by_p"].items():
+        for m in ("action_all", "action_hand", "psnr", "ssim"):
+            if m not in ms:
+                continue
+            scale, digits = (100, 1) if m.startswith("action") else (1, 3 if m == "ssim" else 2)
+            cells = "".join(f"<td>{ms[m][b]['mean'] * scale:.{digits}f}</td>" if b in ms[m] else "<td>-</td>"
+                            for b in bins)
+            body.append(f"<tr><td>{html.escape(method)}</td><td>{m}</td>{cells}</tr>")
+    note = (f"<p class='note'>{result['actions']} test actions, {result['frames']} frames along them. <i>progress</i>: "
+            "the model drawing the action part-way; <i>hold</i>: the single-frame model's frame at every p; "
+            "<i>interpolate</i>: (1 − p) × input + p × that frame; <i>true frame</i>: the judge on the real frames (its "
+            "ceiling at that p). Judge at the pose the true frame shows; action scores in %.</p>")
+    img = f'<img src="{_png(Image.open(clips))}" alt="clips">' if clips is not None and Path(clips).is_file() else ""
+    return note + f"<table><tr><th>method</th><th>metric</th>{head}</tr>{''.join(body)}</table>" + img
