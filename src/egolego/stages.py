@@ -255,7 +255,7 @@ def timeline_stage(cfg: Config, p: Prepared, lego: Path, steps: int, out: Path, 
             s.done(f"{sm['timeline_pairs']} timeline pairs beside {sm['kept']} actions")
     c = copy.deepcopy(cfg)
     c.ldm.progress, c.ldm.init_from, c.ldm.progress_done_repeat = True, str(lego), 3
-    model = train_ldm(c, p, "lego", steps, out / "ldm_lego_clips", pairs=pairs, name="lego + progress, from `lego`")
+    model = train_ldm(c, p, "lego", steps, out / "ldm_lego_clips", pairs=pairs, name="lego with progress, from the lego model")
     ev = out / "eval" / "timeline"
     with Stage(f"eval-timeline on {actions} test actions (judge, PSNR/SSIM per progress)") as s:
         if (ev / "timeline.json").exists() and json.loads((ev / "timeline.json").read_text())["actions"] == actions:

@@ -65,3 +65,20 @@ def test_engine_describes_with_the_models_own_template_and_budget(lego_model, ap
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     default = Engine(lego_model).describe(Image.open(src), "take cup")
     assert default != text  # the budget and template changed the description: the test can tell them apart
+
+
+def test_the_app_refuses_a_vllm_other_than_the_recorded_one(lego_model, tmp_path):
+    import json
+    import shutil
+
+    from egolego.errors import InputError
+    from egolego.vllm.model import folder_fingerprint
+
+    model = tmp_path / "model"
+    shutil.copytree(lego_model, model)
+    (model / "vllm.json").write_text(json.dumps({"vllm": str(model / "vllm"), "vllm_files": "0123456789abcdef"}))
+    with pytest.raises(InputError, match="not the one that wrote"):
+        Engine(model)
+    (model / "vllm.json").write_text(json.dumps({"vllm": str(model / "vllm"),
+                                                 "vllm_files": folder_fingerprint(model / "vllm")}))
+    assert Engine(model).vllm is not None

@@ -83,3 +83,4 @@ def test_an_older_record_is_left_to_the_loaded_model_check(tmp_path, saved_llava
     model.mkdir()
     (model / "vllm.json").write_text(json.dumps({"vllm": str(saved_llava), "fingerprint": "abc"}))
     assert refuse_other_vllm(model, saved_llava) is False
+

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..ldm.clip_file import strip
 from ..ldm.generate import clip_progress, load_pipeline, sample_clip, sampling_for
 from ..ldm.modes import mode_uses
-from ..ldm.vllm_link import missing_vllm_hint, vllm_folder
+from ..ldm.vllm_link import missing_vllm_hint, refuse_other_vllm, vllm_folder
 
 
 def _devnull():
@@ -47,6 +47,7 @@ class Engine:
             from ..vllm.memory import load_vllm
             from ..vllm.settings import load_settings
 
+            refuse_other_vllm(self.model_dir, self.vllm_dir)  # the VLLM that wrote the training embeddings, by its files
             self.vllm = load_vllm(self.vllm_dir, precision=vllm_precision)  # refused in one line if it cannot fit
             self.vllm_settings = load_settings(self.vllm_dir)  # its template and token budget, as `generate`'s
         elif self.use_img or self.use_txt:
