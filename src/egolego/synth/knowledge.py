@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .sampling import finish_scene, place, sample_scene_and_action, scene_for
 from .vocab import KINDS, VERBS
-from .world import ObjectSpec, Scene, finish_scene, place, sample_scene_and_action
+from .world import ObjectSpec, Scene
 
 WORLDS = ("rules", "none")
 RULE_SCENES = 0.45  # the share of scenes a rule decides; the rule is drawn uniformly, then one of its kinds
@@ -70,7 +71,7 @@ def check_world(knowledge: str) -> str:
 
 
 def sample(rng: np.random.Generator, knowledge: str = "none", n_objects: tuple[int, int] = (2, 6)):
-    """(scene, action) of the given world. ``none`` draws exactly what ``world.sample_scene_and_action`` draws.
+    """(scene, action) of the given world. ``none`` draws exactly what ``sampling.sample_scene_and_action`` draws.
 
     ``rules``: ``RULE_SCENES`` of the scenes are rule scenes, the rule drawn uniformly (each is learnt from as many
     stills as any other: drawn through the verbs, "take the clean cup" came up 10 times less often than "stir the
@@ -89,8 +90,6 @@ def sample(rng: np.random.Generator, knowledge: str = "none", n_objects: tuple[i
 
 def sample_scene_and_action_for(rng: np.random.Generator, verb: str, kind: str, n_objects: tuple[int, int]):
     """An action no rule decides: one object of the target's kind, never a look-alike."""
-    from .world import scene_for
-
     return scene_for(rng, verb, kind, n_objects, twin_chance=0.0)
 
 

@@ -17,7 +17,8 @@ from fractions import Fraction
 import numpy as np
 
 from . import knowledge as world_knowledge
-from .world import Action, Scene, reach_and_change, sample_action_in
+from .sampling import sample_action_in
+from .world import Action, Scene, reach_and_change
 
 
 @dataclass
