@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from egolego.app.engine import Engine
@@ -82,3 +83,27 @@ def test_the_app_refuses_a_vllm_other_than_the_recorded_one(lego_model, tmp_path
     (model / "vllm.json").write_text(json.dumps({"vllm": str(model / "vllm"),
                                                  "vllm_files": folder_fingerprint(model / "vllm")}))
     assert Engine(model).vllm is not None
+
+
+def test_a_lego_clip_shares_the_vllm_embeddings_across_its_frames(lego_model, app_pairs, tmp_path):
+    """``generate --frames`` on a `lego` model: the VLLM describes and embeds the frame once, every frame of the clip
+    is conditioned on those embeddings, and the clip's last frame is `generate`'s frame; the app's strip agrees."""
+    import shutil
+
+    from egolego.ldm.components import add_progress_embedding
+    from egolego.ldm.generate import generate_clip, load_pipeline
+
+    model = tmp_path / "model"
+    pipe = load_pipeline(lego_model)
+    pipe.unet = add_progress_embedding(pipe.unet)
+    torch.nn.init.normal_(pipe.unet.class_embedding.linear_2.weight, std=0.2)  # as if trained: p changes the frame
+    pipe.save_pretrained(model)
+    shutil.copytree(lego_model / "vllm", model / "vllm")
+    src = next(app_pairs.glob("**/*.jpg"))
+    frames, text = generate_clip(model, src, "take cup", 3, seed=5)
+    one, one_text = generate_one(model, src, "take cup", seed=5)
+    assert text == one_text and len(frames) == 3 and frames[-1].tobytes() == one.tobytes()
+    assert frames[0].tobytes() != frames[-1].tobytes()  # p = 1/3 is drawn differently from p = 1
+    shown, _ = Engine(model).generate(Image.open(src).convert("RGB"), "take cup", None, seed=5, frames=3)
+    w, h = one.size
+    assert shown.crop((3 * (w + 2), 0, 4 * w + 6, h)).tobytes() == one.tobytes()
