@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..ldm.clip_file import strip
+from ..ldm.components import takes_progress
 from ..ldm.generate import clip_progress, load_pipeline, sample_clip, sampling_for
 from ..ldm.modes import mode_uses
 from ..ldm.vllm_link import missing_vllm_hint, refuse_other_vllm, vllm_folder
@@ -113,4 +114,4 @@ class Engine:
     @property
     def takes_progress(self) -> bool:
         """Whether the model draws the action part-way (trained with ``ldm.progress``): the app then offers clips."""
-        return self.pipe.unet.config.class_embed_type == "timestep"
+        return takes_progress(self.pipe.unet)

@@ -23,6 +23,7 @@ from ..data.manifest import read_manifest, resolve
 from ..methods import REFERENCES
 from .generate_set import safe_name
 from .tables import METRICS, EvalRun, ablation_runs, load_run, paper_order, table, transition_bins
+from .timeline import table_rows
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
@@ -245,17 +246,10 @@ def headline(run: EvalRun) -> str:
 def timeline_section(result: dict, clips: Path | None = None) -> str:
     """``egolego eval-timeline``'s figures as report HTML: judge all-correct / hand-correct (%), PSNR, SSIM per progress
     bin and method, and its ``clips.png`` (true clip, then the progress model's and the interpolation's)."""
-    bins = sorted({b for m in result["by_p"].values() for b in m.get("psnr", {})})
+    bins, rows = table_rows(result)
     head = "".join(f"<th>p = {html.escape(b)}</th>" for b in bins)
-    body = []
-    for method, ms in result["by_p"].items():
-        for m in ("action_all", "action_hand", "psnr", "ssim"):
-            if m not in ms:
-                continue
-            scale, digits = (100, 1) if m.startswith("action") else (1, 3 if m == "ssim" else 2)
-            cells = "".join(f"<td>{ms[m][b]['mean'] * scale:.{digits}f}</td>" if b in ms[m] else "<td>-</td>"
-                            for b in bins)
-            body.append(f"<tr><td>{html.escape(method)}</td><td>{m}</td>{cells}</tr>")
+    body = [f"<tr><td>{html.escape(method)}</td><td>{m}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+            for method, m, cells in rows]
     note = (f"<p class='note'>{result['actions']} test actions, {result['frames']} frames along them. <i>progress</i>: "
             "the model drawing the action part-way; <i>hold</i>: the single-frame model's frame at every p; "
             "<i>interpolate</i>: (1 − p) × input + p × that frame; <i>true frame</i>: the judge on the real frames (its "

@@ -143,9 +143,9 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
         for r in rows:
             pid, b = r["pair_id"], _bin(progress_of(r), a.bins)
             f = fr[pid]
-            t = to_unit([truths[pid]], f.size)
-            c["psnr"][b].append(float(psnr(to_unit([f]), t)[0]))
-            c["ssim"][b].append(float(ssim(to_unit([f]), t)[0]))
+            x, t = to_unit([f]), to_unit([truths[pid]], f.size)  # (1, 3, H, W) each
+            c["psnr"][b].append(float(psnr(x, t)[0]))
+            c["ssim"][b].append(float(ssim(x, t)[0]))
             tr = truth.get(action_key(pid))
             if tr is not None:
                 v = judge(f, tr, frame_pose(tr, r))
@@ -197,17 +197,25 @@ def _figure(by_action, inputs, truths, frames, path: Path, n: int = 4) -> None:
     out.save(path)
 
 
-def table(result: dict) -> str:
-    """Markdown: judge all-correct, hand-correct, PSNR and SSIM per progress bin and method."""
+def table_rows(result: dict) -> tuple[list[str], list[tuple[str, str, list[str]]]]:
+    """(progress bins, [(method, metric, formatted means per bin)]): judge all-correct and hand-correct in %, PSNR,
+    SSIM — what the CLI's markdown table and the report's HTML table both show."""
     bins = sorted({b for m in result["by_p"].values() for b in m.get("psnr", {})})
-    lines = ["| method | metric | " + " | ".join(f"p={b}" for b in bins) + " |",
-             "|---|---|" + "---|" * len(bins)]
+    rows = []
     for method, ms in result["by_p"].items():
         for m in ("action_all", "action_hand", "psnr", "ssim"):
             if m not in ms:
                 continue
             scale, digits = (100, 1) if m.startswith("action") else (1, 3 if m == "ssim" else 2)
-            cells = [f"{ms[m][b]['mean'] * scale:.{digits}f}" if b in ms[m] else "-" for b in bins]
-            lines.append(f"| {method} | {m} | " + " | ".join(cells) + " |")
+            rows.append((method, m, [f"{ms[m][b]['mean'] * scale:.{digits}f}" if b in ms[m] else "-" for b in bins]))
+    return bins, rows
+
+
+def table(result: dict) -> str:
+    """Markdown: judge all-correct, hand-correct, PSNR and SSIM per progress bin and method."""
+    bins, rows = table_rows(result)
+    lines = ["| method | metric | " + " | ".join(f"p={b}" for b in bins) + " |",
+             "|---|---|" + "---|" * len(bins)]
+    lines += [f"| {method} | {m} | " + " | ".join(cells) + " |" for method, m, cells in rows]
     return "\n".join(lines)
 

@@ -1,11 +1,13 @@
 """Writing a generated clip (``egolego generate --frames K``): MP4 through PyAV, an animated GIF, or a PNG strip.
 
 The frames of a clip are the action at progress 1/K … 1 (``FrameGenerator.clip``); a player shows the input frame
-first, so the file starts with it. MP4 needs even sides (yuv420p): odd sides are padded by one pixel.
+first, so the file starts with it. MP4 goes through EgoSynth's writer (``synth.media.write_mp4``) and needs even
+sides (yuv420p): odd sides are padded by one pixel.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -31,23 +33,6 @@ def _even(im: Image.Image) -> np.ndarray:
     return np.pad(a, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def write_mp4(frames: list[Image.Image], path: Path, fps: float) -> None:
-    import av
-
-    arrays = [_even(f) for f in frames]
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as box:
-            s = box.add_stream("libx264", rate=max(1, round(fps)))
-            s.height, s.width = arrays[0].shape[:2]
-            s.pix_fmt = "yuv420p"
-            s.options = {"crf": "18"}
-            for a in arrays:
-                for packet in s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
-                    box.mux(packet)
-            for packet in s.encode():
-                box.mux(packet)
-
-
 def write_clip(frames: list[Image.Image], path: str | Path, fps: float = 2.0) -> Path:
     """Write ``frames`` (the input frame first, then the generated ones) as the file type ``path`` names."""
     path = Path(path)
@@ -58,8 +43,12 @@ def write_clip(frames: list[Image.Image], path: str | Path, fps: float = 2.0) ->
         raise ValueError("no frames to write")
     size = frames[0].size
     frames = [f.convert("RGB").resize(size) for f in frames]
-    if suffix == ".mp4":
-        write_mp4(frames, path, fps)
+    if suffix == ".mp4":  # EgoSynth's writer: H.264, atomic, the frames exactly as written (lossless)
+        from ..synth.media import write_mp4
+
+        arrays = [_even(f) for f in frames]
+        h, w = arrays[0].shape[:2]
+        write_mp4(path, arrays, Fraction(fps).limit_denominator(1000), w, h)
     elif suffix == ".gif":
         with atomic_path(path) as tmp:
             frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)

@@ -100,7 +100,7 @@ def add_progress_embedding(unet: UNet2DConditionModel) -> UNet2DConditionModel:
     """The same UNet with a progress input (``ldm.progress``): diffusers' ``class_embed_type="timestep"`` — p x 1000
     through the timestep's sinusoids and an MLP, added to the time embedding. Its last layer starts at zero, so a
     pre-trained UNet (the paper preset's SD-1.5 / InstructPix2Pix) starts out exactly as it was."""
-    if unet.config.class_embed_type == "timestep":
+    if takes_progress(unet):
         return unet
     if unet.config.class_embed_type is not None or unet.config.num_class_embeds:
         raise ValueError(f"the UNet already has a class embedding ({unet.config.class_embed_type}); cannot add progress")
@@ -113,19 +113,24 @@ def add_progress_embedding(unet: UNet2DConditionModel) -> UNet2DConditionModel:
     return new
 
 
+def takes_progress(unet) -> bool:
+    """Whether a UNet has the progress input of ``add_progress_embedding`` (a model trained with ``ldm.progress``)."""
+    return unet.config.class_embed_type == "timestep"
+
+
 def progress_labels(unet, progress, batch: int, device) -> torch.Tensor | None:
     """The UNet's ``class_labels`` for progress ``p`` (a float, or one per sample): None for a UNet without a progress
     input, which refuses a progress other than 1 (the single-frame task it was trained for)."""
-    if unet.config.class_embed_type != "timestep":
+    if not takes_progress(unet):
         if progress is not None and torch.any(torch.as_tensor(progress, dtype=torch.float32) != 1):
-            raise ValueError("this model was trained on single frames (ldm.progress: false): it can only draw the "
-                             "action done (progress 1); train one on timeline pairs for --frames")
+            raise InputError("action_progress", "this model was trained on single frames (ldm.progress: false): it "
+                             "can only draw the action done (progress 1); train one on timeline pairs for --frames")
         return None
     p = torch.ones(batch) if progress is None else torch.as_tensor(progress, dtype=torch.float32).flatten()
     if p.numel() == 1:
         p = p.expand(batch)
     if p.numel() != batch or bool(((p < 0) | (p > 1)).any()):
-        raise ValueError(f"progress must be {batch} value(s) in [0, 1], got {p.tolist()}")
+        raise InputError("action_progress", f"progress must be {batch} value(s) in [0, 1], got {p.tolist()}")
     return (p * PROGRESS_SCALE).to(device)
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..errors import InputError, MissingInput
 from ..safe_load import first_line
+from .components import takes_progress
 from .modes import check_covered, mode_text, needs_embeddings, text_key
 from .pipeline import PAPER_SAMPLING, LegoPipeline
 from .vllm_link import missing_vllm_hint, recorded_vllm, refuse_other_vllm, vllm_folder
@@ -182,10 +183,10 @@ class FrameGenerator:
             raise InputError("description", str(e)) from None
         try:
             out = sample_clip(self.pipe, square, prompt, progress, seed, image.size, self.sampling.pipe_kwargs(), emb)
-        except ValueError as e:
-            if "progress" in str(e):
-                raise InputError("frames", str(e)) from None
-            raise
+        except InputError as e:
+            if e.arg != "action_progress":
+                raise
+            raise InputError("frames", str(e)) from None  # the clip's progress values come from --frames
         return out, prompt
 
 
@@ -236,7 +237,7 @@ class FrameGenerator:
     @property
     def takes_progress(self) -> bool:
         """Whether the model was trained to draw the action part-way (``ldm.progress``)."""
-        return self.pipe.unet.config.class_embed_type == "timestep"
+        return takes_progress(self.pipe.unet)
 
 
 def sample_clip(pipe: LegoPipeline, square: Image.Image, prompt: str, progress: list[float], seed: int,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .sampling import finish_scene, place, sample_scene_and_action, scene_for
+from .sampling import finish_scene, place, place_target_and_second, sample_scene_and_action, scene_for
 from .vocab import KINDS, VERBS
 from .world import ObjectSpec, Scene
 
@@ -100,17 +100,9 @@ def rule_scene(rng: np.random.Generator, rule: Rule, kind: str, n_objects: tuple
     verb = VERBS[rule.verb]
     for _attempt in range(20):
         sides = [list(SIDE_BANDS)[int(i)] for i in rng.permutation(3)]
-        placed: list[ObjectSpec] = []
-        target = place(rng, kind, color, placed, SIDE_BANDS[sides[0]])
-        if target is None:
+        placed = place_target_and_second(rng, kind, color, verb, SIDE_BANDS[sides[0]])
+        if placed is None:
             continue
-        placed.append(target)
-        if verb.second:
-            sk = str(rng.choice(verb.second))
-            second = place(rng, sk, str(rng.choice(KINDS[sk].colors)), placed)
-            if second is None:
-                continue
-            placed.append(second)
         decoys = 1 + (rng.random() < SECOND_DECOY)
         for side in sides[1:1 + decoys]:
             d = place(rng, kind, color, placed, SIDE_BANDS[side])

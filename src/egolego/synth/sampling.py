@@ -62,25 +62,32 @@ def scene_for(rng: np.random.Generator, verb_name: str, target_kind: str, n_obje
     k = KINDS[target_kind]
     color = str(rng.choice(k.colors))
     for _attempt in range(50):
-        placed: list[ObjectSpec] = []
-        tgt = place(rng, target_kind, color, placed)
-        if tgt is None:
+        placed = place_target_and_second(rng, target_kind, color, verb)
+        if placed is None:
             continue
-        placed.append(tgt)
-        second_idx = None
-        if verb.second:
-            sk = str(rng.choice(verb.second))
-            sec = place(rng, sk, str(rng.choice(KINDS[sk].colors)), placed)
-            if sec is None:
-                continue
-            placed.append(sec)
-            second_idx = 1
         if len(k.colors) > 1 and rng.random() < twin_chance:  # ambiguous twin
             twin = place(rng, target_kind, str(rng.choice([c for c in k.colors if c != color])), placed)
             if twin is not None:
                 placed.append(twin)
-        return finish_scene(rng, placed, second_idx is not None, n_objects, verb.name)
+        return finish_scene(rng, placed, bool(verb.second), n_objects, verb.name)
     raise RuntimeError("could not place objects; the scene is too crowded")  # pragma: no cover
+
+
+def place_target_and_second(rng: np.random.Generator, kind: str, color: str, verb,
+                            x_range: tuple[float, float] | None = None) -> list[ObjectSpec] | None:
+    """``[target]``, or ``[target, second]`` for a verb with a second object (a kind drawn from ``verb.second``), the
+    target's centre within ``x_range`` when given; None when either does not fit (the caller draws anew)."""
+    target = place(rng, kind, color, [], x_range)
+    if target is None:
+        return None
+    placed = [target]
+    if verb.second:
+        sk = str(rng.choice(verb.second))
+        second = place(rng, sk, str(rng.choice(KINDS[sk].colors)), placed)
+        if second is None:
+            return None
+        placed.append(second)
+    return placed
 
 
 def finish_scene(rng: np.random.Generator, placed: list[ObjectSpec], has_second: bool, n_objects: tuple[int, int],
