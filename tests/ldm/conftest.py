@@ -37,6 +37,7 @@ def fill_store(manifest, store_dir, tokenizer, shard_size=8):
     """Embeddings of every pair from a tiny random LLaVA (until a tuned one is used)."""
     from PIL import Image
 
+    from egolego.config import VllmConfig
     from egolego.data.manifest import read_manifest, resolve
     from egolego.vllm.embed import teacher_forced_states
     from egolego.vllm.model import build_tiny_llava, fingerprint, image_tokens
@@ -52,7 +53,7 @@ def fill_store(manifest, store_dir, tokenizer, shard_size=8):
         imgs = [Image.open(resolve(manifest, r["input_path"])).convert("RGB") for r in chunk]
         from egolego.data.llava_text import answer_text, prompt_text
         h_img, h_txt, lens = teacher_forced_states(model, proc, imgs, [prompt_text(f"How do I {r['label']}?") for r in chunk],
-                                                   [answer_text(r["description"]) for r in chunk])
+                                                   [answer_text(r["description"]) for r in chunk], VllmConfig().text_rows)
         for r, a, b, n in zip(chunk, h_img, h_txt, lens):
             w.add(r["pair_id"], a, b[:n], int(n))
     w.close()

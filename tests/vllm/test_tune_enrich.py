@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from egolego import config
+from egolego.config import VllmConfig
 from egolego.data.llava_text import INFERENCE_TEMPLATE, answer_text, prompt_text, question
 from egolego.data.manifest import read_manifest, resolve, write_manifest
 from egolego.vllm.embed import teacher_forced_states
@@ -48,7 +49,7 @@ def test_teacher_forced_states_equal_generation_states(loaded):
                          eos_token_id=proc.tokenizer.eos_token_id)
     steps = torch.stack([h[-1][0, -1] for h in out.hidden_states])  # (steps, D): last layer, last position
     text = proc.tokenizer.decode(out.sequences[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-    _, h_txt, n = teacher_forced_states(model, proc, [imgs[0]], [prompt], [answer_text(text)])
+    _, h_txt, n = teacher_forced_states(model, proc, [imgs[0]], [prompt], [answer_text(text)], VllmConfig().text_rows)
     assert int(n[0]) == len(steps)
     torch.testing.assert_close(h_txt[0, :len(steps)], steps, atol=1e-4, rtol=1e-4)
     assert torch.count_nonzero(h_txt[0, len(steps):]) == 0
@@ -110,7 +111,8 @@ def test_states_kept_from_generation_equal_the_teacher_forced_pass(loaded):
     descs, h_img, h_txt, lens = generate_with_states(model, proc, imgs[:5], labels, max_new_tokens=48)
     assert descs == generate_descriptions(model, proc, imgs[:5], labels, max_new_tokens=48)
     prompts = [prompt_text(question(INFERENCE_TEMPLATE, lab)) for lab in labels]
-    ref_img, ref_txt, ref_lens = teacher_forced_states(model, proc, imgs[:5], prompts, [answer_text(d) for d in descs])
+    ref_img, ref_txt, ref_lens = teacher_forced_states(model, proc, imgs[:5], prompts, [answer_text(d) for d in descs],
+                                                   VllmConfig().text_rows)
     assert torch.equal(lens, ref_lens) and int(lens.min()) > 5
     torch.testing.assert_close(h_img, ref_img, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(h_txt, ref_txt, atol=1e-4, rtol=1e-4)

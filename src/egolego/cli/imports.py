@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..imports import release
 from .common import existing, fail, writable_dir
 
 
@@ -27,7 +28,7 @@ def import_parser(sub) -> None:
                     "layout): converted into <out>/vllm, so `generate` describes and embeds frames on the fly")
     lg.add_argument("--clip-vision", help="with --vllm: a local openai/clip-vit-large-patch14 folder (the vision tower "
                     "the LLaVA folder names but does not store)")
-    lg.add_argument("--size", type=int, default=256, help="the image side the model generates (default %(default)s, "
+    lg.add_argument("--size", type=int, default=release.IMAGE_SIZE, help="the image side the model generates (default %(default)s, "
                     "the release's)")
     lg.add_argument("--no-ema", action="store_true", help="take model.diffusion_model.* instead of the EMA weights "
                     "the official sampler uses")
@@ -41,7 +42,7 @@ def import_parser(sub) -> None:
                     help="the H_i tree, e.g. vllm_image_feature/llava-llama-2-13b-chat-forecasting-finetune-ckpt450/val")
     lf.add_argument("--text-features", required=True, help="the H_t tree of the same split")
     lf.add_argument("--out", required=True, help="the embedding store folder to write (a rerun resumes)")
-    lf.add_argument("--rows", type=int, default=77, help="H_t is cut / zero-padded to this many rows "
+    lf.add_argument("--rows", type=int, default=release.TEXT_ROWS, help="H_t is cut / zero-padded to this many rows "
                     "(default %(default)s, the release's)")
     lf.add_argument("--lengths", choices=("official", "true"), default="official",
                     help="official: store length = --rows, so π sees the padding unmasked as the released model "

@@ -27,6 +27,7 @@ import torch
 
 from ..errors import InputError, MissingInput
 from ..vllm.store import StoreWriter
+from . import release
 
 LENGTHS = ("official", "true")
 FINGERPRINT = "lego-release-features"
@@ -68,7 +69,7 @@ def text_rows(a: np.ndarray, f: Path) -> np.ndarray:
     return a
 
 
-def import_features(image_features: str | Path, text_features: str | Path, out: str | Path, rows: int = 77,
+def import_features(image_features: str | Path, text_features: str | Path, out: str | Path, rows: int = release.TEXT_ROWS,
                     lengths: str = "official", dtype: str = "float16", shard_size: int = 256) -> dict:
     """Write the store ``out``; returns {"pairs", "added", "skipped", "image_shape", "text_shape", "lengths"}."""
     if lengths not in LENGTHS:

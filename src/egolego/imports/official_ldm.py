@@ -40,6 +40,7 @@ from ..ldm.build import SD_BETAS
 from ..ldm.conditioner import LegoConditioner
 from ..ldm.pipeline import PAPER_SAMPLING, LegoPipeline
 from ..safe_load import first_line
+from . import release
 from .compvis_names import ema_name, unet_names, vae_names
 from .ldm_layout import (
     CLIP,
@@ -230,9 +231,9 @@ def _convert(led: Ledger, m: dict, u_names: dict[str, str], take_ema: bool) -> N
     _load(cond, {k: led.sd[official_name(k)] for k in cond.state_dict()}, "conditioner")
 
 
-def convert_lego(ckpt: str | Path, clip_text: str | Path | None, image_size: int = 256, use_ema: bool = True,
-                 unet_heads: int = 8, mixer_heads: int = 8, image_tokens: int = 256,
-                 text_tokens: int = 77) -> tuple[LegoPipeline, dict]:
+def convert_lego(ckpt: str | Path, clip_text: str | Path | None, image_size: int = release.IMAGE_SIZE,
+                 use_ema: bool = True, unet_heads: int = 8, mixer_heads: int = 8,
+                 image_tokens: int = release.IMAGE_TOKENS, text_tokens: int = release.TEXT_ROWS) -> tuple[LegoPipeline, dict]:
     """(the pipeline, a report of where every key went) for an official LEGO LDM checkpoint."""
     tok, text_cfg = _clip_files(clip_text)  # first: a missing tokenizer must not cost loading gigabytes
     obj = load_lightning(ckpt)
@@ -278,7 +279,7 @@ def lego_config(pipe: LegoPipeline, image_size: int):
     return cfg
 
 
-def import_lego(ckpt: str | Path, out: str | Path, clip_text: str | Path | None, image_size: int = 256,
+def import_lego(ckpt: str | Path, out: str | Path, clip_text: str | Path | None, image_size: int = release.IMAGE_SIZE,
                 use_ema: bool = True, overwrite: bool = False, vllm: str | Path | None = None,
                 clip_vision: str | Path | None = None, **sizes) -> dict:
     """Write the model folder ``out`` (``LegoPipeline`` + ``lego_config.yaml`` + ``lego_import.json``, and with

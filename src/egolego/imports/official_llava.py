@@ -54,10 +54,12 @@ from ..hf_quiet import quiet_loading
 from ..safe_load import first_line
 from ..tokenizer import IMAGE_TOKEN
 from ..vllm.settings import save_settings
+from . import release
 from .ldm_layout import Ledger
 
-RELEASE_SETTINGS = dataclasses.replace(VllmConfig(), conversation="llava_llama_2", temperature=0.2,
-                                       max_new_tokens=1024, text_rows=77, store_dtype="float16")
+RELEASE_SETTINGS = dataclasses.replace(VllmConfig(), conversation="llava_llama_2", temperature=release.TEMPERATURE,
+                                       max_new_tokens=release.MAX_NEW_TOKENS, text_rows=release.TEXT_ROWS,
+                                       store_dtype="float16")
 LLAMA_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps", "rope_theta",
               "rope_scaling", "attention_bias", "bos_token_id", "eos_token_id", "pad_token_id")

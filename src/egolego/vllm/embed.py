@@ -58,7 +58,7 @@ def collate(tok, seqs: list[list[int]], labs: list[list[int]], pix: list[torch.T
 
 @torch.no_grad()
 def teacher_forced_states(model, processor, images, prompts: list[str], answers: list[str],
-                          max_rows: int = 77) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                          max_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(H_i (B, M, D), H_t (B, max_rows, D) zero-padded, lengths (B,)) for prompt + answer pairs.
 
     ``prompts`` / ``answers`` are full texts (``templates.prompt_text`` / ``templates.answer_text``).
