@@ -12,7 +12,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -24,18 +23,9 @@ from egolego.ldm.components import add_progress_embedding
 from egolego.ldm.generate import FrameGenerator
 from egolego.ldm.pipeline import LegoPipeline, sampling_settings
 from egolego.tokenizer import train_tokenizer
+from timing import best_of
 
 P4 = [0.25, 0.5, 0.75, 1.0]
-
-
-def _best(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def tiny(repeat: int) -> dict:
@@ -51,9 +41,9 @@ def tiny(repeat: int) -> dict:
                      sampling=sampling_settings(cfg.ldm)).save_pretrained(Path(d) / "model")
         gen = FrameGenerator(Path(d) / "model")
         img, text = Image.new("RGB", (112, 64), (120, 90, 60)), "the person takes the red cup"
-        one = _best(lambda: gen.clip(img, "take cup", [1.0], text), repeat)
-        clip = _best(lambda: gen.clip(img, "take cup", P4, text), repeat)
-        seq = _best(lambda: [gen.clip(img, "take cup", [p], text) for p in P4], repeat)
+        one = best_of(lambda: gen.clip(img, "take cup", [1.0], text), repeat)
+        clip = best_of(lambda: gen.clip(img, "take cup", P4, text), repeat)
+        seq = best_of(lambda: [gen.clip(img, "take cup", [p], text) for p in P4], repeat)
     return {"steps": gen.sampling.steps, "size": cfg.image_size, "frame_s": round(one, 4), "clip4_s": round(clip, 4),
             "sequential4_s": round(seq, 4), "clip4_over_frame": round(clip / one, 2),
             "sequential4_over_clip4": round(seq / clip, 2)}
@@ -76,8 +66,8 @@ def paper(steps: int, repeat: int) -> dict:
         pipe([img] * len(ps), ["take the red cup"] * len(ps), num_inference_steps=steps, action_progress=ps,
              output_type="np", progress=False)
 
-    one = _best(lambda: run([1.0]), repeat)
-    clip = _best(lambda: run(P4), repeat)
+    one = best_of(lambda: run([1.0]), repeat)
+    clip = best_of(lambda: run(P4), repeat)
     return {"steps": steps, "size": size, "frame_s": round(one, 3), "clip4_s": round(clip, 3),
             "clip4_over_frame": round(clip / one, 2)}
 

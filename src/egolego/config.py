@@ -124,6 +124,19 @@ class LdmConfig:
     guidance_rescale: float = 0.0  # φ in [0, 1]: guided prediction rescaled to the conditioned one's std (0 = off)
     guidance_interval: list[float] = field(default_factory=lambda: [0.0, 1.0])  # noise levels [lo, hi] guided
     keep_input: float = 0.0  # τ: keep the input where the frame changes it by < τ/2, blend up to 1.5 τ (0 = off)
+    # the learnt change mask (ldm/change_mask.py): after training, a small net learns from the model's own frames of
+    # its training pairs where the true frame differs from the input; sampling composites the frame over the input by
+    # it. change_mask_pairs: training pairs it learns from (0 = all); _steps / _width: its training and size; the
+    # true change is |target - input| > _threshold (largest channel, pixels in [0, 1]) grown by _dilate pixels;
+    # _pos_weight weighs a missed change. Off in both presets: on a validation seed it took 22 % of the blobs left by
+    # the tiny sampling for -0.5 points of action, at ~8 CPU minutes per model (RESULTS.md, change-mask study)
+    change_mask: bool = False
+    change_mask_pairs: int = 0
+    change_mask_steps: int = 1000
+    change_mask_width: int = 32
+    change_mask_threshold: float = 0.1
+    change_mask_dilate: int = 1
+    change_mask_pos_weight: float = 3.0
     scheduler: str = "euler_a"  # euler_a | ddim | dpm++ (ddpm models); flow_euler (flow models)
 
 

@@ -233,6 +233,14 @@ def train_ldm(cfg: Config, p: Prepared, mode: str, steps: int, run: Path, store:
                                                                           progress=False, deadline=deadline)
             cut = f"; stopped by the clock after {r['end']} of {steps} steps" if r["end"] < steps else ""
             s.done((f"last loss {r['losses'][-1]:.3f}" if r["losses"] else "resumed") + cut)
+    if m.kind == "lego" and c.change_mask and (run / "model" / "model_index.json").exists():
+        from .ldm.change_mask_train import train_configured_mask
+
+        with Stage(f"LDM: the change mask of `{name or mode}` (its frames of its training pairs, "
+                   f"{c.change_mask_steps} steps)") as s:
+            q = train_configured_mask(c, run / "model", pairs or p.pairs, store or p.store, progress=False)
+            s.done("reused" if q is None else f"held-out IoU {q['iou']:.3f}, recall {q['recall']:.3f}, "
+                   f"specificity {q['specificity']:.3f}")
     return run / "model"
 
 
@@ -257,6 +265,7 @@ def timeline_stage(cfg: Config, p: Prepared, lego: Path, steps: int, out: Path, 
             s.done(f"{sm['timeline_pairs']} timeline pairs beside {sm['kept']} actions")
     c = copy.deepcopy(cfg)
     c.ldm.progress, c.ldm.init_from, c.ldm.progress_done_repeat, c.ldm.lr = True, str(lego), 3, cfg.ldm.lr / 5
+    c.ldm.change_mask = False  # a mask learnt on finished frames would cut a half-done arm (not measured part-way)
     model = train_ldm(c, p, "lego", steps, out / "ldm_lego_clips", pairs=pairs, name="lego with progress, from the lego model")
     ev = out / "eval" / "timeline"
     with Stage(f"eval-timeline on {actions} test actions (judge, PSNR/SSIM per progress)") as s:

@@ -42,7 +42,7 @@ def test_residual_flow_model_at_init_returns_the_input(flow_model, pairs8):
     assert gen.sampling.scheduler == "flow_euler" and gen.pipe.config.residual
     assert gen.pipe.config.sampling == {"steps": 4, "scheduler": "flow_euler", "condition_guidance": 3.0,
                                         "image_guidance": 1.0, "guidance_rescale": 0.0, "guidance_interval": [0.6, 1.0],
-                                        "keep_input": 0.06}
+                                        "keep_input": 0.06, "change_mask": False}
     row = read_manifest(pairs8)[0]
     src = Image.open(resolve(pairs8, row["input_path"])).convert("RGB")
     out, _ = gen(src, row["label"], row["description"], seed=3)

@@ -44,13 +44,14 @@ class BaselineGenerator:
                  condition_guidance: float | None = None, strength: float | None = None,
                  scheduler: str | None = None, image_guidance: float | None = None,
                  guidance_rescale: float | None = None, guidance_interval: tuple[float, float] | None = None,
-                 keep_input: float | None = None):
+                 keep_input: float | None = None, change_mask: bool | None = None):
         if baseline not in BASELINES:
             raise InputError("baseline", f"must be one of {', '.join(BASELINES)}, got {baseline!r}")
         for key, v, what in (("image_guidance", image_guidance, "image guidance"),
                              ("guidance_rescale", guidance_rescale, "guidance rescale"),
                              ("guidance_interval", guidance_interval, "guidance interval"),
-                             ("keep_input", keep_input, "input-keeping composite")):
+                             ("keep_input", keep_input, "input-keeping composite"),
+                             ("change_mask", change_mask, "learnt change mask")):
             if v is not None:
                 raise InputError(key, f"SDEdit and ProxNPI have no {what} (only steps and a condition guidance)")
         if scheduler not in (None, "ddim"):

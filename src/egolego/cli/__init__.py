@@ -31,7 +31,7 @@ from .data import curate_parser, data_parser
 from .demo import demo_parser, reproduce_parser
 from .eval import eval_parser, report_parser, timeline_parser
 from .imports import import_parser
-from .ldm import generate_parser, train_parser, vae_parser
+from .ldm import generate_parser, mask_parser, train_parser, vae_parser
 from .show_config import config_parser
 from .synth import pairs_parser, synth_parser, tokenizer_parser
 from .vllm import vllm_parser
@@ -39,7 +39,7 @@ from .vllm import vllm_parser
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
 
 # the sub-commands, in the order --help lists them
-PARSERS = (synth_parser, tokenizer_parser, config_parser, vae_parser, train_parser, generate_parser, vllm_parser,
+PARSERS = (synth_parser, tokenizer_parser, config_parser, vae_parser, train_parser, mask_parser, generate_parser, vllm_parser,
            data_parser, curate_parser, pairs_parser, demo_parser, reproduce_parser, eval_parser, timeline_parser,
            report_parser, serve_parser, study_parser, import_parser)
 

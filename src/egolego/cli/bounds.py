@@ -93,7 +93,12 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
                               "actions_per_scene", "conditioner_layers", "conditioner_heads",
                               "conditioner_ffn", "lora_rank", "max_new_tokens", "text_rows",
                               "unet_layers_per_block", "unet_heads", "text_dim", "text_layers", "text_heads",
-                              "held_out", "patch_size", "vision_dim", "vision_layers", "heads", "kv_heads")},
+                              "held_out", "patch_size", "vision_dim", "vision_layers", "heads", "kv_heads",
+                              "change_mask_steps", "change_mask_width")},
+    "change_mask_pairs": (0, None),
+    "change_mask_dilate": (0, 64),
+    "change_mask_threshold": (0, 1),
+    "change_mask_pos_weight": (0, 1000),
     "scenes": (1, 1_000_000),
     "train_pairs": (0, None),
     "synthetic_records": (0, 10_000_000),
@@ -117,7 +122,8 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "keep_input": (0, 1),
     "guidance_interval": (0, 1),  # each of the two noise levels
 }
-_INTEGER_KEYS = {k for k, (lo, _) in CONFIG_BOUNDS.items() if lo == 1} | {"seed", "train_pairs", "synthetic_records"}
+_INTEGER_KEYS = {k for k, (lo, _) in CONFIG_BOUNDS.items() if lo == 1} | {"seed", "train_pairs", "synthetic_records",
+                                                                         "change_mask_pairs", "change_mask_dilate"}
 
 
 def check_config(cfg: Any, where: str = "config") -> str | None:

@@ -60,6 +60,24 @@ def train_parser(sub) -> None:
     tr.set_defaults(func=cmd_train)
 
 
+def mask_parser(sub) -> None:
+    m = sub.add_parser("train-mask", help="learn a trained model's change mask (keeps the input off the action)",
+                       description="The model draws its training pairs; a small net learns from them where the true "
+                       "frame differs from the input; sampling then composites each frame over its input by that "
+                       "mask (turned on in the model's saved sampling; --no-change-mask samples without it). "
+                       "`egolego train` does this itself when ldm.change_mask is set (the tiny preset).")
+    m.add_argument("--model", required=True, help="the model folder (`egolego train`'s <out>/model)")
+    m.add_argument("--pairs", required=True, help="the pairs manifest the model was trained on (its train split)")
+    m.add_argument("--embeddings", help="the embedding store the model was trained with (modes that use H_i / H_t)")
+    m.add_argument("--limit", type=int, help="learn from the first N training pairs (default: ldm.change_mask_pairs, "
+                   "0 = all)")
+    m.add_argument("--steps", type=int, help="training steps of batch 32 (default: ldm.change_mask_steps)")
+    m.add_argument("--seed", type=int, help="frames' noise and the net's initialisation (default: ldm.seed)")
+    m.add_argument("--device", help="where the model draws its frames (default: CPU)")
+    add_config_flags(m, "default: the model's lego_config.yaml, else tiny")
+    m.set_defaults(func=cmd_train_mask)
+
+
 def generate_parser(sub) -> None:
     g = sub.add_parser("generate", help="generate the action frame for one image",
                        description="Generate the egocentric action frame for an image and an action, sampling the "
@@ -120,6 +138,38 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise fail(e) from None
     last = r["losses"][-1] if r["losses"] else float("nan")
     print(f"train: {c.conditioning}, steps {r['start']}->{r['end']}, last loss {last:.4f} -> {Path(a.out) / 'model'}")
+    if method(c.conditioning).kind == "lego" and r["end"] == c.max_steps:
+        from ..ldm.change_mask_train import train_configured_mask
+
+        try:
+            q = train_configured_mask(c, Path(a.out) / "model", a.pairs, a.embeddings)
+        except (FileNotFoundError, ValueError) as e:
+            raise fail(e) from None
+        if q is not None:
+            print(f"train: change mask (ldm.change_mask), held-out IoU {q['iou']:.3f}, recall {q['recall']:.3f}")
+    return 0
+
+
+def cmd_train_mask(a: argparse.Namespace) -> int:
+    saved = Path(a.model) / "lego_config.yaml"
+    if a.config is None and a.preset is None and saved.is_file():
+        a.config = str(saved)  # the model's own settings, as it was trained
+    cfg = load_cfg(a)
+    c = cfg.ldm
+    positive(a.steps, "--steps")
+    override(c, change_mask_pairs=a.limit, change_mask_steps=a.steps, seed=a.seed)
+    for flag, path in (("--model", a.model), ("--pairs", a.pairs), ("--embeddings", a.embeddings)):
+        existing(path, flag, "path")
+    from ..ldm.change_mask_train import train_change_mask
+
+    try:
+        r = train_change_mask(a.model, a.pairs, a.embeddings, limit=c.change_mask_pairs, steps=c.change_mask_steps,
+                              width=c.change_mask_width, threshold=c.change_mask_threshold, dilate=c.change_mask_dilate,
+                              pos_weight=c.change_mask_pos_weight, seed=c.seed, device=a.device)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(e) from None
+    print(f"train-mask: held-out IoU {r['iou']:.3f}, recall {r['recall']:.3f}, specificity {r['specificity']:.3f} "
+          f"({r['train_pairs']} + {r['heldout_pairs']} pairs, {r['steps']} steps) -> {Path(a.model) / 'change_mask'}")
     return 0
 
 

@@ -48,6 +48,7 @@ class EvalArgs:
     guidance_rescale: float | None = None
     guidance_interval: tuple[float, float] | None = None
     keep_input: float | None = None
+    change_mask: bool | None = None
     batch_size: int = 8
     seed: int = 0
     limit: int | None = None
@@ -67,7 +68,7 @@ class EvalArgs:
 def sampling_overrides(a: EvalArgs) -> dict:
     return {"steps": a.steps, "scheduler": a.scheduler, "condition_guidance": a.condition_guidance,
             "image_guidance": a.image_guidance, "guidance_rescale": a.guidance_rescale,
-            "guidance_interval": a.guidance_interval, "keep_input": a.keep_input}
+            "guidance_interval": a.guidance_interval, "keep_input": a.keep_input, "change_mask": a.change_mask}
 
 
 def _log(msg: str, progress: bool) -> None:

@@ -38,6 +38,7 @@ class Sampling:
     guidance_rescale: float = 0.0  # φ (LegoPipeline: guidance rescale)
     guidance_interval: tuple[float, float] = (0.0, 1.0)  # the noise levels that are guided
     keep_input: float = 0.0  # τ of LegoPipeline's keep_unchanged (0 = off)
+    change_mask: bool = False  # composite by the model's learnt change mask (ldm/change_mask.py)
 
     def override(self, **values) -> Sampling:
         values = {k: v for k, v in values.items() if v is not None}
@@ -49,7 +50,8 @@ class Sampling:
         """The ``LegoPipeline.__call__`` arguments these settings stand for (the scheduler is set on the pipeline)."""
         return {"num_inference_steps": int(self.steps), "condition_guidance_scale": float(self.condition_guidance),
                 "image_guidance_scale": float(self.image_guidance), "guidance_rescale": float(self.guidance_rescale),
-                "guidance_interval": tuple(self.guidance_interval), "keep_input": float(self.keep_input)}
+                "guidance_interval": tuple(self.guidance_interval), "keep_input": float(self.keep_input),
+                "change_mask": bool(self.change_mask)}
 
 
 def model_ldm_settings(model: str | Path) -> dict:
@@ -66,19 +68,22 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
     if pipe is not None and getattr(pipe.config, "sampling", None):
         saved = pipe.sampling
     else:
-        yaml_keys = {k: v for k, v in model_ldm_settings(model).items() if k in PAPER_SAMPLING and v is not None}
+        yaml_keys = {k: v for k, v in model_ldm_settings(model).items() if k in PAPER_SAMPLING and k != "change_mask" and v is not None}
         if "scheduler" not in yaml_keys and pipe is not None and pipe.is_flow:
             yaml_keys["scheduler"] = "flow_euler"
         saved = {**PAPER_SAMPLING, **yaml_keys}
     s = Sampling(int(saved["steps"]), saved["scheduler"], float(saved["condition_guidance"]),
                  float(saved["image_guidance"]), float(saved["guidance_rescale"]),
-                 tuple(float(v) for v in saved["guidance_interval"]), float(saved["keep_input"])).override(**overrides)
+                 tuple(float(v) for v in saved["guidance_interval"]), float(saved["keep_input"]),
+                 bool(saved.get("change_mask", False))).override(**overrides)
     if s.steps < 1:
         raise InputError("steps", f"must be at least 1, got {s.steps}")
     if not 0 <= s.guidance_rescale <= 1:
         raise InputError("guidance_rescale", f"must lie in [0, 1], got {s.guidance_rescale}")
     if not 0 <= s.keep_input <= 1:
         raise InputError("keep_input", f"must lie in [0, 1], got {s.keep_input}")
+    if s.change_mask and pipe is not None and pipe.change_mask is None:
+        raise InputError("change_mask", f"{model} has no learnt change mask; train one with `egolego train-mask`")
     lo, hi = s.guidance_interval
     if not 0 <= lo <= hi <= 1:
         raise InputError("guidance_interval", f"must be two noise levels 0 <= lo <= hi <= 1, got {lo}, {hi}")

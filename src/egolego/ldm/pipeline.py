@@ -35,6 +35,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from ..config import LdmConfig
 from .autoencoder import downscale_factor
+from .change_mask import ChangeMaskNet, composite
 from .components import encode_text, progress_labels
 from .conditioner import LegoConditioner
 from .modes import mode_uses
@@ -63,7 +64,8 @@ def sampling_settings(ldm) -> dict:
     """The sampling settings of an ``LdmConfig``, as a pipeline saves them (``model_index.json``: ``sampling``)."""
     return {"steps": int(ldm.steps), "scheduler": ldm.scheduler, "condition_guidance": float(ldm.condition_guidance),
             "image_guidance": float(ldm.image_guidance), "guidance_rescale": float(ldm.guidance_rescale),
-            "guidance_interval": [float(v) for v in ldm.guidance_interval], "keep_input": float(ldm.keep_input)}
+            "guidance_interval": [float(v) for v in ldm.guidance_interval], "keep_input": float(ldm.keep_input),
+            "change_mask": False}  # on once the learnt mask is trained and added (``add_change_mask``)
 
 
 # What a pipeline samples with when neither its saved config nor the call says: the paper preset's (the official
@@ -93,15 +95,18 @@ class LegoPipeline(DiffusionPipeline):
     """vae + text_encoder (ψ) + tokenizer + 8-channel unet + scheduler + LegoConditioner."""
 
     model_cpu_offload_seq = "text_encoder->conditioner->unet->vae"
+    _optional_components = ["change_mask"]
 
     def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, conditioner: LegoConditioner,
-                 prediction: str = "epsilon", residual: bool = False, sampling: dict | None = None):
+                 prediction: str = "epsilon", residual: bool = False, sampling: dict | None = None,
+                 change_mask: ChangeMaskNet | None = None):
         """``sampling``: how the model was trained to be sampled (``sampling_settings``), saved in
         ``model_index.json`` so that ``LegoPipeline.from_pretrained(d)(image, prompt)`` samples that way; the
-        scheduler saved with the model is its sampler."""
+        scheduler saved with the model is its sampler. ``change_mask``: the learnt change mask
+        (``ldm/change_mask.py``), trained after the model on its own frames; absent until then."""
         super().__init__()
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                              scheduler=scheduler, conditioner=conditioner)
+                              scheduler=scheduler, conditioner=conditioner, change_mask=change_mask)
         self.register_to_config(prediction=prediction, residual=residual, sampling=sampling)
         self.vae_scale_factor = downscale_factor(self.vae)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
@@ -175,13 +180,15 @@ class LegoPipeline(DiffusionPipeline):
                  progress: bool = True, guidance_rescale: float | None = None,
                  guidance_interval: tuple[float, float] | None = None,
                  keep_input: float | None = None, action_progress: float | list[float] | None = None,
-                 latents: torch.Tensor | None = None) -> LegoPipelineOutput:
+                 latents: torch.Tensor | None = None, change_mask: bool | None = None) -> LegoPipelineOutput:
         """Generate action frames. Sampling arguments left at None are the model's saved ones (``sampling``).
 
         ``guidance_rescale``: φ (``combine_guidance``); ``guidance_interval`` = (lo, hi): guide only the steps whose
         noise level (σ of a flow model, t / T of a DDPM one; 1 = pure noise) lies in [lo, hi], and take the
         conditioned prediction elsewhere (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval").
         ``keep_input`` = τ > 0: where the decoded frame changes the input little, keep the input (``keep_unchanged``).
+        ``change_mask``: composite the frame over the input by the learnt change mask (the ``change_mask``
+        component; before ``keep_input``).
         ``action_progress``: how far along the action to draw (one value or one per image; default 1, the action
         done) — only a model trained with ``ldm.progress``. ``latents`` (B, c, h, w): the initial noise (a clip's
         frames share one).
@@ -199,6 +206,10 @@ class LegoPipeline(DiffusionPipeline):
         guidance_rescale = float(saved["guidance_rescale"] if guidance_rescale is None else guidance_rescale)
         guidance_interval = tuple(saved["guidance_interval"] if guidance_interval is None else guidance_interval)
         keep_input = float(saved["keep_input"] if keep_input is None else keep_input)
+        change_mask = bool(saved.get("change_mask", False) if change_mask is None else change_mask)
+        if change_mask and self.change_mask is None:
+            raise ValueError("this model has no learnt change mask (its `change_mask` component): train one with "
+                             "`egolego train-mask`, or sample without it")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         images = image if isinstance(image, (list, torch.Tensor)) else [image]
         b = len(prompts)
@@ -242,6 +253,9 @@ class LegoPipeline(DiffusionPipeline):
                 out = (latents - out) / self.scheduler.sigmas[i]
             latents = self.scheduler.step(out, t, latents, **step_kwargs, return_dict=False)[0]
         out = self.vae.decode(latents / sf, return_dict=False)[0]  # (B, 3, H, W) in [-1, 1]
+        if change_mask:  # on the frame as it is shown (clamped), as the mask learnt from saved frames
+            image, out = pixels.to(out.dtype), out.clamp(-1, 1)
+            out = composite(out, image, self.change_mask.mask(image, out))
         if keep_input > 0:
             out = keep_unchanged(out, pixels.to(out.dtype), keep_input)
         result = self.image_processor.postprocess(out, output_type=output_type)  # clamps to [0, 1]
