@@ -198,6 +198,13 @@ def test_eval_timeline_scores_every_frame_and_resumes(progress_model, single_mod
     stamp = [f.stat().st_mtime_ns for f in frames]
     evaluate_timeline(a, progress=False)
     assert [f.stat().st_mtime_ns for f in frames] == stamp  # frames reused, not drawn again
+    ev = tmp_path / "ev"  # `egolego report --timeline` shows the table and the clips beside an eval's frames
+    assert main(["eval", "--model", str(single_model), "--pairs", str(timeline8), "--out", str(ev), "--metrics", "psnr",
+                 "--new-actions", "0", "--quiet"]) == 0
+    assert main(["report", str(ev), "--timeline", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert f"The action as a clip: {tmp_path.name}" in page and 'alt="clips"' in page and "p = 0.50" in page
+    assert main(["report", str(ev), "--timeline", str(ev), "--out", str(tmp_path / "r2.html")]) == 2  # not a timeline
     with pytest.raises(ValueError, match="single frames"):
         evaluate_timeline(TimelineArgs(model=single_model, pairs=timeline8, out=tmp_path / "x"), progress=False)
 

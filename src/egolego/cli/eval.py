@@ -48,6 +48,8 @@ def report_parser(sub) -> None:
     r.add_argument("--out", required=True, help="the HTML file to write")
     r.add_argument("--title", default="egolego evaluation", help="the page title")
     r.add_argument("--sample", type=int, default=8, help="pairs in the image grid")
+    r.add_argument("--timeline", action="append", default=[], metavar="DIR", help="an `egolego eval-timeline` "
+                   "folder: adds its table per progress and its clips (repeatable)")
     r.add_argument("--votes", help="the SQLite file of `egolego study`: adds the win rates and votes per rater")
     r.set_defaults(func=cmd_report)
 
@@ -81,7 +83,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from ..eval.report import build_report
+    from ..eval.report import build_report, timeline_sections
 
     positive(a.sample, "--sample")
     out_file(a.out, "--out", (".html", ".htm"))
@@ -91,7 +93,8 @@ def cmd_report(a: argparse.Namespace) -> int:
             from ..app.votes import read_votes
 
             votes = read_votes(a.votes)
-        out = build_report(a.evals, a.out, a.title, a.sample, votes=votes, votes_from=str(a.votes or ""))
+        out = build_report(a.evals, a.out, a.title, a.sample, votes=votes, votes_from=str(a.votes or ""),
+                           sections=timeline_sections(a.timeline))
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None
     print(f"report: {out}")

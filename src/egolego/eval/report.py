@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from PIL import Image
 
 from ..atomic import write_text
 from ..data.manifest import read_manifest, resolve
+from ..errors import InputError, MissingInput
 from ..methods import REFERENCES
+from ..safe_load import first_line
 from .generate_set import safe_name
 from .tables import METRICS, EvalRun, ablation_runs, load_run, paper_order, table, transition_bins
 from .timeline import table_rows
@@ -256,3 +259,19 @@ def timeline_section(result: dict, clips: Path | None = None) -> str:
             "ceiling at that p). Judge at the pose the true frame shows; action scores in %.</p>")
     img = f'<img src="{_png(Image.open(clips))}" alt="clips">' if clips is not None and Path(clips).is_file() else ""
     return note + f"<table><tr><th>method</th><th>metric</th>{head}</tr>{''.join(body)}</table>" + img
+
+
+def timeline_sections(folders: list[str | Path]) -> list[tuple[str, str]]:
+    """(heading, HTML) of each ``egolego eval-timeline`` folder (its ``timeline.json`` and ``clips.png``), for
+    ``build_report``'s ``sections``; a folder without a readable ``timeline.json`` is refused naming it."""
+    out = []
+    for d in map(Path, folders):
+        f = d / "timeline.json"
+        if not f.is_file():
+            raise MissingInput("timeline", f"{d} holds no timeline.json (`egolego eval-timeline` writes it)")
+        try:
+            section = timeline_section(json.loads(f.read_text()), d / "clips.png")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise InputError("timeline", f"{f} is not an eval-timeline result ({first_line(e)})") from None
+        out.append((f"The action as a clip: {d.name} (progress 1/K … 1)", section))
+    return out
