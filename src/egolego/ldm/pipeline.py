@@ -94,7 +94,7 @@ class LegoPipelineOutput(BaseOutput):
 class LegoPipeline(DiffusionPipeline):
     """vae + text_encoder (ψ) + tokenizer + 8-channel unet + scheduler + LegoConditioner."""
 
-    model_cpu_offload_seq = "text_encoder->conditioner->unet->vae"
+    model_cpu_offload_seq = "text_encoder->conditioner->unet->vae->change_mask"
     _optional_components = ["change_mask"]
 
     def __init__(self, vae, text_encoder, tokenizer, unet, scheduler, conditioner: LegoConditioner,
