@@ -111,7 +111,12 @@ def test_train_mask_adds_the_component_and_generate_uses_it(pairs8, tmp_path):
     report = json.loads((model / "change_mask.json").read_text())
     n_train = sum(r["split"] == "train" for r in read_manifest(pairs8))
     assert report["train_pairs"] + report["heldout_pairs"] == n_train and 0 <= report["iou"] <= 1
-    assert len(list((run / "model.change_mask_frames").glob("*.png"))) == n_train
+    frames = sorted((run / "model.change_mask_frames").glob("*.png"))
+    assert len(frames) == n_train
+    stamp = [f.stat().st_mtime_ns for f in frames]
+    assert main(["train-mask", "--model", str(model), "--pairs", str(pairs8), "--steps", "2"]) == 0
+    assert [f.stat().st_mtime_ns for f in frames] == stamp  # the second run reuses the cached frames
+    assert json.loads((model / "change_mask.json").read_text())["steps"] == 2
 
     row = read_manifest(pairs8)[0]
     src = Image.open(resolve(pairs8, row["input_path"])).convert("RGB")
@@ -126,3 +131,14 @@ def test_train_mask_adds_the_component_and_generate_uses_it(pairs8, tmp_path):
     want = composite(y, x, on.pipe.change_mask.mask(x, y))
     got = on.pipe.image_processor.preprocess(a)
     assert float((got - want).abs().max()) <= 2 / 255 + 1e-6  # one 8-bit rounding on each side
+
+
+def test_train_learns_the_mask_itself_when_the_config_asks(pairs8, tmp_path):
+    """``ldm.change_mask: true``: ``egolego train`` ends with the mask in the folder, turned on."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("preset: tiny\nldm: {change_mask: true, change_mask_steps: 2, change_mask_width: 8}\n")
+    assert main(["train", "--pairs", str(pairs8), "--conditioning", "label", "--out", str(tmp_path / "run"),
+                 "--max-steps", "2", "--batch-size", "4", "--config", str(cfg)]) == 0
+    model = tmp_path / "run" / "model"
+    assert json.loads((model / "model_index.json").read_text())["sampling"]["change_mask"]
+    assert FrameGenerator(model).pipe.change_mask.config.width == 8
