@@ -17,11 +17,8 @@ import torch
 from PIL import Image
 
 from egolego import config
-from egolego.ldm.build import build_components
 from egolego.ldm.change_mask import ChangeMaskNet
-from egolego.ldm.pipeline import LegoPipeline, sampling_settings
-from egolego.tokenizer import train_tokenizer
-from timing import best_of
+from helpers import best_of, tiny_pipeline
 
 
 def main() -> None:
@@ -33,13 +30,7 @@ def main() -> None:
     cfg.ldm.conditioning = "desc"
     net = ChangeMaskNet(width=cfg.ldm.change_mask_width).eval()
     with tempfile.TemporaryDirectory() as d:
-        tok = train_tokenizer(["the person takes the red cup on the left with the left hand"] * 20, Path(d) / "tok",
-                              vocab_size=300)
-        cfg.ldm.tokenizer = str(Path(d) / "tok")
-        parts = build_components(cfg, 64, 16, tok.model_max_length, work=Path(d))
-        parts.pop("noise_scheduler")
-        pipe = LegoPipeline(**parts, prediction=cfg.ldm.prediction, residual=cfg.ldm.residual,
-                            sampling=sampling_settings(cfg.ldm), change_mask=net)
+        pipe = tiny_pipeline(cfg, Path(d), change_mask=net)
         pipe.set_progress_bar_config(disable=True)
         imgs, texts = [Image.new("RGB", (64, 64), (120, 90 + i, 60)) for i in range(8)], ["take the red cup"] * 8
 

@@ -18,12 +18,10 @@ import torch
 from PIL import Image
 
 from egolego import config
-from egolego.ldm.build import build_components
 from egolego.ldm.components import add_progress_embedding
 from egolego.ldm.generate import FrameGenerator
-from egolego.ldm.pipeline import LegoPipeline, sampling_settings
-from egolego.tokenizer import train_tokenizer
-from timing import best_of
+from egolego.ldm.pipeline import LegoPipeline
+from helpers import best_of, tiny_pipeline
 
 P4 = [0.25, 0.5, 0.75, 1.0]
 
@@ -32,13 +30,7 @@ def tiny(repeat: int) -> dict:
     cfg = config.preset("tiny")
     cfg.ldm.conditioning, cfg.ldm.progress = "desc", True
     with tempfile.TemporaryDirectory() as d:
-        tok = train_tokenizer(["the person takes the red cup on the left with the left hand"] * 20, Path(d) / "tok",
-                              vocab_size=300)
-        cfg.ldm.tokenizer = str(Path(d) / "tok")
-        parts = build_components(cfg, 64, 16, tok.model_max_length, work=Path(d))
-        parts.pop("noise_scheduler")
-        LegoPipeline(**parts, prediction=cfg.ldm.prediction, residual=cfg.ldm.residual,
-                     sampling=sampling_settings(cfg.ldm)).save_pretrained(Path(d) / "model")
+        tiny_pipeline(cfg, Path(d)).save_pretrained(Path(d) / "model")
         gen = FrameGenerator(Path(d) / "model")
         img, text = Image.new("RGB", (112, 64), (120, 90, 60)), "the person takes the red cup"
         one = best_of(lambda: gen.clip(img, "take cup", [1.0], text), repeat)

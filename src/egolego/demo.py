@@ -135,8 +135,8 @@ def _figure(pairs: Path, runs: list, path: Path, n: int = 8, marks: dict[str, st
     the VLLM's description and, for a scene a knowledge rule decides, the rule under each row."""
     import textwrap
 
-    from .eval.generate_set import safe_name
     from .methods import REFERENCES
+    from .names import safe_name
 
     ids = runs[0].per_pair["pair_id"][:n]
     by_id = {r["pair_id"]: r for r in read_manifest(pairs)}

@@ -14,9 +14,9 @@ from PIL import Image
 
 from ..data.manifest import read_manifest, resolve
 from ..errors import InputError
-from ..eval.generate_set import safe_name
 from ..eval.tables import METRICS, EvalRun, load_run
 from ..methods import REFERENCES
+from ..names import safe_name
 
 
 @dataclass

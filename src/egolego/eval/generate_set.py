@@ -11,19 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from PIL import Image
-from tqdm import tqdm
 
-from ..atomic import atomic_path
 from ..data.manifest import resolve
+from ..ldm.frame_set import draw_frames, frame_file, missing_rows, save_frame
 from ..methods import REFERENCES
-from ..names import pair_seed, safe_name
-
-
-def _save(im: Image.Image, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
 
 
 def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_size: int = 8, seed: int = 0,
@@ -37,23 +29,15 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
     """
     img_dir = out / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
-    todo = [r for r in rows if not (img_dir / f"{safe_name(r['pair_id'])}.png").is_file()]
+    todo = missing_rows(rows, img_dir)
     if method in REFERENCES:
         for r in todo:
-            _save(Image.open(resolve(pairs, r[f"{method}_path"])).convert("RGB"), img_dir / f"{safe_name(r['pair_id'])}.png")
+            save_frame(Image.open(resolve(pairs, r[f"{method}_path"])).convert("RGB"), frame_file(img_dir, r["pair_id"]))
         return {"mode": method, "generated": len(todo), "reused": len(rows) - len(todo), "sampling": None}
 
     from ..ldm.generate import FrameGenerator
 
     gen = generator or FrameGenerator(method, **sampling)
     gen.check_rows(rows, store)
-    bar = tqdm(total=len(todo), desc=f"generate ({gen.mode})", disable=not progress, unit="frame")
-    for i in range(0, len(todo), batch_size):
-        batch = todo[i:i + batch_size]
-        squares = [Image.open(resolve(pairs, r["input_path"])).convert("RGB") for r in batch]
-        gens = [torch.Generator().manual_seed(pair_seed(seed, r["pair_id"])) for r in batch]
-        for r, im in zip(batch, gen.batch(squares, batch, gens, store)):
-            _save(im, img_dir / f"{safe_name(r['pair_id'])}.png")
-        bar.update(len(batch))
-    bar.close()
+    draw_frames(gen, pairs, todo, img_dir, batch_size, seed, store, progress, desc=f"generate ({gen.mode})")
     return {"mode": gen.mode, "generated": len(todo), "reused": len(rows) - len(todo), "sampling": asdict(gen.sampling)}

@@ -23,8 +23,8 @@ from ..atomic import write_text
 from ..data.manifest import read_manifest, resolve
 from ..errors import InputError, MissingInput
 from ..methods import REFERENCES
+from ..names import safe_name
 from ..safe_load import first_line
-from .generate_set import safe_name
 from .tables import METRICS, EvalRun, ablation_runs, load_run, paper_order, table, transition_bins
 from .timeline import table_rows
 

@@ -26,7 +26,8 @@ from ..baselines import BASELINES, check_model_kind
 from ..data.manifest import action_rows, read_manifest, resolve
 from ..errors import InputError, MissingInput
 from ..methods import REFERENCES, for_model
-from .generate_set import generate_set, safe_name
+from ..names import safe_name
+from .generate_set import generate_set
 from .scoring import ALL_METRICS, Scoring, score
 from .stats import bootstrap_ci
 

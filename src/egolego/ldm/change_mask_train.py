@@ -15,17 +15,17 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..atomic import atomic_path, write_json
+from ..atomic import write_json
 from ..config import LdmConfig as L
 from ..data.manifest import action_rows, read_manifest, resolve
 from ..errors import InputError, MissingInput
-from ..names import pair_seed, safe_name
 from .change_mask import fit_change_mask
+from .data import load_image
+from .frame_set import draw_frames, frame_file, missing_rows
 
 COMPONENT = ["egolego.ldm.change_mask", "ChangeMaskNet"]
 
@@ -34,36 +34,17 @@ def frames_dir(model: Path) -> Path:
     return model.with_name(model.name + ".change_mask_frames")
 
 
-def _tensor(path: Path, size: int) -> torch.Tensor:
-    """(3, size, size) in [-1, 1]."""
-    im = Image.open(path).convert("RGB")
-    if im.size != (size, size):
-        im = im.resize((size, size), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
-
-
 def draw_training_frames(model: Path, pairs: Path, rows: list[dict], store: Path | None, batch_size: int, seed: int,
                          device: str | None, progress: bool) -> Path:
     """The model's raw frames of ``rows`` in ``frames_dir(model)/<pair>.png``; existing ones are kept."""
     from .generate import FrameGenerator
 
     out = frames_dir(model)
-    out.mkdir(parents=True, exist_ok=True)
-    todo = [r for r in rows if not (out / f"{safe_name(r['pair_id'])}.png").is_file()]
-    if not todo:
-        return out
-    gen = FrameGenerator(model, device=device, keep_input=0.0, change_mask=False)
-    gen.check_rows(todo, store)
-    bar = tqdm(total=len(todo), desc="train-mask: the model's frames", disable=not progress, unit="frame")
-    for i in range(0, len(todo), batch_size):
-        batch = todo[i:i + batch_size]
-        squares = [Image.open(resolve(pairs, r["input_path"])).convert("RGB") for r in batch]
-        gens = [torch.Generator().manual_seed(pair_seed(seed, r["pair_id"])) for r in batch]
-        for r, im in zip(batch, gen.batch(squares, batch, gens, store)):
-            with atomic_path(out / f"{safe_name(r['pair_id'])}.png") as tmp:
-                im.save(tmp, format="PNG")
-        bar.update(len(batch))
-    bar.close()
+    todo = missing_rows(rows, out)
+    if todo:  # the model is loaded only when a frame is missing
+        gen = FrameGenerator(model, device=device, keep_input=0.0, change_mask=False)
+        gen.check_rows(todo, store)
+        draw_frames(gen, pairs, todo, out, batch_size, seed, store, progress, desc="train-mask: the model's frames")
     return out
 
 
@@ -98,10 +79,10 @@ def train_change_mask(model: str | Path, pairs: str | Path, store: str | Path | 
         raise InputError("pairs", f"{pairs}: {len(rows)} training pairs; the change mask needs at least 4")
     frames = draw_training_frames(model, pairs, rows, Path(store) if store else None, batch_size, seed, device,
                                   progress)
-    size = Image.open(frames / f"{safe_name(rows[0]['pair_id'])}.png").size[0]
-    images = torch.stack([_tensor(resolve(pairs, r["input_path"]), size) for r in rows])  # (N, 3, S, S)
-    drawn = torch.stack([_tensor(frames / f"{safe_name(r['pair_id'])}.png", size) for r in rows])
-    targets = torch.stack([_tensor(resolve(pairs, r["target_path"]), size) for r in rows])
+    size = Image.open(frame_file(frames, rows[0]["pair_id"])).size[0]
+    images = torch.stack([load_image(resolve(pairs, r["input_path"]), size) for r in rows])  # (N, 3, S, S)
+    drawn = torch.stack([load_image(frame_file(frames, r["pair_id"]), size) for r in rows])
+    targets = torch.stack([load_image(resolve(pairs, r["target_path"]), size) for r in rows])
     bar = tqdm(total=steps, desc="train-mask: fit", disable=not progress, unit="step")
 
     def tick(step: int, loss: float) -> None:

@@ -75,7 +75,7 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
     s = Sampling(int(saved["steps"]), saved["scheduler"], float(saved["condition_guidance"]),
                  float(saved["image_guidance"]), float(saved["guidance_rescale"]),
                  tuple(float(v) for v in saved["guidance_interval"]), float(saved["keep_input"]),
-                 bool(saved.get("change_mask", False))).override(**overrides)
+                 bool(saved["change_mask"])).override(**overrides)
     if s.steps < 1:
         raise InputError("steps", f"must be at least 1, got {s.steps}")
     if not 0 <= s.guidance_rescale <= 1:

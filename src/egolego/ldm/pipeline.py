@@ -206,7 +206,7 @@ class LegoPipeline(DiffusionPipeline):
         guidance_rescale = float(saved["guidance_rescale"] if guidance_rescale is None else guidance_rescale)
         guidance_interval = tuple(saved["guidance_interval"] if guidance_interval is None else guidance_interval)
         keep_input = float(saved["keep_input"] if keep_input is None else keep_input)
-        change_mask = bool(saved.get("change_mask", False) if change_mask is None else change_mask)
+        change_mask = bool(saved["change_mask"] if change_mask is None else change_mask)
         if change_mask and self.change_mask is None:
             raise ValueError("this model has no learnt change mask (its `change_mask` component): train one with "
                              "`egolego train-mask`, or sample without it")
