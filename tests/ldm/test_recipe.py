@@ -39,8 +39,9 @@ def flow_model(pairs8, tmp_path_factory):
 def test_residual_flow_model_at_init_returns_the_input(flow_model, pairs8):
     """x_0 = E(X) + 0 at every step, so the flow sampler must land exactly on the input frame."""
     gen = FrameGenerator(flow_model)
-    assert gen.sampling.scheduler == "flow_euler" and gen.pipe.config.residual
-    assert gen.pipe.config.sampling == {"steps": 4, "scheduler": "flow_euler", "condition_guidance": 3.0,
+    assert gen.sampling.scheduler == "flow_euler_a" and gen.pipe.config.residual
+    assert gen.pipe.scheduler.config.stochastic_sampling  # re-noised at every step, still exactly the input
+    assert gen.pipe.config.sampling == {"steps": 4, "scheduler": "flow_euler_a", "condition_guidance": 3.0,
                                         "image_guidance": 1.0, "guidance_rescale": 0.0, "guidance_interval": [0.6, 1.0],
                                         "keep_input": 0.06, "change_mask": False}
     row = read_manifest(pairs8)[0]
@@ -52,7 +53,7 @@ def test_residual_flow_model_at_init_returns_the_input(flow_model, pairs8):
 
 def test_sampling_settings_come_from_the_model_and_flags_reach_the_unet(flow_model, pairs8, tmp_path, monkeypatch):
     s = sampling_for(flow_model)
-    assert (s.steps, s.scheduler, s.condition_guidance, s.image_guidance) == (4, "flow_euler", 3.0, 1.0)
+    assert (s.steps, s.scheduler, s.condition_guidance, s.image_guidance) == (4, "flow_euler_a", 3.0, 1.0)
     import egolego.ldm.pipeline as P
 
     seen = {"unet": 0, "guidance": set()}
@@ -86,6 +87,7 @@ def test_a_ddpm_sampler_cannot_sample_a_flow_model(flow_model):
     ({"objective": "flow", "prediction": "epsilon"}, "does not fit"),
     ({"objective": "ddpm", "prediction": "epsilon", "residual": True, "scheduler": "euler_a"}, "residual"),
     ({"objective": "ddpm", "prediction": "epsilon", "residual": False, "scheduler": "flow_euler"}, "flow_euler"),
+    ({"objective": "ddpm", "prediction": "epsilon", "residual": False, "scheduler": "flow_euler_a"}, "flow_euler_a"),
     ({"loss_weighting": "min_snr"}, "min_snr"),
     ({"objective": "diffusion"}, "objective"),
 ])

@@ -119,6 +119,7 @@ def test_from_pretrained_samples_as_the_model_was_saved_to(tokenizer, tmp_path, 
     if kind == "tiny":
         parts["scheduler"] = FlowMatchEulerDiscreteScheduler()
         extra = {"prediction": "sample", "residual": True}
+        ldm.scheduler = "flow_euler_a"  # the stochastic sampler travels as a name and as its scheduler's config
     else:
         ldm.scheduler = "ddim"
     pipe = LegoPipeline(**parts, **extra, sampling=sampling_settings(ldm))
@@ -132,6 +133,7 @@ def test_from_pretrained_samples_as_the_model_was_saved_to(tokenizer, tmp_path, 
     cli, _ = FrameGenerator(d)(image, "take cup", text, seed=5)
     assert np.array_equal(plain, np.asarray(cli))
     assert type(loaded.scheduler).__name__ == ("FlowMatchEulerDiscreteScheduler" if kind == "tiny" else "DDIMScheduler")
+    assert loaded.scheduler.config.get("stochastic_sampling", False) == (kind == "tiny")
     assert loaded.sampling["steps"] == 3 and loaded.sampling["guidance_interval"] == [0.0, 0.9]
     other = {"num_inference_steps": PAPER_SAMPLING["steps"] // 25, "condition_guidance_scale": 7.5}
     moved = np.asarray(loaded(image, text, generator=torch.Generator().manual_seed(5), **other).images[0])
@@ -165,3 +167,35 @@ def test_keep_input_travels_from_the_flag_to_the_pipeline(ddpm_model, tmp_path, 
     assert main(args) == 0 and seen == []  # off by default (the paper's sampling)
     assert main(args + ["--keep-input", "0.06"]) == 0 and seen == [0.06]
     assert main(args + ["--keep-input", "1.5"]) == 2
+
+
+def test_flow_euler_a_draws_fresh_noise_at_every_step(tokenizer):
+    """``flow_euler_a`` re-noises the predicted x_0 with the generator's noise at every step; ``flow_euler`` follows the
+    velocity, so from the same start it never reads the generator. One step has nothing to re-noise: both land on the
+    same x̂_0."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from egolego.ldm.autoencoder import downscale_factor, latent_channels
+
+    parts = make_components(tokenizer, mode="desc")
+    parts["scheduler"] = FlowMatchEulerDiscreteScheduler()
+    pipe = LegoPipeline(**parts, prediction="sample", residual=True)
+    pipe.set_progress_bar_config(disable=True)
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    side = 64 // downscale_factor(pipe.vae)
+    start = torch.randn(1, latent_channels(pipe.vae), side, side, generator=torch.Generator().manual_seed(0))
+
+    def frame(name: str, steps: int, seed: int) -> np.ndarray:
+        pipe.use_scheduler(name)
+        out = pipe(image, "take cup", latents=start.clone(), generator=torch.Generator().manual_seed(seed),
+                   num_inference_steps=steps, condition_guidance_scale=2.0, image_guidance_scale=1.0)
+        return np.asarray(out.images[0], dtype=np.int16)
+
+    assert pipe.scheduler.config.stochastic_sampling is False
+    assert np.array_equal(frame("flow_euler", 3, 1), frame("flow_euler", 3, 2))
+    a = frame("flow_euler_a", 3, 1)
+    assert pipe.scheduler.config.stochastic_sampling is True
+    assert np.array_equal(a, frame("flow_euler_a", 3, 1)) and not np.array_equal(a, frame("flow_euler_a", 3, 2))
+    assert np.abs(frame("flow_euler_a", 1, 1) - frame("flow_euler", 1, 2)).max() <= 1  # rounding to 8 bits only
+    with pytest.raises(ValueError, match="flow_euler or flow_euler_a"):
+        pipe.use_scheduler("ddim")

@@ -24,6 +24,7 @@ from .components import (
     zero_last_conv,
 )
 from .conditioner import LegoConditioner
+from .sampler_names import FLOW_SAMPLERS
 
 SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
 
@@ -87,10 +88,10 @@ def check_recipe(cfg: Config) -> None:
         raise ValueError(f"ldm.loss_weighting must be none, min_snr or change, got {c.loss_weighting!r}")
     if c.loss_weighting == "min_snr" and c.objective != "ddpm":
         raise ValueError("ldm.loss_weighting min_snr needs ldm.objective: ddpm")
-    flow_sampler = c.scheduler == "flow_euler"
+    flow_sampler = c.scheduler in FLOW_SAMPLERS
     if flow_sampler != (c.objective == "flow"):
         raise ValueError(f"ldm.scheduler {c.scheduler!r} does not sample ldm.objective {c.objective!r} "
-                         "(flow models: flow_euler; ddpm models: euler_a, ddim or dpm++)")
+                         "(flow models: flow_euler or flow_euler_a; ddpm models: euler_a, ddim or dpm++)")
 
 
 def schedulers(cfg: Config, sched_cfg: dict | None = None) -> tuple:

@@ -70,7 +70,7 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
     else:
         yaml_keys = {k: v for k, v in model_ldm_settings(model).items() if k in PAPER_SAMPLING and k != "change_mask" and v is not None}
         if "scheduler" not in yaml_keys and pipe is not None and pipe.is_flow:
-            yaml_keys["scheduler"] = "flow_euler"
+            yaml_keys["scheduler"] = "flow_euler_a" if pipe.scheduler.config.get("stochastic_sampling") else "flow_euler"
         saved = {**PAPER_SAMPLING, **yaml_keys}
     s = Sampling(int(saved["steps"]), saved["scheduler"], float(saved["condition_guidance"]),
                  float(saved["image_guidance"]), float(saved["guidance_rescale"]),

@@ -39,9 +39,10 @@ from .change_mask import ChangeMaskNet, composite
 from .components import encode_text, progress_labels
 from .conditioner import LegoConditioner
 from .modes import mode_uses
+from .sampler_names import FLOW_SAMPLERS
 
 SCHEDULERS = {"euler_a": EulerAncestralDiscreteScheduler, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler,
-              "flow_euler": FlowMatchEulerDiscreteScheduler}
+              "flow_euler": FlowMatchEulerDiscreteScheduler, "flow_euler_a": FlowMatchEulerDiscreteScheduler}
 
 
 def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float, rescale: float = 0.0) -> torch.Tensor:
@@ -121,14 +122,18 @@ class LegoPipeline(DiffusionPipeline):
         return isinstance(self.scheduler, FlowMatchEulerDiscreteScheduler)
 
     def use_scheduler(self, name: str) -> None:
-        """Swap the sampler: ``euler_a`` (official), ``ddim``, ``dpm++`` for DDPM models; ``flow_euler`` for flow ones."""
+        """Swap the sampler: ``euler_a`` (official), ``ddim``, ``dpm++`` for DDPM models; ``flow_euler`` or
+        ``flow_euler_a`` for flow ones. ``flow_euler_a`` is diffusers' flow Euler with ``stochastic_sampling``: each
+        step re-noises the predicted x_0 with fresh noise instead of following the velocity, as ``euler_a`` does for
+        DDPM models (on EgoSynth it halves the colour blobs; RESULTS.md, 2026-12-06 stochastic-sampler study)."""
         if name not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
-        if (name == "flow_euler") != self.is_flow:
+        if (name in FLOW_SAMPLERS) != self.is_flow:
             kind = "flow-matching" if self.is_flow else "DDPM"
             raise ValueError(f"scheduler {name!r} cannot sample this {kind} model; use "
-                             + ("flow_euler" if self.is_flow else "euler_a, ddim or dpm++"))
-        self.scheduler = SCHEDULERS[name].from_config(self.scheduler.config)
+                             + (" or ".join(FLOW_SAMPLERS) if self.is_flow else "euler_a, ddim or dpm++"))
+        extra = {"stochastic_sampling": name == "flow_euler_a"} if name in FLOW_SAMPLERS else {}
+        self.scheduler = SCHEDULERS[name].from_config(self.scheduler.config, **extra)
 
     def _set_timesteps(self, steps: int, dev) -> None:
         if self.is_flow:  # uniform sigmas 1, 1 - 1/n, ..., 1/n (then 0): every step does work

@@ -34,6 +34,7 @@ from .build import build_components
 from .components import progress_labels
 from .data import LegoPairs, flip_allowed, load_image, swap_sides
 from .pipeline import LegoPipeline, sampling_settings
+from .sampler_names import FLOW_SAMPLERS
 from .vllm_link import record_vllm
 
 
@@ -342,7 +343,7 @@ class Trainer:
                             scheduler=p["scheduler"], conditioner=model.conditioner,
                             prediction=self.cfg.ldm.prediction, residual=self.cfg.ldm.residual,
                             sampling=sampling_settings(self.cfg.ldm))
-        if (self.cfg.ldm.scheduler == "flow_euler") == pipe.is_flow:  # else `generate` names the mismatch
+        if (self.cfg.ldm.scheduler in FLOW_SAMPLERS) == pipe.is_flow:  # else `generate` names the mismatch
             pipe.use_scheduler(self.cfg.ldm.scheduler)  # the folder's scheduler is its sampler
         dest = self.out / "model"
         if self.acc.is_main_process:
