@@ -15,7 +15,7 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
                         "ldm:\n  unet_channels: [32, 64, 64]\n")
     out = tmp_path / "rep"
     args = ["reproduce", "--out", str(out), "--config", str(cfg_file), "--ldm-steps", "3", "--test-pairs", "4",
-            "--jobs", "2", "--control", "--curve", "6,12"]
+            "--jobs", "2", "--control", "--curve", "6,12", "--clips"]
     assert main(args) == 0
     first = capsys.readouterr().out
     # the 7 models and the curve's 4 were trained by the 2 worker processes, so the loops found each one trained
@@ -58,8 +58,16 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
     assert summary["jobs"] == 2 and any(k.startswith("LDM: train `lego-untuned`") and k.endswith("[worker]") and v > 0
                                         for k, v in summary["stages_s"].items())  # the workers' training times
     assert "reproduce: seed 0:" in first
+    # --clips: lego extended with the progress input, scored along the action, the clips in the report
+    timeline = json.loads((seed / "eval" / "timeline" / "timeline.json").read_text())
+    assert timeline["single"] == str(seed / "ldm_lego" / "model") and timeline["actions"] >= 1
+    assert (seed / "ldm_lego_clips" / "model" / "model_index.json").exists() and (seed / "eval" / "timeline" / "clips.png").is_file()
+    assert "The action as a clip" in html and set(s0["timeline"]) == {"progress", "hold"}
+    assert "1.00" in s0["timeline"]["progress"] and "clips, all correct by progress" in first
     main(args)  # a rerun reuses every stage
-    assert capsys.readouterr().out.count("reused") >= 7 + 4 + 5 + 4 + 3
+    assert capsys.readouterr().out.count("reused") >= 7 + 4 + 5 + 4 + 3 + 3
+    assert main(["reproduce", "--out", str(tmp_path / "r2"), "--runs", "label,desc", "--clips"]) == 2
+    assert "--clips" in capsys.readouterr().err
 
 
 def test_paired_differences_and_their_table(tmp_path):

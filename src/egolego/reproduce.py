@@ -235,7 +235,7 @@ def select_runs(names: list[str] | None) -> list[tuple]:
 def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1, device: str = "cpu",
                   test_pairs: int = 96, steps: int | None = None, sampling: dict | None = None,
                   baselines: bool = True, jobs: int = 1, control: bool = False, curve: tuple[int, ...] = (),
-                  runs: list[str] | None = None) -> dict:
+                  runs: list[str] | None = None, clips: bool = False) -> dict:
     """Train, evaluate and report every seed; returns {seed: {"report", "paired", ...}} and writes summary.json.
 
     ``runs`` names the rows of ``RUNS`` to train (default all six; e.g. the headline ``label,desc,lego``);
@@ -243,13 +243,18 @@ def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1,
 
     ``jobs`` > 1 trains that many models at once (``train_parallel``); ``control`` also runs ``CONTROL_RUNS`` in the
     world without knowledge (``synth.knowledge: none``) on the same seed; ``curve`` trains ``label`` and ``lego`` on
-    each of these numbers of training pairs (the data-efficiency curve)."""
+    each of these numbers of training pairs (the data-efficiency curve); ``clips`` extends each seed's ``lego`` with a
+    progress input for half its steps and scores it along the action on the test actions (``stages.timeline_stage``,
+    the recipe measured on test seed 2: RESULTS.md "eval-timeline"), the report's section "The action as a clip"."""
     saved = os.environ.get("ACCELERATE_USE_CPU")
     if device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a GPU when there is one
     try:
+        chosen = select_runs(runs)
+        if clips and "lego" not in [r[0] for r in chosen]:
+            raise ValueError("clips extend the lego model: add lego to the runs")
         return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines, jobs, control, curve,
-                    select_runs(runs))
+                    chosen, clips)
     finally:
         if saved is None:
             os.environ.pop("ACCELERATE_USE_CPU", None)
@@ -292,7 +297,7 @@ def _report_seed(c: Config, r: dict, steps: int, title: str, extra: list[tuple[s
 
 def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_pairs: int, steps: int | None,
          sampling: dict | None, baselines: bool, jobs: int = 1, control: bool = False,
-         curve: tuple[int, ...] = (), runs: list[tuple] = RUNS) -> dict:
+         curve: tuple[int, ...] = (), runs: list[tuple] = RUNS, clips: bool = False) -> dict:
     from .eval.paired import paired_table
 
     TIMINGS.clear()
@@ -319,10 +324,21 @@ def _run(cfg: Config, out: Path, minutes: float, seeds: int, device: str, test_p
             extra = [("Control world (synth.knowledge: none, same seed)",
                       f"<p class='note'>Report: {html.escape(str(report_c))}</p>" + paired_table(ctl["paired"]))]
         r = run_seed(c, root, steps, test_pairs, sampling or {}, device, baselines, jobs, runs, curve=tuple(curve))
+        timeline = None
+        if clips:
+            from .eval.report import timeline_section
+            from .stages import timeline_stage
+
+            timeline, tl_dir = timeline_stage(c, r["prepared"], root / "ldm_lego" / "model", max(10, steps // 2), root,
+                                              test_pairs)
+            extra = extra + [("The action as a clip (progress 1/4 … 1)", timeline_section(timeline, tl_dir / "clips.png"))]
         report, s = _report_seed(c, r, steps, f"egolego reproduce: EgoSynth seed {c.synth.seed}, tiny preset, "
                                  f"{c.synth.knowledge} world", extra)
         if ctl is not None:
             s["control"] = ctl
+        if timeline is not None:  # all-correct per progress bin: the progress model, and the single-frame one held
+            s["timeline"] = {m: {b: v["mean"] for b, v in timeline["by_p"][m].get("action_all", {}).items()}
+                             for m in ("progress", "hold")}
         summary["seeds"][c.synth.seed] = s
         print(f"[reproduce] report: {report}", flush=True)
     summary["stages_s"] = dict(TIMINGS)

@@ -58,6 +58,9 @@ def reproduce_parser(sub) -> None:
                     "250,500,1000) on which label and lego are trained again: 2 more models per number")
     rp.add_argument("--runs", help="comma-separated models to train, of label, desc, desc+img, desc+txt, lego, "
                     "lego-untuned (default all six; `label,desc,lego` is the headline at half the cost)")
+    rp.add_argument("--clips", action="store_true",
+                    help="also the action as a clip: lego extended with a progress input on timeline pairs for half "
+                    "its steps, eval-timeline on the test actions, clips in the report (needs lego in --runs)")
     add_sampling_flags(rp)
     rp.set_defaults(func=cmd_reproduce)
 
@@ -101,19 +104,25 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     curve = _counts(a.curve) if a.curve else ()
     runs = [n.strip() for n in a.runs.split(",") if n.strip()] if a.runs else None
     try:
-        select_runs(runs)
+        chosen = select_runs(runs)
     except ValueError as e:
         raise CliError(f"--runs: {e}") from None
+    if a.clips and "lego" not in [r[0] for r in chosen]:
+        raise CliError("--clips extends the lego model: add lego to --runs")
     if a.control and cfg.synth.knowledge == "none":
         raise CliError("--control: this config's world is already the control (synth.knowledge: none)")
     s = run_reproduce(cfg, writable_dir(Path(a.out), "--out"), a.minutes, a.seeds, a.device, a.test_pairs,
                       a.ldm_steps, sampling, baselines=a.baselines, jobs=a.jobs, control=a.control, curve=curve,
-                      runs=runs)
+                      runs=runs, clips=a.clips)
     for seed, r in s["seeds"].items():
         d = r["paired"].get("lego − label", {})
         bits = [f"lego - label {_fmt(d[k])} on {k.split('/')[1]}" for k in ("action_all/all pairs",
                                                                           f"action_all/{r['subset']}") if k in d]
         print(f"reproduce: seed {seed}: {r['report']}" + (f"; {'; '.join(bits)} (points)" if bits else ""))
+        if "timeline" in r:
+            print(f"reproduce: seed {seed}: clips, all correct by progress: " + ", ".join(
+                f"p={b} {v * 100:.0f} % (held single frame {r['timeline']['hold'].get(b, float('nan')) * 100:.0f} %)"
+                for b, v in r["timeline"]["progress"].items()))
     return 0
 
 
