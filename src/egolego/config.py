@@ -129,7 +129,8 @@ class LdmConfig:
     # it. change_mask_pairs: training pairs it learns from (0 = all); _steps / _width: its training and size; the
     # true change is |target - input| > _threshold (largest channel, pixels in [0, 1]) grown by _dilate pixels;
     # _pos_weight weighs a missed change. Off in both presets: on a validation seed it took 22 % of the blobs left by
-    # the tiny sampling for -0.5 points of action, at ~8 CPU minutes per model (RESULTS.md, change-mask study)
+    # the deterministic tiny sampling for -0.5 points of action, at ~8 CPU minutes per model (RESULTS.md, change-mask
+    # study); the stochastic sampler (flow_euler_a) took more of them for none (stochastic-sampler study)
     change_mask: bool = False
     change_mask_pairs: int = 0
     change_mask_steps: int = 1000

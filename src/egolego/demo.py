@@ -76,7 +76,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     rows = read_manifest(pairs)
 
     from .eval.report import build_report, headline
-    from .eval.run import EvalArgs, evaluate
+    from .eval.run import EvalArgs, evaluate, finished
     from .eval.tables import load_run
 
     n_test = sum(r["split"] == "test" for r in rows)
@@ -86,11 +86,12 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     for name, method in [*models.items(), *((DISPLAY[r], r) for r in REFERENCES)]:
         d = out / "eval" / name.replace(" ", "_")
         with Stage(f"eval `{name}` on {min(test_pairs, n_test)} test pairs (generate, PSNR/SSIM, judge)") as s:
-            if (d / "eval.json").exists() and json.loads((d / "eval.json").read_text())["n"] == min(test_pairs, n_test):
+            args = EvalArgs(model=str(method), pairs=pairs, out=d, weights_dir=weights_dir, batch_size=24, limit=test_pairs,
+                            store=store, name=name, egosynth=data, feature_vae=vae_dir)
+            if finished(args):
                 s.done(f"reused {d}")
             else:
-                evaluate(EvalArgs(model=str(method), pairs=pairs, out=d, weights_dir=weights_dir, batch_size=24, limit=test_pairs,
-                                  store=store, name=name, egosynth=data, feature_vae=vae_dir), progress=False)
+                evaluate(args, progress=False)
                 s.done(headline(load_run(d)).strip())
         evals[name] = d
     sections = []

@@ -210,10 +210,10 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
 
 def _eval(args, evaluate, load_run) -> Path:
     from .eval.report import headline
+    from .eval.run import finished
 
     with Stage(f"eval `{args.name}`") as s:
-        done = args.out / "eval.json"
-        if done.exists() and json.loads(done.read_text())["n"] == (args.limit or 0):
+        if finished(args):
             s.done(f"reused {args.out}")
         else:
             evaluate(args, progress=False)

@@ -153,3 +153,41 @@ def test_the_psnr_axis_leaves_the_ground_truth_out(evals):
     assert set(plotted(runs, "psnr", bins)) == {names["input"]}
     other = dict(bins, methods={k: [v + 1 for v in b] for k, b in bins["methods"].items()})  # any non-PSNR axis
     assert set(plotted(runs, "ssim", other)) == {names["input"], names["target"]}  # other axes keep it
+
+
+def test_a_finished_run_is_known_by_its_arguments_not_its_count(eval_pairs, tmp_path):
+    """The demo and reproduce reuse an eval folder only when it was made with the same deciding arguments: a split
+    smaller than the limit is still finished; another seed or sampler is not; batching is not a deciding argument;
+    an unreadable eval.json is not finished."""
+    import dataclasses
+
+    from egolego.eval.run import finished
+
+    a = EvalArgs(model="input", pairs=eval_pairs, out=tmp_path / "e", metrics=("psnr",), limit=10_000, new_actions=0)
+    assert not finished(a)
+    r = evaluate(a, progress=False)
+    assert r["n"] < 10_000 and finished(a)
+    assert finished(dataclasses.replace(a, batch_size=3))
+    assert not finished(dataclasses.replace(a, seed=1)) and not finished(dataclasses.replace(a, scheduler="flow_euler_a"))
+    (tmp_path / "e" / "eval.json").write_text("{")
+    assert not finished(a)
+
+
+def test_the_report_says_when_compared_models_were_sampled_differently():
+    """A reproduce folder resumed across a change of the preset's sampler pairs a model sampled one way with one
+    sampled another: the report names each model's sampling; the same sampling, or a baseline / reference that samples
+    its own way, gives no note."""
+    from egolego.eval.report import sampling_note
+
+    def run(name, mode, scheduler):
+        r = _run(name, mode, psnr=20.0, fid=1.0)
+        r.info["generated"] = {"sampling": {"steps": 4, "scheduler": scheduler}} if scheduler else {"generated": 3}
+        return r
+
+    same = [run("label", "label", "flow_euler_a"), run("lego", "lego", "flow_euler_a"), run("SDEdit", "sdedit", "ddim"),
+            run("input copy", "input", None)]
+    assert sampling_note(same) == ""
+    note = sampling_note(same + [run("lego-untuned", "lego", "flow_euler")])
+    assert "sampled differently" in note and "lego: scheduler flow_euler_a, steps 4" in note
+    assert "lego-untuned: scheduler flow_euler, steps 4" in note
+    assert "SDEdit" not in note

@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..atomic import write_text
+from ..baselines import BASELINES
 from ..data.manifest import read_manifest, resolve
 from ..errors import InputError, MissingInput
 from ..methods import REFERENCES
@@ -183,6 +184,21 @@ def _user_study(votes: list[dict], source: str) -> str:
     return "<h2>User study</h2>" + "".join(parts)
 
 
+def sampling_note(runs: list[EvalRun]) -> str:
+    """A warning paragraph when the LEGO models compared were sampled differently (each ``eval.json`` records its
+    sampling): e.g. a ``reproduce`` folder resumed across a change of the preset's sampler pairs a model sampled one
+    way with one sampled another. Baselines and references sample their own way and are left out."""
+    seen = {r.name: (r.info.get("generated") or {}).get("sampling") for r in runs
+            if r.info.get("mode") not in (*REFERENCES, *BASELINES)}
+    seen = {name: smp for name, smp in seen.items() if smp}
+    if len({json.dumps(smp, sort_keys=True) for smp in seen.values()}) < 2:
+        return ""
+    rows = "".join(f"<li>{html.escape(name)}: {html.escape(', '.join(f'{k} {v}' for k, v in sorted(smp.items())))}</li>"
+                   for name, smp in seen.items())
+    return ("<p class='note'><b>These models were sampled differently</b>, so their differences mix model and "
+            f"sampler; evaluate them again with the same sampling flags to compare like with like:</p><ul>{rows}</ul>")
+
+
 def build_report(folders: list[str | Path], out: str | Path, title: str = "egolego evaluation",
                  sample: int = 8, notes: str = "", votes: list[dict] | None = None, votes_from: str = "",
                  sections: list[tuple[str, str]] = (), marks: dict[str, str] | None = None) -> Path:
@@ -202,7 +218,7 @@ def build_report(folders: list[str | Path], out: str | Path, title: str = "egole
                  "accuracies in %; best trained method in bold (the references are not ranked). <i>Outside</i> / "
                  "<i>inside</i>: PSNR and SSIM outside / inside the action's hand and object boxes (outside, the "
                  "input is the answer); <i>blob %</i>: pixels whose colour the input and target never had.</p>"
-                 + _table_html(comp))
+                 + _table_html(comp) + sampling_note(runs))
     if len({r.info["mode"] for r in abl}) > 1:
         parts.append("<h2>Ablation: conditioning</h2>" + _table_html(table(abl)))
     parts += [f"<h2>{html.escape(h)}</h2>{body}" for h, body in sections]

@@ -116,6 +116,24 @@ def _write_per_pair(s: Scoring, out: Path) -> None:
         pq.write_table(pa.table(dict(s.cols)), tmp)
 
 
+# The arguments that decide an evaluation's figures (not batch size or device): a finished run is reused only when
+# it was made with the same ones
+DECIDING = ("model", "pairs", "split", "metrics", "weights_dir", "limit", "seed", "store", "egosynth", "feature_vae",
+            "caption_text", "new_actions", "baseline", "strength", "steps", "scheduler", "condition_guidance",
+            "image_guidance", "guidance_rescale", "guidance_interval", "keep_input", "change_mask")
+
+
+def finished(a: EvalArgs) -> bool:
+    """Whether ``a.out`` holds a finished evaluation made with the same deciding arguments — what a rerun of the demo
+    or of ``reproduce`` may reuse. The recorded arguments decide, not the pair count: a test split smaller than
+    ``limit`` is finished too, and the same folder asked for another sampler or seed is not."""
+    try:
+        saved = json.loads((Path(a.out) / "eval.json").read_text())["args"]
+        return all(saved.get(k) == str(getattr(a, k)) for k in DECIDING)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def evaluate(a: EvalArgs, progress: bool = True) -> dict:
     """Generate the split with the method (resumably), score every pair, aggregate, write ``eval.json``."""
     t0 = time.perf_counter()
