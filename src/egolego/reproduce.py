@@ -221,15 +221,17 @@ def _eval(args, evaluate, load_run) -> Path:
     return args.out
 
 
-def select_runs(names: list[str] | None) -> list[tuple]:
-    """The rows of ``RUNS`` named (all when ``names`` is None), in the paper's order; an unknown name is an error."""
-    if names is None:
-        return list(RUNS)
+def select_runs(names: list[str] | None, clips: bool = False) -> list[tuple]:
+    """The rows of ``RUNS`` named (all when ``names`` is None), in the paper's order; an unknown name is an error, and
+    so is ``clips`` (they extend the ``lego`` model) without ``lego``."""
     known = [r[0] for r in RUNS]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
+    unknown = [n for n in names or () if n not in known]
+    if names is not None and (unknown or not names):
         raise ValueError(f"unknown run(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
-    return [r for r in RUNS if r[0] in names]
+    chosen = list(RUNS) if names is None else [r for r in RUNS if r[0] in names]
+    if clips and "lego" not in [r[0] for r in chosen]:
+        raise ValueError("--clips extends the lego model: add lego to the runs")
+    return chosen
 
 
 def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1, device: str = "cpu",
@@ -250,11 +252,8 @@ def run_reproduce(cfg: Config, out: Path, minutes: float = 60.0, seeds: int = 1,
     if device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a GPU when there is one
     try:
-        chosen = select_runs(runs)
-        if clips and "lego" not in [r[0] for r in chosen]:
-            raise ValueError("clips extend the lego model: add lego to the runs")
         return _run(cfg, out, minutes, seeds, device, test_pairs, steps, sampling, baselines, jobs, control, curve,
-                    chosen, clips)
+                    select_runs(runs, clips), clips)
     finally:
         if saved is None:
             os.environ.pop("ACCELERATE_USE_CPU", None)

@@ -104,11 +104,9 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     curve = _counts(a.curve) if a.curve else ()
     runs = [n.strip() for n in a.runs.split(",") if n.strip()] if a.runs else None
     try:
-        chosen = select_runs(runs)
+        select_runs(runs, a.clips)
     except ValueError as e:
         raise CliError(f"--runs: {e}") from None
-    if a.clips and "lego" not in [r[0] for r in chosen]:
-        raise CliError("--clips extends the lego model: add lego to --runs")
     if a.control and cfg.synth.knowledge == "none":
         raise CliError("--control: this config's world is already the control (synth.knowledge: none)")
     s = run_reproduce(cfg, writable_dir(Path(a.out), "--out"), a.minutes, a.seeds, a.device, a.test_pairs,
