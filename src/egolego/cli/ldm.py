@@ -65,7 +65,7 @@ def mask_parser(sub) -> None:
                        description="The model draws its training pairs; a small net learns from them where the true "
                        "frame differs from the input; sampling then composites each frame over its input by that "
                        "mask (turned on in the model's saved sampling; --no-change-mask samples without it). "
-                       "`egolego train` does this itself when ldm.change_mask is set (the tiny preset).")
+                       "`egolego train` does this itself when ldm.change_mask is set (off in both presets).")
     m.add_argument("--model", required=True, help="the model folder (`egolego train`'s <out>/model)")
     m.add_argument("--pairs", required=True, help="the pairs manifest the model was trained on (its train split)")
     m.add_argument("--embeddings", help="the embedding store the model was trained with (modes that use H_i / H_t)")
