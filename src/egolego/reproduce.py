@@ -189,7 +189,8 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
             evals[DISPLAY[baseline]] = _eval(EvalArgs(model=str(t2i), pairs=p.pairs, out=root / "eval" / baseline,
                                                       metrics=METRICS, limit=test_pairs, name=DISPLAY[baseline],
                                                       baseline=baseline, egosynth=p.data, batch_size=32,
-                                                      new_actions=6, device=device), evaluate, load_run)
+                                                      new_actions=6, device=device,
+                                                      draws=sampling.get("draws", 1)), evaluate, load_run)
     for name, ref in ((DISPLAY[r], r) for r in REFERENCES):
         evals[name] = _eval(EvalArgs(model=ref, pairs=p.pairs, out=root / "eval" / name.replace(" ", "_"), metrics=METRICS,
                                      limit=test_pairs, name=name, egosynth=p.data), evaluate, load_run)

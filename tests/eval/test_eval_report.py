@@ -179,15 +179,18 @@ def test_the_report_says_when_compared_models_were_sampled_differently():
     its own way, gives no note."""
     from egolego.eval.report import sampling_note
 
-    def run(name, mode, scheduler):
+    def run(name, mode, scheduler, draws=None):
         r = _run(name, mode, psnr=20.0, fid=1.0)
         r.info["generated"] = {"sampling": {"steps": 4, "scheduler": scheduler}} if scheduler else {"generated": 3}
+        if draws:
+            r.info["generated"]["draws"] = draws
         return r
 
     same = [run("label", "label", "flow_euler_a"), run("lego", "lego", "flow_euler_a"), run("SDEdit", "sdedit", "ddim"),
             run("input copy", "input", None)]
     assert sampling_note(same) == ""
     note = sampling_note(same + [run("lego-untuned", "lego", "flow_euler")])
-    assert "sampled differently" in note and "lego: scheduler flow_euler_a, steps 4" in note
-    assert "lego-untuned: scheduler flow_euler, steps 4" in note
+    assert "sampled differently" in note and "lego: noise draws 1, scheduler flow_euler_a, steps 4" in note
+    assert "lego-untuned: noise draws 1, scheduler flow_euler, steps 4" in note
     assert "SDEdit" not in note
+    assert "lego-untuned: noise draws 2," in sampling_note(same + [run("lego-untuned", "lego", "flow_euler_a", 2)])

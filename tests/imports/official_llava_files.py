@@ -49,12 +49,42 @@ def clip_vision_folder(out: Path, seed: int = 1) -> Path:
     return out
 
 
-def llava_v1_folder(out: Path, seed: int = 0, config_extra: dict | None = None, drop: str | None = None,
-                    extra: dict | None = None) -> Path:
-    """The original-layout folder; ``drop`` removes a key, ``extra`` adds tensors (for the error tests)."""
+def sentencepiece_tokenizer(out: Path) -> Path:
+    """A LLaMA-like SentencePiece tokenizer as LLaVA saves it (``tokenizer.model`` + ``tokenizer_config.json`` with
+    LLaMA-2's ``legacy: false``, no ``tokenizer.json``): BPE with byte fallback and the word-start prefix."""
+    import sentencepiece as spm
+
     out.mkdir(parents=True, exist_ok=True)
-    tok = _tokenizer()
-    tok.save_pretrained(out)
+    corpus = out / "corpus.txt"
+    corpus.write_text("\n".join(["[INST] <<SYS>> You are a helpful language and vision assistant. <</SYS>>",
+                                 "How does the person properly open the drawer that is displayed in the video frame?",
+                                 "The person opens the drawer with the right hand. [/INST]"] * 20))
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(out / "tokenizer"), vocab_size=400,
+                                   model_type="bpe", byte_fallback=True, add_dummy_prefix=True, unk_id=0, bos_id=1,
+                                   eos_id=2, pad_id=-1, normalization_rule_name="identity", minloglevel=2,
+                                   remove_extra_whitespaces=False, character_coverage=1.0)
+    corpus.unlink()
+    (out / "tokenizer.vocab").unlink()
+    (out / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "legacy": False,
+         "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None,
+         "clean_up_tokenization_spaces": False, "model_max_length": 2048}))
+    return out / "tokenizer.model"
+
+
+def llava_v1_folder(out: Path, seed: int = 0, config_extra: dict | None = None, drop: str | None = None,
+                    extra: dict | None = None, sentencepiece: bool = False) -> Path:
+    """The original-layout folder; ``drop`` removes a key, ``extra`` adds tensors (for the error tests);
+    ``sentencepiece``: LLaMA's kind of tokenizer (``sentencepiece_tokenizer``) instead of a word-level one."""
+    out.mkdir(parents=True, exist_ok=True)
+    if sentencepiece:
+        from transformers import AutoTokenizer
+
+        sentencepiece_tokenizer(out)
+        tok = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
+    else:
+        tok = _tokenizer()
+        tok.save_pretrained(out)
     torch.manual_seed(seed)
     lc = LlamaConfig(vocab_size=len(tok), hidden_size=D_TEXT, intermediate_size=96, num_hidden_layers=2,
                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,

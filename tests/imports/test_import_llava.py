@@ -197,3 +197,30 @@ def test_precision_tiers_follow_the_free_memory(release_llava):
         choose_precision(folder, "cpu", "float16")
     with pytest.raises(InputError, match="4bit needs a GPU"):
         choose_precision(folder, "cpu", "4bit")
+
+
+def test_the_prompt_reaches_the_model_as_llava_tokenized_it(tmp_path):
+    """A release folder with LLaMA's kind of tokenizer (SentencePiece ``tokenizer.model`` only, ``legacy: false``):
+    it loads, and the converted processor's ids of the release prompt are LLaVA's ``tokenizer_image_token`` ids —
+    computed here with sentencepiece itself, piece by piece around ``<image>`` — with ``<image>`` expanded to the
+    image tokens. Loaded as its config says, the text after ``<image>`` would lose its word-start piece."""
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
+
+    src = llava_v1_folder(tmp_path / "llava", sentencepiece=True)
+    out = tmp_path / "converted"
+    report = import_llava(src, out, clip_vision_folder(tmp_path / "clip"))
+    assert report["prompt_ids"] == "as LLaVA (reloaded with legacy=True)"
+    sp = spm.SentencePieceProcessor(model_file=str(src / "tokenizer.model"))
+    prompt = prompt_text(question(load_settings(out).inference_template, "open the drawer"), "llava_llama_2")
+    before, after = prompt.split(IMAGE_TOKEN)
+    _, proc = load_llava(out)
+    image_id = proc.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    reference = [sp.bos_id(), *sp.encode(before), image_id, *sp.encode(after)]  # LLaVA: each piece alone, one BOS
+    ids = proc(images=[_frame()], text=[prompt], return_tensors="pt")["input_ids"][0].tolist()
+    first = ids.index(image_id)
+    assert ids.count(image_id) == 4 and ids[first:first + 4] == [image_id] * 4
+    assert ids[:first + 1] + ids[first + 4:] == reference
+    plain = AutoTokenizer.from_pretrained(str(src), local_files_only=True)  # as the folder's config says
+    plain.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    assert plain(prompt).input_ids != reference  # the word-start piece after <image> is missing there

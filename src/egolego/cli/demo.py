@@ -62,6 +62,8 @@ def reproduce_parser(sub) -> None:
                     help="also the action as a clip: lego extended with a progress input on timeline pairs for half "
                     "its steps, eval-timeline on the test actions, clips in the report (needs lego in --runs)")
     add_sampling_flags(rp)
+    rp.add_argument("--draws", type=int, default=1, help="noise draws per test pair, each pair's metrics averaged "
+                    "over them (`eval --draws`): narrower paired intervals under a stochastic sampler (default 1)")
     rp.set_defaults(func=cmd_reproduce)
 
 
@@ -88,8 +90,8 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     from ..reproduce import run_reproduce, select_runs
 
     cfg = load_cfg(a)
-    sampling = sampling_args(a)
-    for flag, v in (("--seeds", a.seeds), ("--test-pairs", a.test_pairs), ("--ldm-steps", a.ldm_steps),
+    sampling = {**sampling_args(a), "draws": a.draws}
+    for flag, v in (("--seeds", a.seeds), ("--draws", a.draws), ("--test-pairs", a.test_pairs), ("--ldm-steps", a.ldm_steps),
                     ("--actions", a.actions)):
         positive(v, flag)
     if a.minutes <= 0:

@@ -26,6 +26,9 @@ def eval_parser(sub) -> None:
     e.add_argument("--strength", type=float, help="SDEdit: noise strength in (0, 1] (default 0.6, README)")
     e.add_argument("--batch-size", type=int, default=8, help="frames per pipeline call (default %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="noise seed; each pair's noise depends on it and its id only")
+    e.add_argument("--draws", type=int, default=1, help="noise draws per pair (seeds --seed, --seed + 1 …): each "
+                   "pair's metrics are averaged over them, narrowing paired intervals under a stochastic sampler "
+                   "(default %(default)s)")
     e.add_argument("--limit", type=int, help="evaluate only the first N pairs")
     e.add_argument("--store", help="embedding store of `vllm enrich` (modes that use H_i / H_t; default: the "
                    "model's VLLM embeds each input frame)")
@@ -60,6 +63,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from ..eval.tables import load_run
 
     positive(a.batch_size, "--batch-size")
+    positive(a.draws, "--draws")
     if a.limit is not None:
         positive(a.limit, "--limit")
     metrics = tuple(m.strip() for m in a.metrics.split(",") if m.strip())
@@ -69,7 +73,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
             raise CliError(f"{flag}: {p} does not exist")
     args = EvalArgs(model=a.model, pairs=Path(a.pairs), out=writable_dir(Path(a.out), "--out"), split=a.split,
                     metrics=metrics, weights_dir=Path(a.weights_dir) if a.weights_dir else None,
-                    batch_size=a.batch_size, seed=a.seed, limit=a.limit, store=Path(a.store) if a.store else None,
+                    batch_size=a.batch_size, seed=a.seed, draws=a.draws, limit=a.limit, store=Path(a.store) if a.store else None,
                     name=a.name, tag=a.tag, egosynth=Path(a.egosynth) if a.egosynth else None,
                     feature_vae=Path(a.feature_vae) if a.feature_vae else None, caption_text=a.caption_text,
                     new_actions=a.new_actions, baseline=a.baseline, strength=a.strength, **sampling_args(a))
@@ -126,6 +130,7 @@ def cmd_eval_timeline(a: argparse.Namespace) -> int:
     from ..eval.timeline import TimelineArgs, evaluate_timeline, table
 
     positive(a.batch_size, "--batch-size")
+    positive(a.draws, "--draws")
     positive(a.bins, "--bins")
     if a.actions is not None:
         positive(a.actions, "--actions")

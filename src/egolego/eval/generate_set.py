@@ -3,7 +3,10 @@
 A method is a LEGO model folder, a baseline (SDEdit / ProxNPI on a text-to-image model folder), or one of two references that need no model: ``input`` (copy the input frame,
 the "nothing happens" baseline) and ``target`` (the ground truth itself, an upper bound for sanity).
 Each image is written atomically, so a killed run regenerates only what is missing; each pair has its own
-seeded generator, so the result does not depend on the batch size or on where a run was resumed.
+seeded generator, so the result does not depend on the batch size or on where a run was resumed. What drew the
+frames (method, seed, resolved sampling, store) is recorded beside them (``images/drawn_with.json``): frames drawn
+with anything else — the same folder evaluated again with another sampler or seed, or frames of unknown origin —
+are drawn again, never scored as if they were the new setting's.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..data.manifest import resolve
-from ..ldm.frame_set import draw_frames, frame_file, missing_rows, save_frame
+from ..ldm.frame_set import draw_frames, frame_file, keep_frames_drawn_with, missing_rows, save_frame
 from ..methods import REFERENCES
 
 
@@ -29,8 +32,9 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
     """
     img_dir = out / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
-    todo = missing_rows(rows, img_dir)
     if method in REFERENCES:
+        keep_frames_drawn_with(img_dir, {"method": method}, progress)
+        todo = missing_rows(rows, img_dir)
         for r in todo:
             save_frame(Image.open(resolve(pairs, r[f"{method}_path"])).convert("RGB"), frame_file(img_dir, r["pair_id"]))
         return {"mode": method, "generated": len(todo), "reused": len(rows) - len(todo), "sampling": None}
@@ -39,5 +43,9 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
 
     gen = generator or FrameGenerator(method, **sampling)
     gen.check_rows(rows, store)
+    keep_frames_drawn_with(img_dir, {"method": str(method), "mode": gen.mode, "seed": seed, "store": str(store),
+                                     "sampling": asdict(gen.sampling)}, progress)
+    todo = missing_rows(rows, img_dir)
     draw_frames(gen, pairs, todo, img_dir, batch_size, seed, store, progress, desc=f"generate ({gen.mode})")
     return {"mode": gen.mode, "generated": len(todo), "reused": len(rows) - len(todo), "sampling": asdict(gen.sampling)}
+

@@ -188,9 +188,8 @@ def sampling_note(runs: list[EvalRun]) -> str:
     """A warning paragraph when the LEGO models compared were sampled differently (each ``eval.json`` records its
     sampling): e.g. a ``reproduce`` folder resumed across a change of the preset's sampler pairs a model sampled one
     way with one sampled another. Baselines and references sample their own way and are left out."""
-    seen = {r.name: (r.info.get("generated") or {}).get("sampling") for r in runs
-            if r.info.get("mode") not in (*REFERENCES, *BASELINES)}
-    seen = {name: smp for name, smp in seen.items() if smp}
+    gens = {r.name: r.info.get("generated") or {} for r in runs if r.info.get("mode") not in (*REFERENCES, *BASELINES)}
+    seen = {name: {**g["sampling"], "noise draws": g.get("draws", 1)} for name, g in gens.items() if g.get("sampling")}
     if len({json.dumps(smp, sort_keys=True) for smp in seen.values()}) < 2:
         return ""
     rows = "".join(f"<li>{html.escape(name)}: {html.escape(', '.join(f'{k} {v}' for k, v in sorted(smp.items())))}</li>"

@@ -27,6 +27,7 @@ from ..data.manifest import action_rows, read_manifest, resolve
 from ..errors import InputError, MissingInput
 from ..methods import REFERENCES, for_model
 from ..names import safe_name
+from .draws import draw_dir, merge_columns, merge_set_metrics, per_draw_means
 from .generate_set import generate_set
 from .scoring import ALL_METRICS, Scoring, score
 from .stats import bootstrap_ci
@@ -52,6 +53,7 @@ class EvalArgs:
     change_mask: bool | None = None
     batch_size: int = 8
     seed: int = 0
+    draws: int = 1  # noise draws per pair (seeds seed, seed + 1 …), each pair's metrics averaged over them (draws.py)
     limit: int | None = None
     store: Path | None = None
     name: str | None = None
@@ -91,9 +93,9 @@ def _check(a: EvalArgs) -> list[dict]:
     return rows[:a.limit] if a.limit else rows
 
 
-def _images(a: EvalArgs, rows: list[dict]) -> tuple[list, list, list]:
-    """(generated frames, targets, inputs), the last two resized to the generated frames' size."""
-    fakes = [Image.open(a.out / "images" / f"{safe_name(r['pair_id'])}.png").convert("RGB") for r in rows]
+def _images(a: EvalArgs, rows: list[dict], folder: Path) -> tuple[list, list, list]:
+    """(generated frames in ``folder/images``, targets, inputs), the last two resized to the generated frames' size."""
+    fakes = [Image.open(folder / "images" / f"{safe_name(r['pair_id'])}.png").convert("RGB") for r in rows]
     targets = [Image.open(resolve(a.pairs, r["target_path"])).convert("RGB").resize(f.size, Image.BICUBIC)
                for r, f in zip(rows, fakes)]
     inputs = [Image.open(resolve(a.pairs, r["input_path"])).convert("RGB").resize(f.size, Image.BICUBIC)
@@ -120,7 +122,7 @@ def _write_per_pair(s: Scoring, out: Path) -> None:
 # it was made with the same ones
 DECIDING = ("model", "pairs", "split", "metrics", "weights_dir", "limit", "seed", "store", "egosynth", "feature_vae",
             "caption_text", "new_actions", "baseline", "strength", "steps", "scheduler", "condition_guidance",
-            "image_guidance", "guidance_rescale", "guidance_interval", "keep_input", "change_mask")
+            "image_guidance", "guidance_rescale", "guidance_interval", "keep_input", "change_mask", "draws")
 
 
 def finished(a: EvalArgs) -> bool:
@@ -129,7 +131,8 @@ def finished(a: EvalArgs) -> bool:
     ``limit`` is finished too, and the same folder asked for another sampler or seed is not."""
     try:
         saved = json.loads((Path(a.out) / "eval.json").read_text())["args"]
-        return all(saved.get(k) == str(getattr(a, k)) for k in DECIDING)
+        return all(saved.get(k, str(EvalArgs.__dataclass_fields__[k].default)) == str(getattr(a, k))
+                   for k in DECIDING)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
@@ -146,13 +149,29 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
     frames = m.generator(a.model, a.device, strength=a.strength, **sampling_overrides(a))
     if frames is not None:
         _log(f"{name}: generating {len(rows)} frames ({frames.sampling})", progress)
-    gen = generate_set(a.model, a.pairs, rows, a.out, a.batch_size, a.seed, a.store, progress=progress,
-                       generator=frames)
-    s = Scoring(a, gen["mode"], rows, *_images(a, rows), log=lambda m: _log(m, progress))
+    draws = 1 if m.kind == "reference" else a.draws  # a reference is the same frame at every draw
+    scored, gens = [], []
+    for d in range(draws):
+        folder = draw_dir(a.out, d)
+        g = generate_set(a.model, a.pairs, rows, folder, a.batch_size, a.seed + d, a.store, progress=progress,
+                         generator=frames)
+        gens.append(g)
+        s = Scoring(a, g["mode"], rows, *_images(a, rows, folder), log=lambda m: _log(m, progress),
+                    _models=scored[0]._models if scored else {})
+        score(s)
+        scored.append(s)
+    s, gen = scored[0], gens[0]
+    if draws > 1:
+        per_draw = per_draw_means([x.cols for x in scored])
+        s.cols = merge_columns([x.cols for x in scored])
+        s.set_metrics = merge_set_metrics([x.set_metrics for x in scored])
+        for x in scored[1:]:
+            s.skipped.update(x.skipped)
+        gen = {**gen, "generated": sum(x["generated"] for x in gens), "reused": sum(x["reused"] for x in gens),
+               "draws": draws, "per_draw": per_draw}
     s.cols.update({"pair_id": [r["pair_id"] for r in rows], "label": [r["label"] for r in rows],
                    "description": [r["description"] for r in rows], "delta": [r["delta"] for r in rows],
                    "video_id": [r["video_id"] for r in rows]})
-    score(s)
     _write_per_pair(s, a.out)
     numeric = [k for k, v in s.cols.items() if k not in ("delta",) and v and isinstance(v[0], float)]
     summary = {k: bootstrap_ci(s.cols[k], a.bootstrap, seed=a.seed) for k in numeric}

@@ -18,7 +18,7 @@ clip's own change there. Frames are written once and reused (``<out>/<method>/``
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ from tqdm import tqdm
 from ..atomic import write_json
 from ..data.manifest import action_key, progress_of, read_manifest, resolve
 from ..errors import InputError, MissingInput
-from ..names import pair_seed, safe_name
+from ..ldm.frame_set import frame_file, keep_frames_drawn_with, missing_rows, save_frame
+from ..names import pair_seed
 from .pixels import psnr, ssim, to_unit
 from .stats import bootstrap_ci
 
@@ -67,11 +68,15 @@ def _timeline_rows(a: TimelineArgs) -> dict[str, list[dict]]:
     return kept
 
 
-def _generate(gen, rows: list[dict], a: TimelineArgs, folder: Path, progress: bool, desc: str) -> dict[str, Image.Image]:
-    """{pair id: frame} for ``rows`` (written to ``folder``, reused when there); each action's frames share its seed."""
+def _generate(gen, model: str, rows: list[dict], a: TimelineArgs, folder: Path, progress: bool,
+              desc: str) -> dict[str, Image.Image]:
+    """{pair id: frame} for ``rows`` (written to ``folder``, reused when drawn the same way); each action's frames
+    share its seed."""
     folder.mkdir(parents=True, exist_ok=True)
-    todo = [r for r in rows if not (folder / f"{safe_name(r['pair_id'])}.png").is_file()]
     gen.check_rows(rows, a.store)
+    keep_frames_drawn_with(folder, {"method": str(model), "mode": gen.mode, "seed": a.seed, "store": str(a.store),
+                                    "sampling": asdict(gen.sampling)}, progress)
+    todo = missing_rows(rows, folder)
     bar = tqdm(total=len(todo), desc=desc, unit="frame", disable=not progress)
     for i in range(0, len(todo), a.batch_size):
         batch = todo[i:i + a.batch_size]
@@ -79,10 +84,10 @@ def _generate(gen, rows: list[dict], a: TimelineArgs, folder: Path, progress: bo
         gens = [torch.Generator().manual_seed(pair_seed(a.seed, action_key(r["pair_id"]))) for r in batch]
         ps = [progress_of(r) for r in batch] if gen.takes_progress else None
         for r, im in zip(batch, gen.batch(squares, batch, gens, a.store, progress=ps)):
-            im.save(folder / f"{safe_name(r['pair_id'])}.png")
+            save_frame(im, frame_file(folder, r["pair_id"]))
         bar.update(len(batch))
     bar.close()
-    return {r["pair_id"]: Image.open(folder / f"{safe_name(r['pair_id'])}.png").convert("RGB") for r in rows}
+    return {r["pair_id"]: Image.open(frame_file(folder, r["pair_id"])).convert("RGB") for r in rows}
 
 
 def interpolate(image: Image.Image, frame: Image.Image, p: float) -> Image.Image:
@@ -123,13 +128,13 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
     if not gen.takes_progress:
         raise InputError("model", f"{a.model} was trained on single frames (ldm.progress: false); eval-timeline scores "
                          "a model trained on timeline pairs (give a single-frame model as --single)")
-    frames = {"progress": _generate(gen, rows, a, a.out / "progress", progress, "timeline: progress model")}
+    frames = {"progress": _generate(gen, a.model, rows, a, a.out / "progress", progress, "timeline: progress model")}
     inputs = {r["pair_id"]: Image.open(resolve(a.pairs, r["input_path"])).convert("RGB") for r in rows}
     truths = {r["pair_id"]: Image.open(resolve(a.pairs, r["target_path"])).convert("RGB") for r in rows}
     if a.single is not None:
         single = FrameGenerator(a.single)
         last = [rs[-1] for rs in by_action.values()]  # the single-frame pairs: p = 1
-        done = _generate(single, last, a, a.out / "single", progress, "timeline: single-frame model")
+        done = _generate(single, a.single, last, a, a.out / "single", progress, "timeline: single-frame model")
         frames["hold"] = {r["pair_id"]: done[rs[-1]["pair_id"]] for rs in by_action.values() for r in rs}
         frames["interpolate"] = {r["pair_id"]: interpolate(inputs[r["pair_id"]], done[rs[-1]["pair_id"]], progress_of(r))
                                  for rs in by_action.values() for r in rs}

@@ -49,6 +49,7 @@ from transformers import (
 )
 
 from ..config import VllmConfig
+from ..data.llava_text import prompt_text, question
 from ..errors import InputError, MissingInput
 from ..hf_quiet import quiet_loading
 from ..safe_load import first_line
@@ -129,12 +130,11 @@ def read_weights(src: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _tokenizer(src: Path):
-    """The release's tokenizer with ``<image>`` added (and a pad token: LLaVA pads LLaMA with ``<unk>``)."""
+def _load_tokenizer(src: Path, **kwargs):
     try:
         with quiet_loading():
-            tok = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+            tok = AutoTokenizer.from_pretrained(str(src), local_files_only=True, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError, ImportError) as e:
         raise InputError("vllm", f"{src}: cannot read the tokenizer ({first_line(e)})") from None
     added = []
     if IMAGE_TOKEN not in tok.get_vocab():
@@ -147,6 +147,40 @@ def _tokenizer(src: Path):
             tok.add_special_tokens({"pad_token": "<pad>"})
             added.append("<pad>")
     return tok, added
+
+
+def llava_prompt_ids(tok, prompt: str) -> list[int]:
+    """The ids LLaVA v1.0 feeds for ``prompt`` (its ``tokenizer_image_token``), one id per ``<image>``: the text
+    between placeholders is tokenized piece by piece — each piece as a text of its own, so a LLaMA tokenizer starts
+    it with its word-start piece — and every piece after the first loses its BOS."""
+    image_id = tok.convert_tokens_to_ids(IMAGE_TOKEN)
+    pieces = [tok(chunk).input_ids for chunk in prompt.split(IMAGE_TOKEN)]
+    bos = 1 if pieces[0][:1] == [tok.bos_token_id] else 0
+    ids = list(pieces[0])
+    for piece in pieces[1:]:
+        ids += [image_id] + piece[bos:]
+    return ids
+
+
+def _tokenizer(src: Path):
+    """(the release's tokenizer with ``<image>`` added — and a pad token: LLaVA pads LLaMA with ``<unk>`` —, the
+    added tokens, how the text after ``<image>`` is tokenized).
+
+    LLaVA tokenizes the text after ``<image>`` as a text of its own (``llava_prompt_ids``); transformers' processor
+    tokenizes the whole prompt, and a LLaMA tokenizer loaded with ``legacy: false`` (LLaMA-2's own setting) then
+    drops the word-start piece (``▁``) that LLaVA's ids carry after the image. The release was tuned on LLaVA's ids,
+    so the tokenizer is reloaded with ``legacy=True`` when that gives them; the check runs on the release's own
+    prompt, and the report says which was kept."""
+    probe = prompt_text(question(RELEASE_SETTINGS.inference_template, "open the drawer"), RELEASE_SETTINGS.conversation)
+    tok, added = _load_tokenizer(src)
+    if tok(probe).input_ids == llava_prompt_ids(tok, probe):
+        return tok, added, "as LLaVA"
+    legacy, legacy_added = _load_tokenizer(src, legacy=True)
+    if legacy(probe).input_ids == llava_prompt_ids(legacy, probe):
+        return legacy, legacy_added, "as LLaVA (reloaded with legacy=True)"
+    print(f"[import] {src}: the prompt's ids differ from LLaVA's around <image>; kept the tokenizer as it loads",
+          flush=True)
+    return tok, added, "differs from LLaVA's around <image>"
 
 
 def _vision(clip_vision: Path | None, dtype: torch.dtype, stored: bool):
@@ -226,7 +260,7 @@ def convert_llava(src: str | Path, clip_vision: str | Path | None) -> tuple:
     if cfg.get("mm_hidden_size", vc.hidden_size) != vc.hidden_size:
         raise InputError("clip_vision", f"{clip_vision}: a {vc.hidden_size}-wide tower, but {src} was tuned on a "
                          f"{cfg['mm_hidden_size']}-wide one ({cfg['mm_vision_tower']})")
-    tok, added = _tokenizer(src)
+    tok, added, prompt_ids = _tokenizer(src)
     rows = max(emb.shape[0], len(tok))
     tc = LlamaConfig(**{k: cfg[k] for k in LLAMA_KEYS if k in cfg})
     tc.vocab_size, tc.pad_token_id, tc.tie_word_embeddings = rows, tok.pad_token_id, False
@@ -258,7 +292,7 @@ def convert_llava(src: str | Path, clip_vision: str | Path | None) -> tuple:
                           vision_feature_select_strategy="default", num_additional_image_tokens=1)
     report = {"source": str(src), "vision_tower": "stored" if stored else str(clip_vision),
               "mm_vision_tower": cfg["mm_vision_tower"], "projector": cfg.get("mm_projector_type") or "linear",
-              "added_tokens": added, "dtype": str(dtype).removeprefix("torch."),
+              "added_tokens": added, "prompt_ids": prompt_ids, "dtype": str(dtype).removeprefix("torch."),
               "image_aspect_ratio": cfg.get("image_aspect_ratio", "square"), **led.summary()}
     return model, proc, report
 

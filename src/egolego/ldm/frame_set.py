@@ -3,18 +3,20 @@
 The one batch loop every frame set goes through — ``eval``'s frames of any method (``eval.generate_set``) and the
 change mask's frames of the training pairs (``ldm.change_mask_train``): each frame is written atomically, so a killed
 run draws only what is missing, and each pair has its own seeded generator (``names.pair_seed``), so a frame does
-not depend on the batch size, the batch it fell in, or where a run resumed.
+not depend on the batch size, the batch it fell in, or where a run resumed. ``keep_frames_drawn_with`` keeps a
+folder's frames only when they were drawn the way now asked (method, seed, sampling: ``drawn_with.json``).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json
 from ..data.manifest import resolve
 from ..names import pair_seed, safe_name
 
@@ -47,3 +49,23 @@ def draw_frames(gen, pairs: Path, rows: list[dict], folder: Path, batch_size: in
             save_frame(im, frame_file(folder, r["pair_id"]))
         bar.update(len(batch))
     bar.close()
+
+
+def keep_frames_drawn_with(img_dir: Path, record: dict, progress: bool = True) -> None:
+    """Keep the frames in ``img_dir`` only if they were drawn with ``record`` (recorded in ``drawn_with.json``);
+    otherwise delete them (they are regenerated) and record ``record`` before drawing, so a killed run resumes."""
+    record = json.loads(json.dumps(record, default=str))  # as it reads back: tuples become lists
+    f = img_dir / "drawn_with.json"
+    try:
+        old = json.loads(f.read_text()) if f.is_file() else None
+    except ValueError:
+        old = None
+    stale = [p for p in img_dir.glob("*.png")] if old != record else []
+    if stale:
+        if progress:
+            why = "no record of how they were drawn" if old is None else f"drawn with {old}, not {record}"
+            print(f"[frames] {img_dir}: {len(stale)} frames redrawn ({why})", flush=True)
+        for p in stale:
+            p.unlink()
+    if old != record:
+        write_json(f, record)
