@@ -1,5 +1,7 @@
 """The action part-way (issue 27): a progress input on the UNet, training on timeline pairs, clips in one batch."""
 
+import json
+
 import av
 import pytest
 import torch
@@ -9,7 +11,7 @@ from egolego import config
 from egolego.cli import main
 from egolego.data.build import BuildArgs, build
 from egolego.data.manifest import action_key, action_rows, read_manifest, resolve, write_manifest
-from egolego.eval.timeline import TimelineArgs, background_change, evaluate_timeline, interpolate
+from egolego.eval.timeline import TimelineArgs, along_the_action, background_change, evaluate_timeline, interpolate
 from egolego.ldm.clip_file import strip, write_clip
 from egolego.ldm.components import add_progress_embedding, progress_labels, tiny_unet
 from egolego.ldm.data import LegoPairs
@@ -268,3 +270,38 @@ def test_the_web_app_shows_a_progress_model_as_a_strip(progress_model, single_mo
     last = shown.crop((4 * (src.width + 2), 0, 5 * src.width + 8, src.height))
     clip, _ = FrameGenerator(progress_model).clip(src, row["label"], [0.25, 0.5, 0.75, 1.0], row["description"], seed=2)
     assert last.tobytes() == clip[-1].tobytes()  # the app's strip is `generate --frames 4`'s clip
+
+
+def test_eval_timeline_averages_draws_and_compares_each_p_with_the_end(timeline8, tmp_path):
+    """--draws 2: every frame's scores are the mean of the runs with seeds 0 and 1 (a non-residual model, so the
+    draws differ); per_frame.parquet holds them; vs_done is each bin minus p = 1 paired by action, as computed here
+    from the per-frame table."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    cfg = config.preset("tiny")
+    c = cfg.ldm
+    c.conditioning, c.max_steps, c.batch_size, c.checkpoint_every, c.unet_channels = "desc", 2, 4, 100, [32, 64, 64]
+    c.progress, c.residual = True, False
+    Trainer(cfg, timeline8, None, tmp_path / "m").run(progress=False)
+    model = tmp_path / "m" / "model"
+
+    def run(out, **kw):
+        evaluate_timeline(TimelineArgs(model=model, pairs=timeline8, out=tmp_path / out, actions=2, **kw),
+                          progress=False)
+        t = pq.read_table(tmp_path / out / "per_frame.parquet").to_pandas()
+        return t[t.method == "progress"].set_index("pair_id")
+
+    one, other = run("s0"), run("s1", seed=1)
+    both = run("two", draws=2)
+    assert not np.allclose(one.psnr, other.psnr)  # the draws differ
+    assert np.allclose(both.psnr, (one.psnr + other.psnr.loc[one.index]) / 2)
+    assert np.allclose(both.action_hand, (one.action_hand + other.action_hand.loc[one.index]) / 2)
+    assert len(list((tmp_path / "two" / "draws" / "1" / "progress").glob("*.png"))) == len(both)
+    r = json.loads((tmp_path / "two" / "timeline.json").read_text())
+    half = both[both.bin == 0.5].set_index("action").action_hand
+    end = both[both.bin == 1.0].set_index("action").action_hand
+    assert r["draws"] == 2 and r["vs_done"]["progress"]["action_hand"]["0.50"]["mean"] == pytest.approx(
+        float((half - end.loc[half.index]).mean()))
+    assert "1.00" not in r["vs_done"]["progress"]["action_hand"]
+    assert "action_hand at p minus at p = 1" in along_the_action(r)

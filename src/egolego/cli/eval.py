@@ -122,12 +122,14 @@ def timeline_parser(sub) -> None:
     t.add_argument("--bins", type=int, default=4, help="progress bins of the tables (default %(default)s)")
     t.add_argument("--batch-size", type=int, default=16, help="frames per pipeline call (default %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="noise seed (one per action: its frames share it)")
+    t.add_argument("--draws", type=int, default=1, help="noise draws per frame (seeds --seed, --seed + 1 …), each "
+                   "frame's scores averaged over them (default %(default)s)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_eval_timeline)
 
 
 def cmd_eval_timeline(a: argparse.Namespace) -> int:
-    from ..eval.timeline import TimelineArgs, evaluate_timeline, table
+    from ..eval.timeline import TimelineArgs, along_the_action, evaluate_timeline, table
 
     positive(a.batch_size, "--batch-size")
     positive(a.draws, "--draws")
@@ -141,11 +143,12 @@ def cmd_eval_timeline(a: argparse.Namespace) -> int:
     args = TimelineArgs(model=Path(a.model), pairs=Path(a.pairs), out=writable_dir(Path(a.out), "--out"),
                         single=Path(a.single) if a.single else None, store=Path(a.store) if a.store else None,
                         egosynth=Path(a.egosynth) if a.egosynth else None, split=a.split, actions=a.actions,
-                        bins=a.bins, seed=a.seed, batch_size=a.batch_size)
+                        bins=a.bins, seed=a.seed, draws=a.draws, batch_size=a.batch_size)
     try:
         r = evaluate_timeline(args, progress=not a.quiet)
     except (FileNotFoundError, ValueError) as e:
         raise fail(e) from None
     print(table(r))
+    print(along_the_action(r))
     print(f"eval-timeline: {args.out / 'timeline.json'}")
     return 0

@@ -27,7 +27,7 @@ from ..methods import REFERENCES
 from ..names import safe_name
 from ..safe_load import first_line
 from .tables import METRICS, EvalRun, ablation_runs, load_run, paper_order, table, transition_bins
-from .timeline import table_rows
+from .timeline import along_the_action, table_rows
 
 CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
@@ -273,6 +273,9 @@ def timeline_section(result: dict, clips: Path | None = None) -> str:
             "<i>interpolate</i>: (1 − p) × input + p × that frame; <i>true frame</i>: the judge on the real frames (its "
             "ceiling at that p). Judge at the pose the true frame shows; action scores in %.</p>")
     img = f'<img src="{_png(Image.open(clips))}" alt="clips">' if clips is not None and Path(clips).is_file() else ""
+    along = along_the_action(result)
+    if along:
+        note += "<p class='note'>" + "<br>".join(html.escape(line) for line in along.splitlines()) + "</p>"
     return note + f"<table><tr><th>method</th><th>metric</th>{head}</tr>{''.join(body)}</table>" + img
 
 

@@ -12,11 +12,16 @@ Per p (in ``bins`` even bins): the EgoSynth judge at the frame's true pose (``sy
 true frames, its ceiling at that p —, PSNR and SSIM against the true frame, with bootstrap intervals and the paired
 difference ``progress - hold``. Per action, a consistency figure: the mean change between consecutive frames of
 ``input, frame(p_1), …, frame(1)`` over the pixels where the true clip stays still (the background), against the true
-clip's own change there. Frames are written once and reused (``<out>/<method>/``): a killed run resumes.
+clip's own change there. Within each generated method, every bin against p = 1, paired by action (``vs_done``:
+is the hand on its way part-way as often as at the end?). ``draws`` > 1 draws every generated frame with the noise
+seeds ``seed``, ``seed + 1`` … (draw d under ``draws/<d>/``) and averages each frame's scores over them.
+``per_frame.parquet`` holds every frame's scores (method, pair, action, progress, bin). Frames are written once and
+reused when drawn the same way (``<out>/<method>/``): a killed run resumes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +31,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..atomic import write_json
+from ..atomic import atomic_path, write_json
 from ..data.manifest import action_key, progress_of, read_manifest, resolve
 from ..errors import InputError, MissingInput
 from ..ldm.frame_set import frame_file, keep_frames_drawn_with, missing_rows, save_frame
@@ -49,6 +54,7 @@ class TimelineArgs:
     actions: int | None = None  # the first N test actions
     bins: int = 4
     seed: int = 0
+    draws: int = 1  # noise draws per frame (seeds seed, seed + 1 …), each frame's scores averaged over them
     batch_size: int = 16
     bootstrap: int = 1000
 
@@ -90,6 +96,34 @@ def _generate(gen, model: str, rows: list[dict], a: TimelineArgs, folder: Path, 
     return {r["pair_id"]: Image.open(frame_file(folder, r["pair_id"])).convert("RGB") for r in rows}
 
 
+def _by_bin(rows: list[dict], values: list[float], bins: int) -> dict[float, list[float]]:
+    """{progress bin: the values of its rows, in row order (action by action)}."""
+    out: dict[float, list[float]] = defaultdict(list)
+    for r, v in zip(rows, values):
+        out[_bin(progress_of(r), bins)].append(v)
+    return out
+
+
+def _write_per_frame(rows: list[dict], per_frame: dict[str, dict[str, list[float]]], bins: int, path: Path) -> None:
+    """One row per (method, frame): ids, progress, its bin and every score — what paired comparisons need."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table: dict[str, list] = defaultdict(list)
+    metrics = sorted({k for c in per_frame.values() for k in c})
+    for method, c in per_frame.items():
+        for i, r in enumerate(rows):
+            table["method"].append(method)
+            table["pair_id"].append(r["pair_id"])
+            table["action"].append(action_key(r["pair_id"]))
+            table["progress"].append(float(progress_of(r)))
+            table["bin"].append(_bin(progress_of(r), bins))
+            for k in metrics:
+                table[k].append(float(c[k][i]) if k in c else float("nan"))
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.table(dict(table)), tmp)
+
+
 def interpolate(image: Image.Image, frame: Image.Image, p: float) -> Image.Image:
     """``(1 - p) x image + p x frame``, pixel by pixel."""
     x = np.asarray(image.convert("RGB").resize(frame.size), dtype=np.float32)
@@ -128,37 +162,51 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
     if not gen.takes_progress:
         raise InputError("model", f"{a.model} was trained on single frames (ldm.progress: false); eval-timeline scores "
                          "a model trained on timeline pairs (give a single-frame model as --single)")
-    frames = {"progress": _generate(gen, a.model, rows, a, a.out / "progress", progress, "timeline: progress model")}
     inputs = {r["pair_id"]: Image.open(resolve(a.pairs, r["input_path"])).convert("RGB") for r in rows}
     truths = {r["pair_id"]: Image.open(resolve(a.pairs, r["target_path"])).convert("RGB") for r in rows}
-    if a.single is not None:
-        single = FrameGenerator(a.single)
-        last = [rs[-1] for rs in by_action.values()]  # the single-frame pairs: p = 1
-        done = _generate(single, a.single, last, a, a.out / "single", progress, "timeline: single-frame model")
-        frames["hold"] = {r["pair_id"]: done[rs[-1]["pair_id"]] for rs in by_action.values() for r in rs}
-        frames["interpolate"] = {r["pair_id"]: interpolate(inputs[r["pair_id"]], done[rs[-1]["pair_id"]], progress_of(r))
+    single = FrameGenerator(a.single) if a.single is not None else None
+    draws = []  # per draw: {method: {pair id: frame}}
+    for d in range(a.draws):
+        sub = a.out if d == 0 else a.out / "draws" / str(d)
+        ad = dataclasses.replace(a, seed=a.seed + d)
+        fr = {"progress": _generate(gen, a.model, rows, ad, sub / "progress", progress, "timeline: progress model")}
+        if single is not None:
+            last = [rs[-1] for rs in by_action.values()]  # the single-frame pairs: p = 1
+            done = _generate(single, a.single, last, ad, sub / "single", progress, "timeline: single-frame model")
+            fr["hold"] = {r["pair_id"]: done[rs[-1]["pair_id"]] for rs in by_action.values() for r in rs}
+            fr["interpolate"] = {r["pair_id"]: interpolate(inputs[r["pair_id"]], done[rs[-1]["pair_id"]],
+                                                           progress_of(r))
                                  for rs in by_action.values() for r in rs}
-    frames["input"] = inputs
+        draws.append(fr)
+    frames = {**draws[0], "input": inputs}
     root = egosynth_root(Path(a.pairs), a.egosynth)
     truth = truth_by_pair_id(root) if root is not None else {}
 
-    cols: dict[str, dict[str, dict[float, list[float]]]] = {}
-    for method, fr in (*frames.items(), ("true frame", truths)):
-        c = cols.setdefault(method, defaultdict(lambda: defaultdict(list)))
+    def scores(fr: dict[str, Image.Image]) -> dict[str, list[float]]:
+        """{metric: one value per row} of one method's frames."""
+        out = defaultdict(list)
         for r in rows:
-            pid, b = r["pair_id"], _bin(progress_of(r), a.bins)
-            f = fr[pid]
-            x, t = to_unit([f]), to_unit([truths[pid]], f.size)  # (1, 3, H, W) each
-            c["psnr"][b].append(float(psnr(x, t)[0]))
-            c["ssim"][b].append(float(ssim(x, t)[0]))
+            pid = r["pair_id"]
+            x, t = to_unit([fr[pid]]), to_unit([truths[pid]], fr[pid].size)  # (1, 3, H, W) each
+            out["psnr"].append(float(psnr(x, t)[0]))
+            out["ssim"].append(float(ssim(x, t)[0]))
             tr = truth.get(action_key(pid))
             if tr is not None:
-                v = judge(f, tr, frame_pose(tr, r))
-                c["action_all"][b].append(float(v.all))
-                c["action_hand"][b].append(float(v.hand))
+                v = judge(fr[pid], tr, frame_pose(tr, r))
+                out["action_all"].append(float(v.all))
+                out["action_hand"].append(float(v.hand))
+        return out
+
+    per_frame = {m: scores(inputs if m == "input" else truths) for m in ("input", "true frame")}
+    for m in draws[0]:  # generated methods: each frame's scores averaged over the draws
+        runs = [scores(fr[m]) for fr in draws]
+        per_frame[m] = {k: list(np.mean([run[k] for run in runs], 0)) for k in runs[0]}
+    per_frame = {m: per_frame[m] for m in (*draws[0], "input", "true frame")}  # the tables' order
+    _write_per_frame(rows, per_frame, a.bins, a.out / "per_frame.parquet")
+    cols = {m: {k: _by_bin(rows, v, a.bins) for k, v in c.items()} for m, c in per_frame.items()}
     result = {"model": str(a.model), "single": str(a.single) if a.single else None, "pairs": str(a.pairs),
-              "actions": len(by_action), "frames": len(rows), "bins": a.bins, "judge": bool(truth), "by_p": {},
-              "paired": {}, "consistency": {}}
+              "actions": len(by_action), "frames": len(rows), "bins": a.bins, "draws": a.draws, "judge": bool(truth),
+              "by_p": {}, "paired": {}, "vs_done": {}, "consistency": {}}
     for method, c in cols.items():
         result["by_p"][method] = {m: {f"{b:.2f}": bootstrap_ci(v, a.bootstrap, seed=a.seed) for b, v in sorted(d.items())}
                                   for m, d in c.items()}
@@ -167,9 +215,11 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
             result["paired"][m] = {f"{b:.2f}": bootstrap_ci(np.subtract(cols["progress"][m][b], cols["hold"][m][b]),
                                                            a.bootstrap, seed=a.seed)
                                    for b in sorted(cols["progress"][m])}
-    for method, fr in frames.items():
-        if method == "input":
-            continue
+    for method in draws[0]:  # along the action within one method: each bin against p = 1, paired by action
+        result["vs_done"][method] = {m: {f"{b:.2f}": bootstrap_ci(np.subtract(d[b], d[1.0]), a.bootstrap, seed=a.seed)
+                                         for b in sorted(d) if b != 1.0 and len(d[b]) == len(d.get(1.0, []))}
+                                     for m, d in cols[method].items()}
+    for method, fr in draws[0].items():
         pairs = [background_change([inputs[rs[0]["pair_id"]], *(fr[r["pair_id"]] for r in rs)],
                                    [inputs[rs[0]["pair_id"]], *(truths[r["pair_id"]] for r in rs)])
                  for rs in by_action.values()]
@@ -224,3 +274,15 @@ def table(result: dict) -> str:
     lines += [f"| {method} | {m} | " + " | ".join(cells) + " |" for method, m, cells in rows]
     return "\n".join(lines)
 
+
+
+def along_the_action(result: dict, method: str = "progress") -> str:
+    """One line per judge metric: each progress bin minus p = 1 within ``method``, paired by action, in points —
+    whether the hand is on its way to the right object part-way as often as at the end."""
+    lines = []
+    for m, d in result.get("vs_done", {}).get(method, {}).items():
+        if m.startswith("action") and d:
+            cells = ", ".join(f"p={b} {v['mean'] * 100:+.1f} [{v['lo'] * 100:+.1f}, {v['hi'] * 100:+.1f}]"
+                              for b, v in d.items())
+            lines.append(f"{method}, {m} at p minus at p = 1 (points, paired by action): {cells}")
+    return "\n".join(lines)
