@@ -86,6 +86,7 @@ class LdmConfig:
     train_pairs: int = 0  # >0: train on that many of the manifest's train pairs (a fixed, nested subset); 0: all
     progress: bool = False  # condition on how far along the action the target is (timeline pairs; generate --frames)
     progress_done_repeat: int = 1  # with progress: each action's finished frame (p = 1) appears that many times
+    progress_mid_repeat: int = 1  # with progress: each frame part-way (p < 1) appears that many times
     init_from: str | None = None  # a model folder whose UNet + conditioner weights training starts from
     lr: float = 1e-4  # the official recipe: constant 1e-4 (after the warm-up below)
     warmup_steps: int = 0

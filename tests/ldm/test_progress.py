@@ -305,3 +305,18 @@ def test_eval_timeline_averages_draws_and_compares_each_p_with_the_end(timeline8
         float((half - end.loc[half.index]).mean()))
     assert "1.00" not in r["vs_done"]["progress"]["action_hand"]
     assert "action_hand at p minus at p = 1" in along_the_action(r)
+
+
+def test_finished_and_part_way_frames_repeat_as_asked(timeline8):
+    """ldm.progress_done_repeat shows each action's finished frame R times, ldm.progress_mid_repeat each frame
+    part-way M times; less than once is refused naming the key."""
+    def counts(**kw):
+        p = LegoPairs(timeline8, "train", None, "desc", 64, timeline=True, **kw).progress
+        return int((p == 1).sum()), int((p < 1).sum())
+
+    done, mid = counts()
+    assert done == 8 and mid > 0  # the 8 train actions and their frames along the way
+    assert counts(done_repeat=3) == (3 * done, mid)
+    assert counts(mid_repeat=2) == (done, 2 * mid)
+    with pytest.raises(ValueError, match="progress_mid_repeat"):
+        counts(mid_repeat=0)

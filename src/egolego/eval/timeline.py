@@ -22,6 +22,7 @@ reused when drawn the same way (``<out>/<method>/``): a killed run resumes.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,10 +98,11 @@ def _generate(gen, model: str, rows: list[dict], a: TimelineArgs, folder: Path, 
 
 
 def _by_bin(rows: list[dict], values: list[float], bins: int) -> dict[float, list[float]]:
-    """{progress bin: the values of its rows, in row order (action by action)}."""
+    """{progress bin: the values of its rows, in row order (action by action); NaN (not judged) left out}."""
     out: dict[float, list[float]] = defaultdict(list)
-    for r, v in zip(rows, values):
-        out[_bin(progress_of(r), bins)].append(v)
+    for r, v in zip(rows, values, strict=True):
+        if not math.isnan(v):
+            out[_bin(progress_of(r), bins)].append(v)
     return out
 
 
@@ -190,11 +192,11 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
             x, t = to_unit([fr[pid]]), to_unit([truths[pid]], fr[pid].size)  # (1, 3, H, W) each
             out["psnr"].append(float(psnr(x, t)[0]))
             out["ssim"].append(float(ssim(x, t)[0]))
-            tr = truth.get(action_key(pid))
-            if tr is not None:
-                v = judge(fr[pid], tr, frame_pose(tr, r))
-                out["action_all"].append(float(v.all))
-                out["action_hand"].append(float(v.hand))
+            if truth:  # EgoSynth pairs: the judge (NaN for a frame whose action has no truth record)
+                tr = truth.get(action_key(pid))
+                v = judge(fr[pid], tr, frame_pose(tr, r)) if tr is not None else None
+                out["action_all"].append(float(v.all) if v is not None else math.nan)
+                out["action_hand"].append(float(v.hand) if v is not None else math.nan)
         return out
 
     per_frame = {m: scores(inputs if m == "input" else truths) for m in ("input", "true frame")}

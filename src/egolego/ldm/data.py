@@ -64,10 +64,12 @@ class LegoPairs(torch.utils.data.Dataset):
     ``timeline``: also the timeline pairs of the kept actions (``data build --timeline``), for a model conditioned on
     progress (``ldm.progress``); without it only the single-frame pairs, so that a single-frame model never learns a
     half-done action as its target. ``done_repeat``: with ``timeline``, each action's finished frame appears that
-    many times (``ldm.progress_done_repeat``), so that p = 1 — the single-frame task — keeps its share of the steps."""
+    many times (``ldm.progress_done_repeat``), so that p = 1 — the single-frame task — keeps its share of the steps;
+    ``mid_repeat``: each frame part-way (p < 1) that many times (``ldm.progress_mid_repeat``), the other way round."""
 
     def __init__(self, manifest: str | Path, split: str = "train", embeddings: str | Path | None = None,
-                 mode: str = "lego", size: int = 64, limit: int = 0, timeline: bool = False, done_repeat: int = 1):
+                 mode: str = "lego", size: int = 64, limit: int = 0, timeline: bool = False, done_repeat: int = 1,
+                 mid_repeat: int = 1):
         self.root = Path(manifest)
         rows = [r for r in read_manifest(manifest) if r["split"] == split]
         self.rows = action_rows(rows)
@@ -77,11 +79,12 @@ class LegoPairs(torch.utils.data.Dataset):
             keep = np.random.default_rng(0).permutation(len(self.rows))[:limit]
             self.rows = [self.rows[i] for i in sorted(keep.tolist())]
         if timeline:
-            if done_repeat < 1:
-                raise ValueError(f"ldm.progress_done_repeat must be at least 1, got {done_repeat}")
+            for key, n in (("progress_done_repeat", done_repeat), ("progress_mid_repeat", mid_repeat)):
+                if n < 1:
+                    raise ValueError(f"ldm.{key} must be at least 1, got {n}")
             kept = {r["pair_id"] for r in self.rows}
             self.rows = [r for r in rows if action_key(r["pair_id"]) in kept
-                         for _ in range(done_repeat if r["pair_id"] in kept else 1)]
+                         for _ in range(done_repeat if r["pair_id"] in kept else mid_repeat)]
             if len(self.rows) == len(kept) * done_repeat:
                 raise ValueError(f"{manifest}: ldm.progress needs timeline pairs (`egolego data build --timeline K`); "
                                  "this manifest holds single frames only")

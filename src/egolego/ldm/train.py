@@ -93,7 +93,7 @@ class Trainer:
         c = cfg.ldm
         self.acc = accelerator(c.mixed_precision, c.grad_accum)
         self.ds = LegoPairs(pairs, "train", embeddings, self.data_mode, cfg.image_size, c.train_pairs, c.progress,
-                            c.progress_done_repeat)
+                            c.progress_done_repeat, c.progress_mid_repeat)
         store = self.ds.store
         m, dv = store.image_shape if store else (1, 1)
         n = store.text_shape[0] if store else cfg.vllm.text_rows
