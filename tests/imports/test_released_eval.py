@@ -23,7 +23,7 @@ def test_eval_runs_on_the_imported_release(imported, tmp_path, capsys):
                  "--metrics", "psnr,ssim", "--steps", "2", "--new-actions", "0", "--quiet"]) == 0, capsys.readouterr().err
     r = json.loads((out / "eval.json").read_text())
     assert r["mode"] == "lego" and r["n"] == 2 and set(r["metrics"]) >= {"psnr", "ssim"}
-    assert sorted(p.name for p in (out / "images").iterdir()) == ["act2.png", "act3.png"]
+    assert sorted(p.name for p in (out / "images").glob("*.png")) == ["act2.png", "act3.png"]
 
 
 def test_generate_names_the_missing_vllm(imported, tmp_path, capsys):
