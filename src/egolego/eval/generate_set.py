@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..data.manifest import resolve
-from ..ldm.frame_set import draw_frames, frame_file, keep_frames_drawn_with, missing_rows, save_frame
+from ..ldm.frame_set import draw_frames, drawn_with, frame_file, keep_frames_drawn_with, missing_rows, save_frame
 from ..methods import REFERENCES
 
 
@@ -43,9 +43,7 @@ def generate_set(method: str, pairs: Path, rows: list[dict], out: Path, batch_si
 
     gen = generator or FrameGenerator(method, **sampling)
     gen.check_rows(rows, store)
-    keep_frames_drawn_with(img_dir, {"method": str(method), "mode": gen.mode, "seed": seed, "store": str(store),
-                                     "sampling": asdict(gen.sampling)}, progress)
+    keep_frames_drawn_with(img_dir, drawn_with(method, gen, seed, store), progress)
     todo = missing_rows(rows, img_dir)
     draw_frames(gen, pairs, todo, img_dir, batch_size, seed, store, progress, desc=f"generate ({gen.mode})")
     return {"mode": gen.mode, "generated": len(todo), "reused": len(rows) - len(todo), "sampling": asdict(gen.sampling)}
-

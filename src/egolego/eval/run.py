@@ -25,8 +25,8 @@ from ..atomic import write_json as atomic_json
 from ..baselines import BASELINES, check_model_kind
 from ..data.manifest import action_rows, read_manifest, resolve
 from ..errors import InputError, MissingInput
+from ..ldm.frame_set import frame_file
 from ..methods import REFERENCES, for_model
-from ..names import safe_name
 from .draws import draw_dir, merge_columns, merge_set_metrics, per_draw_means
 from .generate_set import generate_set
 from .scoring import ALL_METRICS, Scoring, score
@@ -95,7 +95,7 @@ def _check(a: EvalArgs) -> list[dict]:
 
 def _images(a: EvalArgs, rows: list[dict], folder: Path) -> tuple[list, list, list]:
     """(generated frames in ``folder/images``, targets, inputs), the last two resized to the generated frames' size."""
-    fakes = [Image.open(folder / "images" / f"{safe_name(r['pair_id'])}.png").convert("RGB") for r in rows]
+    fakes = [Image.open(frame_file(folder / "images", r["pair_id"])).convert("RGB") for r in rows]
     targets = [Image.open(resolve(a.pairs, r["target_path"])).convert("RGB").resize(f.size, Image.BICUBIC)
                for r, f in zip(rows, fakes)]
     inputs = [Image.open(resolve(a.pairs, r["input_path"])).convert("RGB").resize(f.size, Image.BICUBIC)

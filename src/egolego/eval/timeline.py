@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +35,9 @@ from tqdm import tqdm
 from ..atomic import atomic_path, write_json
 from ..data.manifest import action_key, progress_of, read_manifest, resolve
 from ..errors import InputError, MissingInput
-from ..ldm.frame_set import frame_file, keep_frames_drawn_with, missing_rows, save_frame
+from ..ldm.frame_set import drawn_with, frame_file, keep_frames_drawn_with, missing_rows, save_frame
 from ..names import pair_seed
+from .draws import draw_dir, merge_columns
 from .pixels import psnr, ssim, to_unit
 from .stats import bootstrap_ci
 
@@ -81,8 +82,7 @@ def _generate(gen, model: str, rows: list[dict], a: TimelineArgs, folder: Path, 
     share its seed."""
     folder.mkdir(parents=True, exist_ok=True)
     gen.check_rows(rows, a.store)
-    keep_frames_drawn_with(folder, {"method": str(model), "mode": gen.mode, "seed": a.seed, "store": str(a.store),
-                                    "sampling": asdict(gen.sampling)}, progress)
+    keep_frames_drawn_with(folder, drawn_with(model, gen, a.seed, a.store), progress)
     todo = missing_rows(rows, folder)
     bar = tqdm(total=len(todo), desc=desc, unit="frame", disable=not progress)
     for i in range(0, len(todo), a.batch_size):
@@ -169,7 +169,7 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
     single = FrameGenerator(a.single) if a.single is not None else None
     draws = []  # per draw: {method: {pair id: frame}}
     for d in range(a.draws):
-        sub = a.out if d == 0 else a.out / "draws" / str(d)
+        sub = draw_dir(a.out, d)
         ad = dataclasses.replace(a, seed=a.seed + d)
         fr = {"progress": _generate(gen, a.model, rows, ad, sub / "progress", progress, "timeline: progress model")}
         if single is not None:
@@ -201,8 +201,7 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
 
     per_frame = {m: scores(inputs if m == "input" else truths) for m in ("input", "true frame")}
     for m in draws[0]:  # generated methods: each frame's scores averaged over the draws
-        runs = [scores(fr[m]) for fr in draws]
-        per_frame[m] = {k: list(np.mean([run[k] for run in runs], 0)) for k in runs[0]}
+        per_frame[m] = merge_columns([scores(fr[m]) for fr in draws])
     per_frame = {m: per_frame[m] for m in (*draws[0], "input", "true frame")}  # the tables' order
     _write_per_frame(rows, per_frame, a.bins, a.out / "per_frame.parquet")
     cols = {m: {k: _by_bin(rows, v, a.bins) for k, v in c.items()} for m, c in per_frame.items()}
@@ -275,7 +274,6 @@ def table(result: dict) -> str:
              "|---|---|" + "---|" * len(bins)]
     lines += [f"| {method} | {m} | " + " | ".join(cells) + " |" for method, m, cells in rows]
     return "\n".join(lines)
-
 
 
 def along_the_action(result: dict, method: str = "progress") -> str:

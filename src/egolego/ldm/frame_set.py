@@ -10,6 +10,7 @@ folder's frames only when they were drawn the way now asked (method, seed, sampl
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -51,6 +52,12 @@ def draw_frames(gen, pairs: Path, rows: list[dict], folder: Path, batch_size: in
     bar.close()
 
 
+def drawn_with(method, gen, seed: int, store) -> dict:
+    """What decides a generated frame set: the method, its mode, the noise seed, the store and the resolved sampling
+    of ``gen`` (a ``FrameGenerator`` or a baseline's generator) — the record ``keep_frames_drawn_with`` compares."""
+    return {"method": str(method), "mode": gen.mode, "seed": seed, "store": str(store), "sampling": asdict(gen.sampling)}
+
+
 def keep_frames_drawn_with(img_dir: Path, record: dict, progress: bool = True) -> None:
     """Keep the frames in ``img_dir`` only if they were drawn with ``record`` (recorded in ``drawn_with.json``);
     otherwise delete them (they are regenerated) and record ``record`` before drawing, so a killed run resumes."""
@@ -60,12 +67,12 @@ def keep_frames_drawn_with(img_dir: Path, record: dict, progress: bool = True) -
         old = json.loads(f.read_text()) if f.is_file() else None
     except ValueError:
         old = None
-    stale = [p for p in img_dir.glob("*.png")] if old != record else []
-    if stale:
-        if progress:
-            why = "no record of how they were drawn" if old is None else f"drawn with {old}, not {record}"
-            print(f"[frames] {img_dir}: {len(stale)} frames redrawn ({why})", flush=True)
-        for p in stale:
-            p.unlink()
-    if old != record:
-        write_json(f, record)
+    if old == record:
+        return
+    stale = list(img_dir.glob("*.png"))
+    if stale and progress:
+        why = "no record of how they were drawn" if old is None else f"drawn with {old}, not {record}"
+        print(f"[frames] {img_dir}: {len(stale)} frames redrawn ({why})", flush=True)
+    for p in stale:
+        p.unlink()
+    write_json(f, record)
