@@ -1,7 +1,8 @@
 """What a clip costs (issue 27 target: 4 frames at most 4x one frame on CPU, batched).
 
 ``FrameGenerator.clip`` draws K frames of one action in one batch. Timed here, in one process, side by side: one
-frame, a clip of 4 in one batch, and the same 4 frames drawn one call at a time — for the tiny preset (64 px, its own
+frame, a clip of 4 in one batch, the same 4 frames drawn one call at a time, and a clip whose earlier frames start
+from its last (``clip_start`` 0.75: the last frame, then three in one batch with the steps below σ = 0.75) — for the tiny preset (64 px, its own
 sampler) and, with ``--paper``, an SD-1.5-shaped UNet at 256 px (random weights, ``--paper-steps`` steps). Random
 weights: the cost does not depend on them. Prints one JSON line.
 """
@@ -36,9 +37,12 @@ def tiny(repeat: int) -> dict:
         one = best_of(lambda: gen.clip(img, "take cup", [1.0], text), repeat)
         clip = best_of(lambda: gen.clip(img, "take cup", P4, text), repeat)
         seq = best_of(lambda: [gen.clip(img, "take cup", [p], text) for p in P4], repeat)
+        held = FrameGenerator(Path(d) / "model", clip_start=0.75)
+        started = best_of(lambda: held.clip(img, "take cup", P4, text), repeat)
     return {"steps": gen.sampling.steps, "size": cfg.image_size, "frame_s": round(one, 4), "clip4_s": round(clip, 4),
             "sequential4_s": round(seq, 4), "clip4_over_frame": round(clip / one, 2),
-            "sequential4_over_clip4": round(seq / clip, 2)}
+            "sequential4_over_clip4": round(seq / clip, 2), "started4_s": round(started, 4),
+            "started4_over_frame": round(started / one, 2)}
 
 
 def paper(steps: int, repeat: int) -> dict:

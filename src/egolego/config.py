@@ -125,6 +125,9 @@ class LdmConfig:
     guidance_rescale: float = 0.0  # φ in [0, 1]: guided prediction rescaled to the conditioned one's std (0 = off)
     guidance_interval: list[float] = field(default_factory=lambda: [0.0, 1.0])  # noise levels [lo, hi] guided
     keep_input: float = 0.0  # τ: keep the input where the frame changes it by < τ/2, blend up to 1.5 τ (0 = off)
+    # a clip's frames before the last (generate --frames, eval-timeline): 1 = each from pure noise, in one batch with the
+    # last; < 1 = the last frame first, then the others from it noised to this level (they keep its hand and object)
+    clip_start: float = 1.0
     # the learnt change mask (ldm/change_mask.py): after training, a small net learns from the model's own frames of
     # its training pairs where the true frame differs from the input; sampling composites the frame over the input by
     # it. change_mask_pairs: training pairs it learns from (0 = all); _steps / _width: its training and size; the

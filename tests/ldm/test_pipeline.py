@@ -139,3 +139,31 @@ def test_a_fresh_process_loads_a_saved_model(components, tmp_path):
                        env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().endswith("LegoConditioner")
+
+
+@pytest.mark.parametrize("scheduler", ["euler_a", "ddim", "dpm++"])
+def test_a_start_from_a_frame_runs_the_steps_below_its_level(components, scheduler):
+    """init_image + strength on the DDPM samplers (the paper preset's): only the steps with t / T <= strength run,
+    and the first latent is the frame's latent noised to the first of them (DDIM: √ᾱ_t x_0 + √(1 − ᾱ_t) n)."""
+    pipe = LegoPipeline(**components)
+    pipe.use_scheduler(scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    h_img, h_txt, h_len = _emb(1)
+    full = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
+    full.set_timesteps(6)
+    want = [int(t) for t in full.timesteps if t <= 500]
+    seen = []
+    forward = pipe.unet.forward
+    pipe.unet.forward = lambda z, t, **k: seen.append((int(t), z[:1].clone())) or forward(z, t, **k)
+    noise = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1))
+    try:
+        out = pipe(_image(0), "take the red cup", h_img, h_txt, h_len, num_inference_steps=6, output_type="np",
+                   generator=[torch.Generator().manual_seed(1)], latents=noise, init_image=[_image(1)], strength=0.5)
+    finally:
+        pipe.unet.forward = forward
+    assert [t for t, _ in seen] == want and 0 < len(want) < 6
+    assert np.isfinite(out.images).all()
+    if scheduler == "ddim":
+        x0 = pipe.vae.encode(pipe.image_processor.preprocess(_image(1))).latent_dist.mode() * pipe.vae.config.scaling_factor
+        a = full.alphas_cumprod[want[0]]
+        torch.testing.assert_close(seen[0][1][:, :4], a.sqrt() * x0 + (1 - a).sqrt() * noise, rtol=1e-4, atol=1e-4)

@@ -320,3 +320,83 @@ def test_finished_and_part_way_frames_repeat_as_asked(timeline8):
     assert counts(mid_repeat=2) == (done, 2 * mid)
     with pytest.raises(ValueError, match="progress_mid_repeat"):
         counts(mid_repeat=0)
+
+
+@pytest.fixture(scope="module")
+def young_progress_model(timeline8, tmp_path_factory):
+    """Three steps, not residual: a residual model this young returns its input whatever it starts from."""
+    cfg = config.preset("tiny")
+    c = cfg.ldm
+    c.conditioning, c.max_steps, c.batch_size, c.checkpoint_every, c.progress, c.residual = "desc", 3, 4, 100, True, False
+    out = tmp_path_factory.mktemp("young_progress_model")
+    Trainer(cfg, timeline8, None, out).run(progress=False)
+    return out / "model"
+
+
+def test_a_clip_can_start_its_earlier_frames_from_its_last(young_progress_model, timeline8):
+    """clip_start < 1: the last frame is the clip's (and the single frame's) own; each earlier frame is the pipeline
+    started from that frame noised to the level clip_start, with the clip's seed — and only the steps below it run."""
+    from egolego.ldm.generate import sample_clip
+
+    gen = FrameGenerator(young_progress_model, scheduler="flow_euler", steps=4, keep_input=0.0)
+    row = action_rows(read_manifest(timeline8))[0]
+    src = Image.open(resolve(timeline8, row["input_path"])).convert("RGB").resize((64, 64))
+    free = sample_clip(gen.pipe, src, row["description"], [0.5, 1.0], 3, None, gen.sampling.pipe_kwargs(), {})
+    calls = []
+    unet_forward = gen.pipe.unet.forward
+    gen.pipe.unet.forward = lambda *a, **k: calls.append(float(a[1])) or unet_forward(*a, **k)
+    try:
+        held = sample_clip(gen.pipe, src, row["description"], [0.5, 1.0], 3, None, gen.sampling.pipe_kwargs(), {},
+                           clip_start=0.5)
+    finally:
+        gen.pipe.unet.forward = unet_forward
+    assert held[1].tobytes() == free[1].tobytes()  # the action done: drawn first, as before
+    assert calls == [1000.0, 750.0, 500.0, 250.0, 500.0, 250.0]  # the part-way frame runs the steps σ <= 0.5 only
+    side = 64 // gen.pipe.vae_scale_factor
+    noise = torch.randn((1, gen.pipe.unet.config.out_channels, side, side), generator=torch.Generator().manual_seed(3))
+    x0 = gen.pipe.vae.encode(gen.pipe.image_processor.preprocess(free[1])).latent_dist.mode()
+    x0 = x0 * gen.pipe.vae.config.scaling_factor  # (1, c, h, w): the finished frame's latent
+    seen = []
+    step = gen.pipe.scheduler.__class__.step
+
+    def spy(sched, out, t, z, **k):
+        seen.append(z)
+        return step(sched, out, t, z, **k)
+
+    gen.pipe.scheduler.__class__.step = spy
+    try:
+        again = sample_clip(gen.pipe, src, row["description"], [0.5, 1.0], 3, None, gen.sampling.pipe_kwargs(), {},
+                            clip_start=0.5)
+    finally:
+        gen.pipe.scheduler.__class__.step = step
+    assert again[0].tobytes() == held[0].tobytes()  # deterministic: the same seed, the same clip
+    assert held[0].tobytes() != free[0].tobytes()  # and not the frame drawn from pure noise
+    torch.testing.assert_close(seen[4], 0.5 * x0 + 0.5 * noise)  # part-way: (1 - σ) x_0 + σ n at σ = 0.5
+    from egolego.errors import InputError
+
+    with pytest.raises(InputError, match=r"must lie in \(0, 1\]") as e:
+        FrameGenerator(young_progress_model, clip_start=0.0)
+    assert e.value.arg == "clip_start"
+
+
+def test_eval_timeline_draws_each_action_as_its_clip(young_progress_model, timeline8, tmp_path):
+    """eval-timeline with clip_start < 1 draws every frame as `generate --frames` draws that action's clip."""
+    from egolego.data.manifest import progress_of
+    from egolego.ldm.frame_set import frame_file
+    from egolego.names import pair_seed
+
+    a = TimelineArgs(model=young_progress_model, pairs=timeline8, out=tmp_path, actions=1, clip_start=0.5)
+    evaluate_timeline(a, progress=False)
+    rows = sorted([r for r in read_manifest(timeline8) if r["split"] == "test"], key=lambda r: r["pair_id"])
+    key = sorted({action_key(r["pair_id"]) for r in rows})[0]
+    mine = sorted([r for r in rows if action_key(r["pair_id"]) == key], key=progress_of)
+    src = Image.open(resolve(timeline8, mine[0]["input_path"])).convert("RGB")
+    clip, _ = FrameGenerator(young_progress_model, clip_start=0.5).clip(
+        src, mine[0]["label"], [progress_of(r) for r in mine], mine[0]["description"], pair_seed(0, key))
+    drawn = [Image.open(frame_file(tmp_path / "progress", r["pair_id"])).convert("RGB") for r in mine]
+    assert [d.tobytes() for d in drawn] == [c.resize(d.size).tobytes() for c, d in zip(clip, drawn)]
+    free, _ = FrameGenerator(young_progress_model).clip(
+        src, mine[0]["label"], [progress_of(r) for r in mine], mine[0]["description"], pair_seed(0, key))
+    assert drawn[0].tobytes() != free[0].resize(drawn[0].size).tobytes()  # not the frames drawn from pure noise
+    record = json.loads((tmp_path / "progress" / "drawn_with.json").read_text())
+    assert record["sampling"]["clip_start"] == 0.5  # drawn another way next time: drawn again

@@ -106,7 +106,7 @@ class Engine:
                 self.pipe.set_progress_bar_config(disable=False, file=_devnull())
             try:
                 outs = sample_clip(self.pipe, square, prompt, clip_progress(frames), int(seed), image.size,
-                                   s.pipe_kwargs(), emb, bar=progress is not None)
+                                   s.pipe_kwargs(), emb, bar=progress is not None, clip_start=s.clip_start)
             finally:
                 self.pipe.set_progress_bar_config(disable=True)
         return (outs[0] if frames == 1 else strip([image.convert("RGB").resize(outs[0].size), *outs])), prompt

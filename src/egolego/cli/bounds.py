@@ -45,6 +45,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "image_guidance": (0, 1000),
     "guidance_rescale": (0, 1),
     "keep_input": (0, 1),
+    "clip_start": (1e-3, 1),
     "scenes": (1, 1_000_000),
     "rows": (1, 100_000),
 }
@@ -120,6 +121,7 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "image_guidance": (0, 1000),
     "guidance_rescale": (0, 1),
     "keep_input": (0, 1),
+    "clip_start": (1e-3, 1),
     "guidance_interval": (0, 1),  # each of the two noise levels
 }
 _INTEGER_KEYS = {k for k, (lo, _) in CONFIG_BOUNDS.items() if lo == 1} | {"seed", "train_pairs", "synthetic_records",

@@ -59,6 +59,7 @@ class TimelineArgs:
     draws: int = 1  # noise draws per frame (seeds seed, seed + 1 …), each frame's scores averaged over them
     batch_size: int = 16
     bootstrap: int = 1000
+    clip_start: float | None = None  # the progress model's clip sampling (default: the model's ldm.clip_start)
 
 
 def _timeline_rows(a: TimelineArgs) -> dict[str, list[dict]]:
@@ -79,20 +80,33 @@ def _timeline_rows(a: TimelineArgs) -> dict[str, list[dict]]:
 def _generate(gen, model: str, rows: list[dict], a: TimelineArgs, folder: Path, progress: bool,
               desc: str) -> dict[str, Image.Image]:
     """{pair id: frame} for ``rows`` (written to ``folder``, reused when drawn the same way); each action's frames
-    share its seed."""
+    share its seed. With ``clip_start`` < 1 (a progress model's clip sampling) each action's last frame is drawn
+    first and its earlier frames start from it, as ``generate.sample_clip`` draws a clip."""
     folder.mkdir(parents=True, exist_ok=True)
     gen.check_rows(rows, a.store)
     keep_frames_drawn_with(folder, drawn_with(model, gen, a.seed, a.store), progress)
+    last = {}  # action -> its row furthest along
+    for r in rows:
+        k = action_key(r["pair_id"])
+        if k not in last or progress_of(r) > progress_of(last[k]):
+            last[k] = r
+    anchored = gen.takes_progress and gen.sampling.clip_start < 1
     todo = missing_rows(rows, folder)
     bar = tqdm(total=len(todo), desc=desc, unit="frame", disable=not progress)
-    for i in range(0, len(todo), a.batch_size):
-        batch = todo[i:i + a.batch_size]
-        squares = [Image.open(resolve(a.pairs, r["input_path"])).convert("RGB") for r in batch]
-        gens = [torch.Generator().manual_seed(pair_seed(a.seed, action_key(r["pair_id"]))) for r in batch]
-        ps = [progress_of(r) for r in batch] if gen.takes_progress else None
-        for r, im in zip(batch, gen.batch(squares, batch, gens, a.store, progress=ps)):
-            save_frame(im, frame_file(folder, r["pair_id"]))
-        bar.update(len(batch))
+    ends = {id(r) for r in last.values()}
+    for wave in ([r for r in todo if id(r) in ends], [r for r in todo if id(r) not in ends]) if anchored else (todo,):
+        for i in range(0, len(wave), a.batch_size):
+            batch = wave[i:i + a.batch_size]
+            squares = [Image.open(resolve(a.pairs, r["input_path"])).convert("RGB") for r in batch]
+            gens = [torch.Generator().manual_seed(pair_seed(a.seed, action_key(r["pair_id"]))) for r in batch]
+            ps = [progress_of(r) for r in batch] if gen.takes_progress else None
+            start = None
+            if anchored and id(batch[0]) not in ends:  # the second wave: from the action's last frame
+                start = [Image.open(frame_file(folder, last[action_key(r["pair_id"])]["pair_id"])).convert("RGB")
+                         for r in batch]
+            for r, im in zip(batch, gen.batch(squares, batch, gens, a.store, progress=ps, start=start)):
+                save_frame(im, frame_file(folder, r["pair_id"]))
+            bar.update(len(batch))
     bar.close()
     return {r["pair_id"]: Image.open(frame_file(folder, r["pair_id"])).convert("RGB") for r in rows}
 
@@ -160,7 +174,7 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
         raise MissingInput("model", f"{a.model} is not a LEGO model folder (no model_index.json)")
     by_action = _timeline_rows(a)
     rows = [r for rs in by_action.values() for r in rs]
-    gen = FrameGenerator(a.model)
+    gen = FrameGenerator(a.model, clip_start=a.clip_start)
     if not gen.takes_progress:
         raise InputError("model", f"{a.model} was trained on single frames (ldm.progress: false); eval-timeline scores "
                          "a model trained on timeline pairs (give a single-frame model as --single)")

@@ -39,6 +39,7 @@ class Sampling:
     guidance_interval: tuple[float, float] = (0.0, 1.0)  # the noise levels that are guided
     keep_input: float = 0.0  # τ of LegoPipeline's keep_unchanged (0 = off)
     change_mask: bool = False  # composite by the model's learnt change mask (ldm/change_mask.py)
+    clip_start: float = 1.0  # a clip's earlier frames start from its last one noised to this level (1 = pure noise)
 
     def override(self, **values) -> Sampling:
         values = {k: v for k, v in values.items() if v is not None}
@@ -75,13 +76,15 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
     s = Sampling(int(saved["steps"]), saved["scheduler"], float(saved["condition_guidance"]),
                  float(saved["image_guidance"]), float(saved["guidance_rescale"]),
                  tuple(float(v) for v in saved["guidance_interval"]), float(saved["keep_input"]),
-                 bool(saved["change_mask"])).override(**overrides)
+                 bool(saved["change_mask"]), float(saved.get("clip_start", 1.0))).override(**overrides)
     if s.steps < 1:
         raise InputError("steps", f"must be at least 1, got {s.steps}")
     if not 0 <= s.guidance_rescale <= 1:
         raise InputError("guidance_rescale", f"must lie in [0, 1], got {s.guidance_rescale}")
     if not 0 <= s.keep_input <= 1:
         raise InputError("keep_input", f"must lie in [0, 1], got {s.keep_input}")
+    if not 0 < s.clip_start <= 1:
+        raise InputError("clip_start", f"must lie in (0, 1], got {s.clip_start}")
     if s.change_mask and pipe is not None and pipe.change_mask is None:
         raise InputError("change_mask", f"{model} has no learnt change mask; train one with `egolego train-mask`")
     lo, hi = s.guidance_interval
@@ -187,7 +190,8 @@ class FrameGenerator:
         except ValueError as e:
             raise InputError("description", str(e)) from None
         try:
-            out = sample_clip(self.pipe, square, prompt, progress, seed, image.size, self.sampling.pipe_kwargs(), emb)
+            out = sample_clip(self.pipe, square, prompt, progress, seed, image.size, self.sampling.pipe_kwargs(), emb,
+                              clip_start=self.sampling.clip_start)
         except InputError as e:
             if e.arg != "action_progress":
                 raise
@@ -216,10 +220,13 @@ class FrameGenerator:
             check_covered(emb_store, (r["pair_id"] for r in rows))
 
     def batch(self, squares: list[Image.Image], rows: list[dict], generators: list[torch.Generator],
-              store: str | Path | None = None, progress: list[float] | None = None) -> list[Image.Image]:
+              store: str | Path | None = None, progress: list[float] | None = None,
+              start: list[Image.Image] | None = None) -> list[Image.Image]:
         """Frames for manifest ``rows`` (their ``label`` and ``description``) and their square input frames; the
         embeddings come from ``store`` or, without one, from the model's VLLM (which then writes the descriptions).
-        ``progress``: how far along its action each frame is drawn (a model trained with ``ldm.progress``)."""
+        ``progress``: how far along its action each frame is drawn (a model trained with ``ldm.progress``);
+        ``start``: per row, the frame its sampling starts from at the level ``clip_start`` (its action's last frame,
+        as ``sample_clip`` draws a clip)."""
         kw, descs = {}, [r["description"] for r in rows]
         if needs_embeddings(self.mode):
             emb_store = self._store(store)
@@ -236,6 +243,8 @@ class FrameGenerator:
         except ValueError:
             raise InputError("pairs", f"mode {self.mode!r} needs descriptions; a pair of {rows[0]['pair_id']}'s batch "
                              "has none (run curation or `vllm enrich` first)") from None
+        if start is not None:
+            kw.update(init_image=start, strength=self.sampling.clip_start)
         return self.pipe(squares, prompts, generator=generators, progress=False, **self.sampling.pipe_kwargs(),
                          action_progress=progress, **kw).images
 
@@ -246,19 +255,38 @@ class FrameGenerator:
 
 
 def sample_clip(pipe: LegoPipeline, square: Image.Image, prompt: str, progress: list[float], seed: int,
-                original_size: tuple[int, int] | None, sampling: dict, emb: dict, bar: bool = False) -> list[Image.Image]:
-    """One frame per progress value of one image and condition, in one batch: every frame starts from the same noise
-    and gets the same per-step noise (one seed), so only the progress differs — and a clip of one is exactly the
-    pipeline's own single frame for that seed. ``emb``: the (1, …) VLLM embeddings, if the mode reads them."""
+                original_size: tuple[int, int] | None, sampling: dict, emb: dict, bar: bool = False,
+                clip_start: float = 1.0) -> list[Image.Image]:
+    """One frame per progress value of one image and condition: every frame starts from the same noise and gets the
+    same per-step noise (one seed), so only the progress differs — and a clip of one is exactly the pipeline's own
+    single frame for that seed. ``emb``: the (1, …) VLLM embeddings, if the mode reads them.
+
+    ``clip_start`` = 1: all frames in one batch from pure noise. ``clip_start`` < 1: the last frame (the action done)
+    is drawn first, and the earlier ones start from it noised to that level, so that they keep the hand and the object
+    it chose (drawn independently, a part-way frame may send the other hand; RESULTS.md, eval-timeline)."""
     k = len(progress)
-    emb = {n: torch.cat([v] * k) for n, v in emb.items()}  # (K, ...): the same condition for every frame
     latent = square.size[0] // pipe.vae_scale_factor
     shape = (1, pipe.unet.config.out_channels, latent, latent)
-    gens = [torch.Generator().manual_seed(seed) for _ in progress]
-    noise = torch.cat([torch.randn(shape, generator=g) for g in gens])  # (K, c, h, w): K times the same noise,
-    # drawn as the pipeline draws it, so that every generator is then in step for the sampler's own noise
-    return pipe([square] * k, [prompt] * k, generator=gens, original_size=original_size, progress=bar,
-                action_progress=list(progress), latents=noise, **sampling, **emb).images
+
+    def draw(ps: list[float], start: Image.Image | None) -> list[Image.Image]:
+        e = {n: torch.cat([v] * len(ps)) for n, v in emb.items()}  # (K, ...): the same condition for every frame
+        gens = [torch.Generator().manual_seed(seed) for _ in ps]
+        noise = torch.cat([torch.randn(shape, generator=g) for g in gens])  # (K, c, h, w): K times the same noise,
+        # drawn as the pipeline draws it, so that every generator is then in step for the sampler's own noise
+        extra = {} if start is None else {"init_image": [start] * len(ps), "strength": clip_start}
+        return pipe([square] * len(ps), [prompt] * len(ps), generator=gens, progress=bar, action_progress=list(ps),
+                    latents=noise, **sampling, **e, **extra).images
+
+    if clip_start >= 1 or k == 1:
+        frames = draw(list(progress), None)
+    else:
+        last = max(range(k), key=lambda j: progress[j])
+        done = draw([progress[last]], None)[0]
+        rest = draw([p for j, p in enumerate(progress) if j != last], done)
+        frames = rest[:last] + [done] + rest[last:]
+    if original_size is not None:
+        frames = [f if f.size == original_size else f.resize(original_size, Image.BICUBIC) for f in frames]
+    return frames
 
 
 def clip_progress(frames: int) -> list[float]:

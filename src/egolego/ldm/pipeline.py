@@ -66,7 +66,7 @@ def sampling_settings(ldm) -> dict:
     return {"steps": int(ldm.steps), "scheduler": ldm.scheduler, "condition_guidance": float(ldm.condition_guidance),
             "image_guidance": float(ldm.image_guidance), "guidance_rescale": float(ldm.guidance_rescale),
             "guidance_interval": [float(v) for v in ldm.guidance_interval], "keep_input": float(ldm.keep_input),
-            "change_mask": False}  # on once the learnt mask is trained and added (``add_change_mask``)
+            "clip_start": float(ldm.clip_start), "change_mask": False}  # on once the learnt mask is trained and added (``add_change_mask``)
 
 
 # What a pipeline samples with when neither its saved config nor the call says: the paper preset's (the official
@@ -135,11 +135,34 @@ class LegoPipeline(DiffusionPipeline):
         extra = {"stochastic_sampling": name == "flow_euler_a"} if name in FLOW_SAMPLERS else {}
         self.scheduler = SCHEDULERS[name].from_config(self.scheduler.config, **extra)
 
-    def _set_timesteps(self, steps: int, dev) -> None:
+    def _set_timesteps(self, steps: int, dev, strength: float = 1.0) -> torch.Tensor:
+        """Set the sampler's steps and return those to run: with ``strength`` < 1 only the ones whose noise level is
+        at most ``strength`` (at least the last), an image-to-image start as ``diffusers``' img2img pipelines make."""
         if self.is_flow:  # uniform sigmas 1, 1 - 1/n, ..., 1/n (then 0): every step does work
-            self.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1.0 / steps, steps), device=dev)
-        else:
-            self.scheduler.set_timesteps(steps, device=dev)
+            sigmas = np.linspace(1.0, 1.0 / steps, steps)
+            begin = min(int((sigmas > strength + 1e-9).sum()), steps - 1)
+            self.scheduler.set_timesteps(sigmas=sigmas[begin:], device=dev)  # σ_i stays step i's level
+            return self.scheduler.timesteps
+        self.scheduler.set_timesteps(steps, device=dev)
+        ts = self.scheduler.timesteps
+        if strength >= 1:
+            return ts
+        begin = min(int((ts.float() / self.scheduler.config.num_train_timesteps > strength + 1e-9).sum()), len(ts) - 1)
+        if hasattr(self.scheduler, "set_begin_index"):  # the samplers that count their steps (Euler, DPM++)
+            self.scheduler.set_begin_index(begin)
+        return ts[begin:]
+
+    def _start(self, init_image, noise: torch.Tensor, t0: torch.Tensor) -> torch.Tensor:
+        """The first latents of an image-to-image start: ``init_image``'s latent (the scaled VAE posterior mode, the
+        space the sampler runs in) noised to the first step's level; (B, c, h, w)."""
+        pixels = self.image_processor.preprocess(init_image).to(noise.device, self.vae.dtype)  # (B, 3, H, W)
+        x0 = self.vae.encode(pixels).latent_dist.mode().to(noise.dtype) * self.vae.config.scaling_factor
+        if x0.shape != noise.shape:
+            raise ValueError(f"init_image's latents {tuple(x0.shape)} do not match the frames' {tuple(noise.shape)}")
+        t0 = t0.reshape(1).repeat(len(x0))
+        if self.is_flow:
+            return self.scheduler.scale_noise(x0, t0, noise)  # (1 - σ) x_0 + σ n
+        return self.scheduler.add_noise(x0, noise, t0)
 
     def _noise_level(self, i: int, t) -> float:
         """Step ``i``'s noise level in [0, 1]: σ for flow matching, t / T on the DDPM schedule."""
@@ -185,7 +208,8 @@ class LegoPipeline(DiffusionPipeline):
                  progress: bool = True, guidance_rescale: float | None = None,
                  guidance_interval: tuple[float, float] | None = None,
                  keep_input: float | None = None, action_progress: float | list[float] | None = None,
-                 latents: torch.Tensor | None = None, change_mask: bool | None = None) -> LegoPipelineOutput:
+                 latents: torch.Tensor | None = None, change_mask: bool | None = None,
+                 init_image=None, strength: float = 1.0) -> LegoPipelineOutput:
         """Generate action frames. Sampling arguments left at None are the model's saved ones (``sampling``).
 
         ``guidance_rescale``: φ (``combine_guidance``); ``guidance_interval`` = (lo, hi): guide only the steps whose
@@ -196,7 +220,9 @@ class LegoPipeline(DiffusionPipeline):
         component; before ``keep_input``).
         ``action_progress``: how far along the action to draw (one value or one per image; default 1, the action
         done) — only a model trained with ``ldm.progress``. ``latents`` (B, c, h, w): the initial noise (a clip's
-        frames share one).
+        frames share one). ``init_image`` (one per image) and ``strength`` < 1: start from that frame noised to the
+        level ``strength`` and run only the steps below it (a clip's earlier frames start from its last one:
+        ``generate.sample_clip``); ``strength`` 1 or no ``init_image``: from pure noise.
 
         image: PIL image(s), arrays or a (B, 3, H, W) tensor in [-1, 1]; prompt: the description (or the label
         in ``label`` mode), one per image; h_img (B, M, D_vllm), h_txt (B, N, D_vllm), h_len (B,) when the mode
@@ -229,19 +255,29 @@ class LegoPipeline(DiffusionPipeline):
         x_lat = self.vae.encode(pixels).latent_dist.mode()  # (B, c, h, w), unscaled
         image_lat = torch.cat([x_lat, x_lat, torch.zeros_like(x_lat)])  # (3B, c, h, w)
 
-        self._set_timesteps(num_inference_steps, dev)
+        if not 0 < strength <= 1:
+            raise ValueError(f"strength must lie in (0, 1], got {strength}")
+        if init_image is None:
+            strength = 1.0
+        timesteps = self._set_timesteps(num_inference_steps, dev, strength)
         sf = self.vae.config.scaling_factor
         shape = (b, x_lat.shape[1], *x_lat.shape[-2:])
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=dev, dtype=cond.dtype)
         elif tuple(latents.shape) != shape:
             raise ValueError(f"latents of shape {tuple(latents.shape)}, expected {shape}")
-        latents = latents.to(dev, cond.dtype) * getattr(self.scheduler, "init_noise_sigma", 1.0)
+        latents = latents.to(dev, cond.dtype)
+        if strength < 1:
+            init = init_image if isinstance(init_image, (list, torch.Tensor)) else [init_image]
+            if len(init) != b:
+                raise ValueError(f"{len(init)} init images for {b} prompts")
+            latents = self._start(init, latents, timesteps[0])
+        else:
+            latents = latents * getattr(self.scheduler, "init_noise_sigma", 1.0)
         labels = progress_labels(self.unet, action_progress, b, dev)  # (B,) or None
         labels = None if labels is None else torch.cat([labels] * 3)  # (3B,): every branch at the same progress
         base = image_lat * sf if self.config.residual else None  # residual head: x_0 = E(X) + UNet output
         step_kwargs = {"generator": generator} if "generator" in self.scheduler.step.__code__.co_varnames else {}
-        timesteps = self.scheduler.timesteps
         for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
             z = torch.cat([latents] * 3)  # (3B, c, h, w)
             if not self.is_flow:
