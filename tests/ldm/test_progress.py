@@ -150,6 +150,14 @@ def test_generate_frames_writes_a_clip_and_a_single_frame_model_says_why_not(pro
     code = main(["generate", "--model", str(progress_model), "--image", src, "--action", row["label"],
                  "--frames", "4", "--out", str(tmp_path / "clip.avi")])
     assert code != 0 and ".mp4" in capsys.readouterr().err
+    started = tmp_path / "started.png"  # a strip whose earlier frames start from its last
+    assert main(["generate", "--model", str(progress_model), "--image", src, "--action", row["label"], "--description",
+                 row["description"], "--frames", "2", "--clip-start", "0.5", "--out", str(started)]) == 0
+    w, h = Image.open(src).size
+    assert Image.open(started).size == (3 * w + 2 * 2, h)  # the input frame, then the two frames
+    code = main(["generate", "--model", str(progress_model), "--image", src, "--action", row["label"],
+                 "--frames", "2", "--clip-start", "0", "--out", str(tmp_path / "zero.png")])
+    assert code != 0 and "--clip-start" in capsys.readouterr().err
 
 
 def test_clip_files():

@@ -110,9 +110,6 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-input", type=float, help="τ in [0, 1]: keep the input frame where the generated frame "
                    "changes it by less than τ/2 (a soft mask, 5x5 average, full change above 1.5 τ; 0 = off; default: "
                    f"the model's ldm.keep_input; paper preset {paper.keep_input}, tiny {tiny.keep_input})")
-    p.add_argument("--clip-start", type=float, help="a clip's frames before the last (--frames, eval-timeline): 1 = each "
-                   "from pure noise; S < 1 = the last frame first, the others from it noised to level S, keeping its hand "
-                   f"and object (default: the model's ldm.clip_start; paper preset {paper.clip_start}, tiny {tiny.clip_start})")
     p.add_argument("--change-mask", action=argparse.BooleanOptionalAction, help="composite the frame over the input "
                    "by the model's learnt change mask (`egolego train-mask`; default: on where the model has one)")
     p.add_argument("--guidance-interval", help="LO,HI: guide only the steps whose noise level (1 = pure noise) lies in "
@@ -136,4 +133,4 @@ def sampling_args(a: argparse.Namespace) -> dict:
             raise CliError(f"--guidance-interval must be LO,HI with 0 <= LO <= HI <= 1, got {a.guidance_interval!r}")
     return {"steps": a.steps, "scheduler": a.scheduler, "condition_guidance": a.condition_guidance,
             "image_guidance": a.image_guidance, "guidance_rescale": a.guidance_rescale, "guidance_interval": interval,
-            "keep_input": a.keep_input, "change_mask": a.change_mask, "clip_start": getattr(a, "clip_start", None)}
+            "keep_input": a.keep_input, "change_mask": a.change_mask}

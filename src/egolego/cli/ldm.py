@@ -100,6 +100,9 @@ def generate_parser(sub) -> None:
                    "the first that fits; a VLLM that fits nowhere is refused before loading (a 13B one needs ~31 GiB "
                    "in bfloat16)")
     add_sampling_flags(g)
+    g.add_argument("--clip-start", type=float, help="with --frames: 1 = every frame from pure noise; S < 1 = the last "
+                   "frame first, the others from it noised to level S, keeping its hand and object (default: the "
+                   "model's ldm.clip_start, 1 in both presets)")
     g.set_defaults(func=cmd_generate)
 
 
@@ -177,7 +180,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from ..ldm.clip_file import CLIP_SUFFIXES, write_clip
     from ..ldm.generate import generate_clip, generate_one
 
-    sampling = sampling_args(a)
+    sampling = {**sampling_args(a), "clip_start": a.clip_start}
     if not 1 <= a.frames <= 64:
         raise CliError(f"--frames: give 1 to 64 frames, got {a.frames}")
     if not 0 < a.fps <= 60:
