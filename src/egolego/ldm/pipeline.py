@@ -61,7 +61,7 @@ def combine_guidance(eps: torch.Tensor, s_c: float, s_x: float, rescale: float =
     return g
 
 
-def sampling_settings(ldm) -> dict:
+def sampling_settings(ldm: LdmConfig) -> dict:
     """The sampling settings of an ``LdmConfig``, as a pipeline saves them (``model_index.json``: ``sampling``)."""
     return {"steps": int(ldm.steps), "scheduler": ldm.scheduler, "condition_guidance": float(ldm.condition_guidance),
             "image_guidance": float(ldm.image_guidance), "guidance_rescale": float(ldm.guidance_rescale),
