@@ -2,9 +2,9 @@
 
 ``FrameGenerator.clip`` draws K frames of one action in one batch. Timed here, in one process, side by side: one
 frame, a clip of 4 in one batch, the same 4 frames drawn one call at a time, and a clip whose earlier frames start
-from its last (``clip_start`` 0.75: the last frame, then three in one batch with the steps below σ = 0.75) — for the tiny preset (64 px, its own
-sampler) and, with ``--paper``, an SD-1.5-shaped UNet at 256 px (random weights, ``--paper-steps`` steps). Random
-weights: the cost does not depend on them. Prints one JSON line.
+from its last (``clip_start`` 0.75: the last frame, then three in one batch with the steps below σ = 0.75) — for
+the tiny preset (64 px, its own sampler) and, with ``--paper``, an SD-1.5-shaped UNet at 256 px (random weights,
+``--paper-steps`` steps). Random weights: the cost does not depend on them. Prints one JSON line.
 """
 
 import argparse

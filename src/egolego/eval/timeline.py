@@ -85,25 +85,26 @@ def _generate(gen, model: str, rows: list[dict], a: TimelineArgs, folder: Path, 
     folder.mkdir(parents=True, exist_ok=True)
     gen.check_rows(rows, a.store)
     keep_frames_drawn_with(folder, drawn_with(model, gen, a.seed, a.store), progress)
-    last = {}  # action -> its row furthest along
-    for r in rows:
-        k = action_key(r["pair_id"])
-        if k not in last or progress_of(r) > progress_of(last[k]):
-            last[k] = r
-    anchored = gen.takes_progress and gen.sampling.clip_start < 1
     todo = missing_rows(rows, folder)
+    waves = [(todo, None)]  # (rows, {action: the pair id of the frame they start from} or None: from pure noise)
+    if gen.takes_progress and gen.sampling.clip_start < 1:
+        done = {}  # action -> its row furthest along (the action done)
+        for r in rows:
+            k = action_key(r["pair_id"])
+            if k not in done or progress_of(r) > progress_of(done[k]):
+                done[k] = r
+        last = {k: r["pair_id"] for k, r in done.items()}
+        ends = set(last.values())
+        waves = [([r for r in todo if r["pair_id"] in ends], None), ([r for r in todo if r["pair_id"] not in ends], last)]
     bar = tqdm(total=len(todo), desc=desc, unit="frame", disable=not progress)
-    ends = {id(r) for r in last.values()}
-    for wave in ([r for r in todo if id(r) in ends], [r for r in todo if id(r) not in ends]) if anchored else (todo,):
+    for wave, start_from in waves:
         for i in range(0, len(wave), a.batch_size):
             batch = wave[i:i + a.batch_size]
             squares = [Image.open(resolve(a.pairs, r["input_path"])).convert("RGB") for r in batch]
             gens = [torch.Generator().manual_seed(pair_seed(a.seed, action_key(r["pair_id"]))) for r in batch]
             ps = [progress_of(r) for r in batch] if gen.takes_progress else None
-            start = None
-            if anchored and id(batch[0]) not in ends:  # the second wave: from the action's last frame
-                start = [Image.open(frame_file(folder, last[action_key(r["pair_id"])]["pair_id"])).convert("RGB")
-                         for r in batch]
+            start = None if start_from is None else [
+                Image.open(frame_file(folder, start_from[action_key(r["pair_id"])])).convert("RGB") for r in batch]
             for r, im in zip(batch, gen.batch(squares, batch, gens, a.store, progress=ps, start=start)):
                 save_frame(im, frame_file(folder, r["pair_id"]))
             bar.update(len(batch))
