@@ -24,6 +24,7 @@ from egolego.data.manifest import (
 from egolego.errors import InputError
 from egolego.synth.judge import judge
 from egolego.synth.pairs import frame_pose, truth_by_pair_id
+from egolego.synth.world import reach_and_change
 from egolego.vllm.store import EmbeddingStore, StoreWriter
 
 
@@ -39,6 +40,7 @@ def timeline(request, small_dataset, tmp_path_factory):
 
 def test_each_kept_action_has_its_frames_in_order(timeline, small_dataset, tmp_path):
     src, summary, rows, out = timeline
+    truth = truth_by_pair_id(small_dataset)
     singles = action_rows(rows)
     assert summary["kept"] == len(singles) and summary["timeline_pairs"] == len(rows) - len(singles) > 0
     by_action = {}
@@ -51,11 +53,14 @@ def test_each_kept_action_has_its_frames_in_order(timeline, small_dataset, tmp_p
         ps = [r["progress"] for r in rs[:-1]]
         assert all(0 < p < 1 for p in ps) and ps == sorted(set(ps))
         assert len(ps) <= (3 if src == "epic" else 2)  # EPIC: K - 1 fractions; Ego4D: pre_frame, contact_frame
+        # p = 0 where the action starts: EPIC's start (from EgoSynth's truth, independently), Ego4D's input (pre_15)
+        t = truth[pid]
+        zero = int(t["timing"]["t_start"] * t["epic"]["frame_base"]) if src == "epic" else rs[0]["input_frame"]
         for r in rs[:-1]:
             assert r["input_path"] == rs[-1]["input_path"] and r["label"] == rs[-1]["label"]
             assert r["input_frame"] < r["target_frame"] < rs[-1]["target_frame"]
-            assert r["progress"] == pytest.approx((r["target_frame"] - r["input_frame"])
-                                                  / (rs[-1]["target_frame"] - r["input_frame"]), abs=1e-4)
+            assert r["progress"] == pytest.approx((r["target_frame"] - zero) / (rs[-1]["target_frame"] - zero),
+                                                  abs=1e-4)
     if src == "epic":
         assert sum(len(rs) == 4 for rs in by_action.values()) >= 0.9 * len(by_action)
 
@@ -82,6 +87,26 @@ def test_the_judge_at_the_recorded_pose_passes_the_true_frames(timeline, small_d
     assert ok_input <= 0.1 * len(moved)  # the input's hand has not moved: the pose is the frame's own
     early = sum(frame_pose(truth[action_key(r["pair_id"])], r)[1] < 0.5 for r in moved)
     assert ok_done_pose <= max(1, 0.3 * early)  # judged as if done, a half-done frame mostly fails
+
+
+def test_an_epic_progress_is_one_point_of_the_action_whatever_its_duration(timeline, small_dataset):
+    """Counted from the action's start, p = 1/2 shows the same pose for short and long actions (counted from the input
+    frame, 0.25 s before the start, the reach at 1/2 spread from 0.23 to 0.73 on EgoSynth): what the progress model
+    is asked for is then what the frame shows."""
+    src, _, rows, _ = timeline
+    if src != "epic":
+        pytest.skip("Ego4D's timeline is its critical frames, each its own event")
+    truth = truth_by_pair_id(small_dataset)
+    done = {r["pair_id"]: r["target_frame"] for r in action_rows(rows)}
+    off = []
+    for r in rows:
+        if r["progress"] is not None:  # p of the span from the start to the target frame (~0.6 of the segment)
+            t = truth[action_key(r["pair_id"])]
+            b, (t0, t1) = t["epic"]["frame_base"], (t["timing"]["t_start"], t["timing"]["t_stop"])
+            tau = r["progress"] * ((done[action_key(r["pair_id"])] - 1) / b - t0) / (t1 - t0)
+            off.append(abs(frame_pose(t, r)[0] - reach_and_change(tau)[0]))
+    assert len(off) >= 20
+    assert max(off) < 0.1, f"a frame's reach lies {max(off):.2f} from the one its progress names"
 
 
 def test_timeline_pairs_share_their_actions_description_and_embeddings(timeline, tmp_path):
@@ -115,7 +140,8 @@ def test_a_timeline_of_one_frame_or_too_many_is_refused(small_dataset, tmp_path,
 def test_an_unfinished_single_frame_build_stays_resumable(small_dataset, tmp_path):
     a = BuildArgs(source="epic", root=small_dataset / "epic", out=tmp_path, frames_from="jpg")
     assert "timeline" not in a.fingerprint()
-    assert json.loads(json.dumps(BuildArgs(**{**a.__dict__, "timeline": 4}).fingerprint()))["timeline"] == "4"
+    f = json.loads(json.dumps(BuildArgs(**{**a.__dict__, "timeline": 4}).fingerprint()))
+    assert f["timeline"] == "4" and f["timeline_progress"] == "from the action's start"  # not an older timeline build
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.5, float("nan"), -0.2])

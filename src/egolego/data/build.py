@@ -88,7 +88,10 @@ class BuildArgs:
     def fingerprint(self) -> dict:
         """What decides the pairs: a resumed build must have the same (``workers`` and ``overwrite`` do not)."""
         skip = ("workers", "overwrite") + (("timeline",) if not self.timeline else ())  # older builds stay resumable
-        return {k: str(v) for k, v in asdict(self).items() if k not in skip}
+        out = {k: str(v) for k, v in asdict(self).items() if k not in skip}
+        if self.timeline:  # timeline builds before 2026-12-07 counted EPIC's progress from the input frame
+            out["timeline_progress"] = "from the action's start"
+        return out
 
     def out_dir(self) -> Path:
         """The manifest folder this run writes: ``out``, or ``out/shard-IofK`` for a shard."""
@@ -166,20 +169,32 @@ def _video_job(job) -> tuple[str, list[dict], list[tuple[str, str]], list[float]
 
 def timeline_points(r: ActionRecord, k: int) -> list[tuple[float, int, str]]:
     """(nominal progress, frame, name) of the frames strictly between an action's input and target frames that
-    ``--timeline k`` keeps: Ego4D's critical frames, else k - 1 even fractions of the span (EPIC)."""
+    ``--timeline k`` keeps: Ego4D's critical frames, else k - 1 even fractions of the action's segment (EPIC: from
+    its start to the target frame; ``progress_anchor``)."""
     if not k:
         return []
-    span = r.target_frame - r.input_frame
+    a = progress_anchor(r)
+    span = r.target_frame - a
     if r.timeline:
-        return sorted(((f - r.input_frame) / span, f, name) for name, f in r.timeline.items())
-    pts = [(j / k, r.input_frame + round(j / k * span), f"p{j}of{k}") for j in range(1, k)]
+        return sorted(((f - a) / span, f, name) for name, f in r.timeline.items())
+    pts = [(j / k, a + round(j / k * span), f"p{j}of{k}") for j in range(1, k)]
     return [(p, f, n) for p, f, n in pts if r.input_frame < f < r.target_frame]
+
+
+def progress_anchor(r: ActionRecord) -> int:
+    """The frame a timeline's progress counts from (p = 0): the action's start where the annotation gives one
+    (EPIC), else the input frame (Ego4D's ``pre_15``). EPIC's input lies 0.25 s before the start, so counting from
+    the input would put p = 1/2 at a different point of the action for every duration (on EgoSynth, the arm's
+    reach at p = 1/2 spread 0.23 / 0.45 / 0.73 at the 5th / 50th / 95th percentile; from the start it is one pose)."""
+    return r.input_frame if r.start_frame is None else r.start_frame
 
 
 def _timeline_rows(args: BuildArgs, frames: dict, row: dict, r: ActionRecord, points, quality, out: Path) -> list[dict]:
     """The kept action's frames along its timeline, as pairs with the action's input and a ``progress`` measured on
-    the frames chosen (best of 7 moves a frame by up to 3): (frame - input) / (target - input)."""
+    the frames chosen (best of 7 moves a frame by up to 3): (frame - anchor) / (target - anchor), the anchor being
+    the action's start (EPIC) or the input frame (Ego4D; ``progress_anchor``)."""
     i, t = row["input_frame"], row["target_frame"]
+    a = progress_anchor(r) if r.start_frame is not None else i
     found = []
     for _, f, name in points:
         c = best_of(frames, f, score=quality)
@@ -188,7 +203,9 @@ def _timeline_rows(args: BuildArgs, frames: dict, row: dict, r: ActionRecord, po
         found.append((c, name))
     extra = []
     for c, name in found:
-        p = round((c - i) / (t - i), 4)
+        p = round((c - a) / (t - a), 4)
+        if not 0 < p < 1:
+            continue  # best of 7 moved a frame next to the start onto or before it
         pid = timeline_id(r.pair_id, p)
         if any(e["pair_id"] == pid for e in extra):
             continue  # two nominal points on one frame (a short action)

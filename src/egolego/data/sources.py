@@ -43,6 +43,10 @@ class ActionRecord:
     # ``data build --timeline`` keeps them, with their boxes under the same names in ``timeline_boxes``
     timeline: dict = field(default_factory=dict)
     timeline_boxes: dict = field(default_factory=dict)
+    # where the action itself begins (EPIC's start_timestamp, as a frame of the numbering above): a timeline's
+    # progress is a fraction of [start_frame, target_frame], not of the span from the input frame, which lies a
+    # fixed 0.25 s earlier (so a fraction of that span would mean a different point of the action for every duration)
+    start_frame: int | None = None
 
 
 @dataclass
@@ -146,8 +150,9 @@ def _parse_epic_csv(path: Path, split: str, info: dict[str, dict], report: Parse
             if not pid:
                 report.drop("malformed row", where)
                 continue
+            start = min(max(inp, int(t0 * frame_base(vid))), tgt - 1)
             out.append(ActionRecord(pid, "epic", vid, label, inp, tgt, float(frame_base(vid)), split,
-                                    participant=participant))
+                                    participant=participant, start_frame=start))
             report.kept += 1
     return out
 
