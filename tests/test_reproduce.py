@@ -57,7 +57,8 @@ def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
     assert load(seed / "curve" / "ldm_lego_6" / "model" / "lego_config.yaml").ldm.train_pairs == 6
     assert summary["jobs"] == 2 and any(k.startswith("LDM: train `lego-untuned`") and k.endswith("[worker]") and v > 0
                                         for k, v in summary["stages_s"].items())  # the workers' training times
-    assert "reproduce: seed 0:" in first
+    for line in ("lego - label all correct", "lego - desc all correct", "desc - label all correct"):  # summary
+        assert re.search(rf"reproduce: seed 0: {line} [+-]\d+\.\d \[[^]]+\] on all pairs; \S+ \[[^]]+\] on rule", first), line
     # --clips: lego extended with the progress input, scored along the action, the clips in the report
     timeline = json.loads((seed / "eval" / "timeline" / "timeline.json").read_text())
     assert timeline["single"] == str(seed / "ldm_lego" / "model") and timeline["actions"] >= 1

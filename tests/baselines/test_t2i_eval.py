@@ -70,7 +70,7 @@ def test_t2i_recipe_refuses_what_cannot_work():
 
 def test_eval_baselines_and_report_order(t2i_run, t2i_pairs, tmp_path, capsys):
     model = str(t2i_run / "model")
-    common = ["--pairs", str(t2i_pairs), "--metrics", "psnr,ssim", "--new-actions", "2", "--quiet"]
+    common = ["--pairs", str(t2i_pairs), "--metrics", "psnr,ssim", "--new-actions", "2", "--quiet", "--draws", "2"]
     assert main(["eval", "--model", model, "--baseline", "sdedit", "--out", str(tmp_path / "sd"), "--strength",
                  "0.5", *common]) == 0
     assert main(["eval", "--model", model, "--baseline", "proxnpi", "--out", str(tmp_path / "px"), "--steps", "2",
@@ -79,6 +79,9 @@ def test_eval_baselines_and_report_order(t2i_run, t2i_pairs, tmp_path, capsys):
     assert (sd["name"], sd["mode"], px["name"], px["mode"]) == ("SDEdit", "sdedit", "ProxNPI", "proxnpi")
     assert sd["generated"]["sampling"]["strength"] == 0.5 and px["generated"]["sampling"]["steps"] == 2
     assert len(list((tmp_path / "sd" / "images").glob("*.png"))) == 2 and "psnr" in px["metrics"]
+    # --draws 2: SDEdit's noise differs per draw; ProxNPI starts from the input's inversion, so it is drawn once
+    assert sd["generated"]["draws"] == 2 and len(list((tmp_path / "sd" / "draws" / "1" / "images").glob("*.png"))) == 2
+    assert "draws" not in px["generated"] and not (tmp_path / "px" / "draws").exists()
     assert len(sd["new_actions"]["items"]) == 2
     assert main(["eval", "--model", "input", "--out", str(tmp_path / "in"), *common]) == 0
     out = tmp_path / "r.html"

@@ -59,6 +59,8 @@ class BaselineGenerator:
         if strength is not None and baseline != "sdedit":
             raise InputError("strength", f"is SDEdit's; baseline {baseline} does not read it")
         self.model, self.mode = Path(model), baseline
+        # whether the noise seed changes the frame (``eval --draws``): ProxNPI starts from the input's DDIM inversion
+        self.seeded = baseline != "proxnpi"
         self.pipe = load_t2i(model)
         if device:
             self.pipe.to(device)

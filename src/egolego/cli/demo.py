@@ -115,10 +115,12 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
                       a.ldm_steps, sampling, baselines=a.baselines, jobs=a.jobs, control=a.control, curve=curve,
                       runs=runs, clips=a.clips)
     for seed, r in s["seeds"].items():
-        d = r["paired"].get("lego − label", {})
-        bits = [f"lego - label {_fmt(d[k])} on {k.split('/')[1]}" for k in ("action_all/all pairs",
-                                                                          f"action_all/{r['subset']}") if k in d]
-        print(f"reproduce: seed {seed}: {r['report']}" + (f"; {'; '.join(bits)} (points)" if bits else ""))
+        print(f"reproduce: seed {seed}: {r['report']}")
+        for name, d in r["paired"].items():  # every comparison this run's models allow: lego − label, lego − desc …
+            bits = [f"{_fmt(d[k])} on {k.split('/')[1]}" for k in ("action_all/all pairs", f"action_all/{r['subset']}")
+                    if k in d]
+            if bits:
+                print(f"reproduce: seed {seed}: {name.replace('−', '-')} all correct {'; '.join(bits)} (points)")
         if "timeline" in r:
             print(f"reproduce: seed {seed}: clips, all correct by progress: " + ", ".join(
                 f"p={b} {v * 100:.0f} % (held single frame {r['timeline']['hold'].get(b, float('nan')) * 100:.0f} %)"

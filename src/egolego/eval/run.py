@@ -149,7 +149,7 @@ def evaluate(a: EvalArgs, progress: bool = True) -> dict:
     frames = m.generator(a.model, a.device, strength=a.strength, **sampling_overrides(a))
     if frames is not None:
         _log(f"{name}: generating {len(rows)} frames ({frames.sampling})", progress)
-    draws = 1 if m.kind == "reference" else a.draws  # a reference is the same frame at every draw
+    draws = a.draws if frames is not None and frames.seeded else 1  # a reference or ProxNPI: one frame whatever the seed
     scored, gens = [], []
     for d in range(draws):
         folder = draw_dir(a.out, d)

@@ -124,6 +124,8 @@ def load_pipeline(model: str | Path) -> LegoPipeline:
 class FrameGenerator:
     """A model loaded once (pipeline, and its VLLM when the mode or a missing description needs it)."""
 
+    seeded = True  # every sampler starts from seeded noise, so ``eval --draws`` draws different frames
+
     def __init__(self, model: str | Path, device: str | None = None, vllm_precision: str = "auto", **sampling):
         self.model = Path(model)
         self.pipe = load_pipeline(model)
