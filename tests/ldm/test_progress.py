@@ -1,6 +1,7 @@
 """The action part-way (issue 27): a progress input on the UNet, training on timeline pairs, clips in one batch."""
 
 import json
+import math
 
 import av
 import pytest
@@ -307,12 +308,25 @@ def test_eval_timeline_averages_draws_and_compares_each_p_with_the_end(timeline8
     assert np.allclose(both.action_hand, (one.action_hand + other.action_hand.loc[one.index]) / 2)
     assert len(list((tmp_path / "two" / "draws" / "1" / "progress").glob("*.png"))) == len(both)
     r = json.loads((tmp_path / "two" / "timeline.json").read_text())
-    half = both[both.bin == 0.5].set_index("action").action_hand
-    end = both[both.bin == 1.0].set_index("action").action_hand
+    half = both[both.bin == 0.5].groupby("action").action_hand.mean()  # per action: a bin can hold two of its frames
+    end = both[both.bin == 1.0].groupby("action").action_hand.mean()
     assert r["draws"] == 2 and r["vs_done"]["progress"]["action_hand"]["0.50"]["mean"] == pytest.approx(
         float((half - end.loc[half.index]).mean()))
     assert "1.00" not in r["vs_done"]["progress"]["action_hand"]
     assert "action_hand at p minus at p = 1" in along_the_action(r)
+
+
+def test_each_p_is_compared_with_the_end_action_by_action():
+    """An action with two frames in one bin (best of 7 moved one across the edge), one with none at p = 1 and a frame
+    not judged (NaN): the bin's differences are per action, over the actions judged at both."""
+    from egolego.eval.timeline import against_the_end
+
+    rows = [{"pair_id": "a@p0.45", "progress": 0.45}, {"pair_id": "a@p0.55", "progress": 0.55}, {"pair_id": "a"},
+            {"pair_id": "b@p0.50", "progress": 0.5}, {"pair_id": "b@p0.25", "progress": 0.25}, {"pair_id": "b"},
+            {"pair_id": "c@p0.50", "progress": 0.5}, {"pair_id": "d@p0.50", "progress": 0.5}, {"pair_id": "d"}]
+    values = [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, math.nan]
+    got = against_the_end([{**r, "progress": r.get("progress")} for r in rows], values, bins=4)
+    assert got == {0.5: [0.5 - 1.0, 1.0 - 0.0], 0.25: [0.0 - 0.0]}
 
 
 def test_finished_and_part_way_frames_repeat_as_asked(timeline8):

@@ -121,6 +121,23 @@ def _by_bin(rows: list[dict], values: list[float], bins: int) -> dict[float, lis
     return out
 
 
+def against_the_end(rows: list[dict], values: list[float], bins: int) -> dict[float, list[float]]:
+    """{progress bin below 1: per action, the mean of its frames in that bin minus the mean of its frames at p = 1},
+    over the actions judged in both. Per action, not per position: an action can have two frames in one bin (best of
+    7 moves a frame across a bin's edge) or none."""
+    per: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r, v in zip(rows, values, strict=True):
+        if not math.isnan(v):
+            per[action_key(r["pair_id"])][_bin(progress_of(r), bins)].append(v)
+    out: dict[float, list[float]] = defaultdict(list)
+    for by_bin in per.values():
+        if 1.0 in by_bin:
+            for b, vs in by_bin.items():
+                if b != 1.0:
+                    out[b].append(float(np.mean(vs) - np.mean(by_bin[1.0])))
+    return out
+
+
 def _write_per_frame(rows: list[dict], per_frame: dict[str, dict[str, list[float]]], bins: int, path: Path) -> None:
     """One row per (method, frame): ids, progress, its bin and every score — what paired comparisons need."""
     import pyarrow as pa
@@ -232,9 +249,9 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
                                                            a.bootstrap, seed=a.seed)
                                    for b in sorted(cols["progress"][m])}
     for method in draws[0]:  # along the action within one method: each bin against p = 1, paired by action
-        result["vs_done"][method] = {m: {f"{b:.2f}": bootstrap_ci(np.subtract(d[b], d[1.0]), a.bootstrap, seed=a.seed)
-                                         for b in sorted(d) if b != 1.0 and len(d[b]) == len(d.get(1.0, []))}
-                                     for m, d in cols[method].items()}
+        result["vs_done"][method] = {m: {f"{b:.2f}": bootstrap_ci(d, a.bootstrap, seed=a.seed)
+                                         for b, d in sorted(against_the_end(rows, v, a.bins).items())}
+                                     for m, v in per_frame[method].items()}
     for method, fr in draws[0].items():
         pairs = [background_change([inputs[rs[0]["pair_id"]], *(fr[r["pair_id"]] for r in rs)],
                                    [inputs[rs[0]["pair_id"]], *(truths[r["pair_id"]] for r in rs)])
