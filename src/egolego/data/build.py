@@ -173,7 +173,7 @@ def timeline_points(r: ActionRecord, k: int) -> list[tuple[float, int, str]]:
     its start to the target frame; ``progress_anchor``)."""
     if not k:
         return []
-    a = progress_anchor(r)
+    a = progress_anchor(r, r.input_frame)
     span = r.target_frame - a
     if r.timeline:
         return sorted(((f - a) / span, f, name) for name, f in r.timeline.items())
@@ -181,12 +181,12 @@ def timeline_points(r: ActionRecord, k: int) -> list[tuple[float, int, str]]:
     return [(p, f, n) for p, f, n in pts if r.input_frame < f < r.target_frame]
 
 
-def progress_anchor(r: ActionRecord) -> int:
+def progress_anchor(r: ActionRecord, input_frame: int) -> int:
     """The frame a timeline's progress counts from (p = 0): the action's start where the annotation gives one
-    (EPIC), else the input frame (Ego4D's ``pre_15``). EPIC's input lies 0.25 s before the start, so counting from
+    (EPIC), else ``input_frame`` (Ego4D's ``pre_15``: the nominal one, or the one best of 7 chose). EPIC's input lies 0.25 s before the start, so counting from
     the input would put p = 1/2 at a different point of the action for every duration (on EgoSynth, the arm's
     reach at p = 1/2 spread 0.25 / 0.46 / 0.73 at the 5th / 50th / 95th percentile; from the start 0.73 / 0.89 / 0.99)."""
-    return r.input_frame if r.start_frame is None else r.start_frame
+    return input_frame if r.start_frame is None else r.start_frame
 
 
 def _timeline_rows(args: BuildArgs, frames: dict, row: dict, r: ActionRecord, points, quality, out: Path) -> list[dict]:
@@ -194,7 +194,7 @@ def _timeline_rows(args: BuildArgs, frames: dict, row: dict, r: ActionRecord, po
     the frames chosen (best of 7 moves a frame by up to 3): (frame - anchor) / (target - anchor), the anchor being
     the action's start (EPIC) or the input frame (Ego4D; ``progress_anchor``)."""
     i, t = row["input_frame"], row["target_frame"]
-    a = i if r.start_frame is None else r.start_frame  # Ego4D: the input frame best of 7 chose
+    a = progress_anchor(r, i)
     found = []
     for _, f, name in points:
         c = best_of(frames, f, score=quality)

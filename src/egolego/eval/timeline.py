@@ -132,9 +132,10 @@ def against_the_end(rows: list[dict], values: list[float], bins: int) -> dict[fl
     out: dict[float, list[float]] = defaultdict(list)
     for by_bin in per.values():
         if 1.0 in by_bin:
+            end = np.mean(by_bin[1.0])
             for b, vs in by_bin.items():
                 if b != 1.0:
-                    out[b].append(float(np.mean(vs) - np.mean(by_bin[1.0])))
+                    out[b].append(float(np.mean(vs) - end))
     return out
 
 
