@@ -26,13 +26,15 @@ import time
 from pathlib import Path
 
 
-def desc_accuracy(pairs: Path, truth: dict, split: str, rule: bool | None = None) -> dict:
-    """Description accuracy of one split's pairs; ``rule`` True / False keeps only the rule / plain scenes."""
+def desc_accuracy(pairs: Path, truth: dict, split: str, looks: set[str] | None = None,
+                  inside: bool = True) -> dict:
+    """Description accuracy of one split's pairs; with ``looks`` (``reproduce.twin_ids``: the rule scenes of the
+    knowledge world, the twins of the control) only the pairs inside it, or outside it when ``inside`` is False."""
     from egolego.data.manifest import read_manifest
     from egolego.synth.describe import description_accuracy
 
     rows = [r for r in read_manifest(pairs) if r["split"] == split and r["pair_id"] in truth
-            and (rule is None or bool(truth[r["pair_id"]].get("rule")) == rule)]
+            and (looks is None or (r["pair_id"] in looks) == inside)]
     acc = [description_accuracy(r["description"], truth[r["pair_id"]]) for r in rows]
     if not acc:
         return {"n": 0}
@@ -40,9 +42,10 @@ def desc_accuracy(pairs: Path, truth: dict, split: str, rule: bool | None = None
 
 
 def tuning_curve(log: Path, broke: float, window: int = 25) -> dict:
-    """The last loss (mean of the last ``window`` steps) and the first step whose running mean falls below ``broke``."""
+    """The last loss (mean of the last ``window`` steps) and the first step whose running mean falls below
+    ``broke``."""
     losses = [json.loads(line)["loss"] for line in log.read_text().splitlines() if line.strip()]
-    means = [sum(losses[max(0, i - window + 1):i + 1]) / len(losses[max(0, i - window + 1):i + 1]) for i in range(len(losses))]
+    means = [sum(w) / len(w) for w in (losses[max(0, i - window + 1):i + 1] for i in range(len(losses)))]
     below = next((i + 1 for i, m in enumerate(means) if i >= window and m < broke), None)
     return {"steps": len(losses), "last_loss": round(means[-1], 4) if means else None, "broke_at": below}
 
@@ -60,6 +63,8 @@ def main() -> None:
     a = ap.parse_args()
 
     from egolego.config import load, preset
+    from egolego.data.manifest import read_manifest
+    from egolego.reproduce import twin_ids
     from egolego.stages import (
         curate_stage,
         egosynth_stage,
@@ -85,6 +90,7 @@ def main() -> None:
     curate_stage(pairs, tuning)
     tokenizer_stage(base, pairs, tok)
     truth = truth_by_pair_id(data)
+    looks = twin_ids(read_manifest(pairs), data)  # the rule scenes (the control world's twins)
     vllm_seeds = [int(x) for x in a.vllm_seeds.split(",")] if a.vllm_seeds else [a.seed]
     epochs = [int(x) for x in a.epochs.split(",")] if a.epochs else [None]
     for variant, vllm_seed, n_epochs in ((v, s, e) for v in a.variants.split(",") for e in epochs for s in vllm_seeds):
@@ -113,8 +119,8 @@ def main() -> None:
                           "stills": cfg.vllm.synthetic_records, "tower_s": round(t1 - t0, 1),
                           "tune_s": round(t2 - t1, 1), **tuning_curve(run / "vllm" / "tune_log.jsonl", a.broke),
                           "test": desc_accuracy(v_pairs, truth, "test"),
-                          "test_rule": desc_accuracy(v_pairs, truth, "test", rule=True),
-                          "test_plain": desc_accuracy(v_pairs, truth, "test", rule=False),
+                          "test_rule": desc_accuracy(v_pairs, truth, "test", looks),
+                          "test_plain": desc_accuracy(v_pairs, truth, "test", looks, inside=False),
                           "train": desc_accuracy(v_pairs, truth, "train")}), flush=True)
 
 

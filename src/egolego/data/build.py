@@ -183,9 +183,10 @@ def timeline_points(r: ActionRecord, k: int) -> list[tuple[float, int, str]]:
 
 def progress_anchor(r: ActionRecord, input_frame: int) -> int:
     """The frame a timeline's progress counts from (p = 0): the action's start where the annotation gives one
-    (EPIC), else ``input_frame`` (Ego4D's ``pre_15``: the nominal one, or the one best of 7 chose). EPIC's input lies 0.25 s before the start, so counting from
-    the input would put p = 1/2 at a different point of the action for every duration (on EgoSynth, the arm's
-    reach at p = 1/2 spread 0.25 / 0.46 / 0.73 at the 5th / 50th / 95th percentile; from the start 0.73 / 0.89 / 0.99)."""
+    (EPIC), else ``input_frame`` (Ego4D's ``pre_15``: the nominal one, or the one best of 7 chose). EPIC's input
+    lies 0.25 s before the start, so counting from the input would put p = 1/2 at a different point of the action
+    for every duration (on EgoSynth, the arm's reach at p = 1/2 spread 0.25 / 0.46 / 0.73 at the 5th / 50th / 95th
+    percentile; from the start 0.73 / 0.89 / 0.99)."""
     return input_frame if r.start_frame is None else r.start_frame
 
 
