@@ -6,7 +6,7 @@ import re
 from egolego import config
 from egolego.cli import main
 from egolego.eval.paired import paired, paired_table
-from egolego.reproduce import CONTROL_RUNS, CURVE_RUNS, JOBS_GAIN, RUNS, steps_for, twin_ids
+from egolego.reproduce import CONTROL_RUNS, CURVE_RUNS, JOBS_GAIN, RUNS, named_ids, steps_for, twin_ids
 
 
 def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
@@ -85,6 +85,8 @@ def test_paired_differences_and_their_table(tmp_path):
     res = paired(tmp_path / "lego", tmp_path / "label", {"p0", "p2"}, "rule scenes")
     assert abs(res["action_all/all pairs"]["mean"] - 0.5) < 1e-9
     assert res["action_all/rule scenes"]["mean"] == 1.0 and res["action_all/rule scenes"]["n"] == 2
+    more = paired(tmp_path / "lego", tmp_path / "label", {"p0", "p2"}, "rule scenes", more={"rule, missed": {"p3", "p5"}})
+    assert more["action_all/rule, missed"]["mean"] == 0.5 and more["action_all/rule, missed"]["n"] == 2
     body = paired_table({"lego − label": res})
     assert "+50.0" in body and "+100.0" in body and "lego − label" in body
 
@@ -103,6 +105,22 @@ def test_twin_ids(small_dataset):
     # in the knowledge world (the default) the look-alike scenes are exactly the scenes a rule decides
     assert twins == {r["pair_id"] for r in rows if truth[r["pair_id"]].get("rule")}
     config.preset("tiny")  # the module imports cleanly with the preset
+
+
+def test_named_ids_split_the_look_alikes_by_the_description(small_dataset):
+    """A description names the target when it gives the target's kind and its side: the exact one does, the same
+    words with the other side do not, and an empty one does not."""
+    from egolego.synth.pairs import truth_by_pair_id
+
+    truth = truth_by_pair_id(small_dataset)
+    records = list({id(v): v for v in truth.values()}.values())
+    flip = {"on the left": "on the right", "on the right": "on the left", "in the middle": "on the left"}
+    exact = [{"pair_id": t["action_id"], "description": t["description"]} for t in records]
+    moved = [{"pair_id": t["action_id"], "description": t["description"].replace(
+        t["target"]["side"], flip[t["target"]["side"]], 1)} for t in records]
+    assert named_ids(exact, small_dataset) == {t["action_id"] for t in records}
+    assert named_ids(moved, small_dataset) == set()
+    assert named_ids([{"pair_id": records[0]["action_id"], "description": ""}], small_dataset) == set()
 
 
 def test_minutes_sizing_counts_on_parallel_jobs():

@@ -93,16 +93,33 @@ def twin_ids(rows: list[dict], egosynth: Path) -> set[str]:
     return out
 
 
+def named_ids(rows: list[dict], egosynth: Path) -> set[str]:
+    """Pairs whose manifest description (the tuned VLLM's, after ``vllm enrich``) names the target object and its
+    side (``description_accuracy``'s "position"): on the look-alike scenes, where the VLLM knows which one is meant.
+    Splitting the rule scenes by it tells the two halves of LEGO's claim apart: whether the VLLM knows, and whether
+    the diffusion model draws what it knows."""
+    from .synth.describe import description_accuracy
+    from .synth.pairs import truth_by_pair_id
+
+    truth = truth_by_pair_id(egosynth)
+    return {r["pair_id"] for r in rows if r["pair_id"] in truth and r.get("description")
+            and description_accuracy(r["description"], truth[r["pair_id"]])["position"]}
+
+
 def subset_name(cfg: Config) -> str:
     """What the look-alike scenes are called in the tables: rule scenes where a knowledge rule decides them."""
     return "rule scenes" if cfg.synth.knowledge != "none" else "twin scenes"
 
 
-def comparisons(evals: dict[str, Path], twins: set[str], name: str) -> dict[str, dict]:
-    """The paired differences the paper's claims rest on, for the models this run trained."""
+def comparisons(evals: dict[str, Path], twins: set[str], name: str, named: set[str] | None = None) -> dict[str, dict]:
+    """The paired differences the paper's claims rest on, for the models this run trained; with ``named``
+    (``named_ids``) also on the look-alike scenes the VLLM's description gets right and on those it gets wrong."""
     from .eval.paired import paired
 
-    return {f"{a} − {b}": paired(evals[a], evals[b], twins, name) for a, b in COMPARISONS if a in evals and b in evals}
+    more = None if named is None else {f"{name}, the VLLM names the target": twins & named,
+                                       f"{name}, the VLLM misses it": twins - named}
+    return {f"{a} − {b}": paired(evals[a], evals[b], twins, name, more=more)
+            for a, b in COMPARISONS if a in evals and b in evals}
 
 
 def _train_one(threads: int, args: tuple) -> dict[str, float]:
@@ -205,7 +222,8 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
                      limit=test_pairs, store=p.store, name=f"{mode} ({k} pairs)", egosynth=p.data, batch_size=32,
                      device=device, **sampling), evaluate, load_run)
     rows = [r for r in read_manifest(p.pairs) if r["split"] == "test"][:test_pairs]
-    return {"evals": evals, "twins": twin_ids(rows, p.data), "curve": curve_evals, "prepared": p,
+    return {"evals": evals, "twins": twin_ids(rows, p.data), "named": named_ids(rows, p.data), "curve": curve_evals,
+            "prepared": p,
             "train_pairs": sum(r["split"] == "train" for r in read_manifest(p.pairs))}
 
 
@@ -277,7 +295,7 @@ def _report_seed(c: Config, r: dict, steps: int, title: str, extra: list[tuple[s
     from .synth.pairs import rule_marks
 
     name = subset_name(c)
-    diffs = comparisons(r["evals"], r["twins"], name)
+    diffs = comparisons(r["evals"], r["twins"], name, r.get("named"))
     sections = [("Paired differences (Tab. 1, 3, 4 at toy scale)", paired_table(diffs))]
     curve = {}
     if r["curve"]:

@@ -20,8 +20,10 @@ from .tables import load_run
 METRICS = ("action_all", "action_object", "psnr", "ssim")
 
 
-def paired(a: Path, b: Path, subset: set[str], subset_name: str, metrics=METRICS) -> dict[str, dict]:
-    """{"metric/all pairs" | "metric/<subset_name>": mean [lo, hi] of a − b} for two eval folders."""
+def paired(a: Path, b: Path, subset: set[str], subset_name: str, metrics=METRICS,
+           more: dict[str, set[str]] | None = None) -> dict[str, dict]:
+    """{"metric/all pairs" | "metric/<subset_name>": mean [lo, hi] of a − b} for two eval folders; ``more`` adds
+    further named subsets (e.g. the look-alike scenes split by whether the VLLM's description names the target)."""
     ra, rb = load_run(a), load_run(b)
     if ra.per_pair["pair_id"] != rb.per_pair["pair_id"]:
         raise ValueError(f"{a} and {b} did not score the same pairs in the same order")
@@ -30,7 +32,7 @@ def paired(a: Path, b: Path, subset: set[str], subset_name: str, metrics=METRICS
     for metric in metrics:
         if metric not in ra.per_pair or metric not in rb.per_pair:
             continue
-        for name, keep in (("all pairs", None), (subset_name, subset)):
+        for name, keep in (("all pairs", None), (subset_name, subset), *(more or {}).items()):
             sel = [i for i, pid in enumerate(ids) if keep is None or pid in keep]
             if sel:
                 out[f"{metric}/{name}"] = paired_bootstrap([ra.per_pair[metric][i] for i in sel],
