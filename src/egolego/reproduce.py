@@ -223,8 +223,7 @@ def run_seed(cfg: Config, root: Path, steps: int, test_pairs: int, sampling: dic
                      device=device, **sampling), evaluate, load_run)
     rows = [r for r in read_manifest(p.pairs) if r["split"] == "test"][:test_pairs]
     return {"evals": evals, "twins": twin_ids(rows, p.data), "named": named_ids(rows, p.data), "curve": curve_evals,
-            "prepared": p,
-            "train_pairs": sum(r["split"] == "train" for r in read_manifest(p.pairs))}
+            "prepared": p, "train_pairs": sum(r["split"] == "train" for r in read_manifest(p.pairs))}
 
 
 def _eval(args, evaluate, load_run) -> Path:
