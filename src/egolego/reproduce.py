@@ -111,13 +111,12 @@ def subset_name(cfg: Config) -> str:
     return "rule scenes" if cfg.synth.knowledge != "none" else "twin scenes"
 
 
-def comparisons(evals: dict[str, Path], twins: set[str], name: str, named: set[str] | None = None) -> dict[str, dict]:
-    """The paired differences the paper's claims rest on, for the models this run trained; with ``named``
-    (``named_ids``) also on the look-alike scenes the VLLM's description gets right and on those it gets wrong."""
+def comparisons(evals: dict[str, Path], twins: set[str], name: str, named: set[str]) -> dict[str, dict]:
+    """The paired differences the paper's claims rest on, for the models this run trained: over all pairs, on the
+    look-alike scenes, and on those the VLLM's description gets right (``named``: ``named_ids``) and wrong."""
     from .eval.paired import paired
 
-    more = None if named is None else {f"{name}, the VLLM names the target": twins & named,
-                                       f"{name}, the VLLM misses it": twins - named}
+    more = {f"{name}, the VLLM names the target": twins & named, f"{name}, the VLLM misses it": twins - named}
     return {f"{a} − {b}": paired(evals[a], evals[b], twins, name, more=more)
             for a, b in COMPARISONS if a in evals and b in evals}
 
@@ -294,7 +293,7 @@ def _report_seed(c: Config, r: dict, steps: int, title: str, extra: list[tuple[s
     from .synth.pairs import rule_marks
 
     name = subset_name(c)
-    diffs = comparisons(r["evals"], r["twins"], name, r.get("named"))
+    diffs = comparisons(r["evals"], r["twins"], name, r["named"])
     sections = [("Paired differences (Tab. 1, 3, 4 at toy scale)", paired_table(diffs))]
     curve = {}
     if r["curve"]:
