@@ -24,11 +24,12 @@ from .prompt import build_messages, load_examples
 DEFAULT_PRICE = (0.0005, 0.0015)
 
 
-def _boxes(row: dict) -> dict:
-    """The target (else input) boxes of a row; malformed JSON or shapes give no boxes rather than a crash."""
+def _boxes(row: dict, frame: str = "target") -> dict:
+    """The ``frame``'s boxes of a row ("target": else the input's; "input": the input's only); malformed JSON or
+    shapes give no boxes rather than a crash."""
     try:
         b = json.loads(row["boxes"] or "{}")
-        b = (b.get("target") or b.get("input") or {}) if isinstance(b, dict) else {}
+        b = (b.get(frame) or (b.get("input") if frame == "target" else None) or {}) if isinstance(b, dict) else {}
         return {str(k): [float(x) for x in v] for k, v in b.items() if isinstance(v, list) and len(v) == 4}
     except (ValueError, TypeError, AttributeError, RecursionError):
         return {}
@@ -49,7 +50,7 @@ def curate(pairs: str | Path, out_json: str | Path, backend: str = "geometric", 
     rows = action_rows(read_manifest(pairs))  # timeline pairs share their action's description
     check_out_file(out_json, "--out")
     if backend == "geometric":
-        descs = {r["pair_id"]: describe(r["label"], _boxes(r)) for r in rows}
+        descs = {r["pair_id"]: describe(r["label"], _boxes(r), _boxes(r, "input")) for r in rows}
         usage = None
     elif backend == "openai":
         missing = [n for n, v in (("base_url", base_url), ("model", model), ("examples", examples)) if not v]
