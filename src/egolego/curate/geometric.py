@@ -1,11 +1,11 @@
 """The offline describer: a description from the label and the boxes alone (no language model).
 
-Which hand: the one that moved between the input and the action frame when both show both hands, else the hand
-whose box overlaps or lies nearest the object of the action in the action frame. Where the object is: left / middle / right from its box
-centre in the *input* frame when the pair has its boxes — the frame the VLLM and the diffusion model see, and where
-the person reaches — else in the action frame. The action frame alone misplaces what the action moves: a poured
-bottle is lifted over the pan, an opened drawer slides out, so on the knowledge world's pour and open scenes the
-old action-frame side was right on only .61-.77 of the training pairs (RESULTS.md, 2026-12-07 curation study).
+Which hand: the one that moved between the input and the action frame when both frames show both hands, else the
+hand whose box overlaps or lies nearest the object of the action in the action frame. Where the object is: left /
+middle / right from its box centre in the *input* frame when the pair has its boxes (the frame the VLLM and the
+diffusion model see, where the person reaches), else in the action frame. The action frame alone misplaces what the
+action moves: a poured bottle is lifted over the pan, a put cup sits on the plate, so on the validation seed's pour
+scenes the action-frame side was right on .16 of the pairs, now .97 (RESULTS.md, 2026-12-07 curation study).
 Second objects ("on the plate", "with the knife") keep the label's preposition.
 """
 
