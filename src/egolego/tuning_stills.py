@@ -2,11 +2,11 @@
 
 The tiny LLaVA learns where things are slowly from the few hundred curated records of a demo-sized dataset, and
 those records were noisy while the geometric curation read the *action* frame's boxes, where the object may have
-moved (position right ~74 %; RESULTS.md; it reads the input frame's since 2026-12-07). EgoSynth can render any number
-of scenes, and they teach what no curation of the pairs can: the world's knowledge rules. Each
-record here is the before-frame of a fresh (scene, action), its label, and a description that names the target's
-true side and the acting hand, written by ``curate.geometric.describe`` from the exact target position so that
-both kinds of record speak alike. Scenes come from their own stream (``SeedSequence([seed, SALT])``), not from a
+moved (position right ~74 %; RESULTS.md; it reads the input frame's since 2026-12-07). EgoSynth can render any
+number of scenes, and they teach what no curation of the pairs can: the world's knowledge rules. Each record here is
+the before-frame of a fresh (scene, action), its label, and a description that names the target's true side and the
+acting hand, written by ``curate.geometric.describe`` from the exact target position so that both kinds of record
+speak alike. Scenes come from their own stream (``SeedSequence([seed, SALT])``), not from a
 dataset's ``default_rng(seed)``, so no test scene is ever rendered here.
 """
 

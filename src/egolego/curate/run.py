@@ -28,8 +28,9 @@ def _boxes(row: dict, frame: str = "target") -> dict:
     """The ``frame``'s boxes of a row ("target": else the input's; "input": the input's only); malformed JSON or
     shapes give no boxes rather than a crash."""
     try:
-        b = json.loads(row["boxes"] or "{}")
-        b = (b.get(frame) or (b.get("input") if frame == "target" else None) or {}) if isinstance(b, dict) else {}
+        both = json.loads(row["boxes"] or "{}")
+        both = both if isinstance(both, dict) else {}
+        b = both.get(frame) or (both.get("input") if frame == "target" else None) or {}
         return {str(k): [float(x) for x in v] for k, v in b.items() if isinstance(v, list) and len(v) == 4}
     except (ValueError, TypeError, AttributeError, RecursionError):
         return {}
