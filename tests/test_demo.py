@@ -3,12 +3,11 @@
 import json
 from html import escape
 
-import pytest
 from PIL import Image
 
 from egolego import config
 from egolego.data.manifest import read_manifest
-from egolego.demo import CLIP_FIXED_S, CLIP_STEP_DIVISOR, EVAL_RESERVE_S, MIN_LDM_S, ldm_deadline, run_demo
+from egolego.demo import run_demo
 
 
 def test_demo_end_to_end_and_reuse(tmp_path, capsys):
@@ -45,18 +44,3 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert f"report: {tmp_path / 'report.html'}" in out and out.count("[demo]      lego: psnr") + out.count("lego: psnr") >= 1
     run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True, stills=400)
     assert capsys.readouterr().out.count("reused") >= 9
-
-
-def test_the_clock_leaves_the_clip_stage_its_share():
-    """`lego`'s deadline leaves room for the clip stage (a third of its steps at its speed, and a fixed part), so the
-    demo with clips ends within its minutes; without clips `lego` trains up to the evaluation's reserve."""
-    t0 = 1000.0
-    now = t0 + 200  # the stages before the LDM took 200 s
-    end = t0 + 600 - EVAL_RESERVE_S
-    assert ldm_deadline(t0, now, 10, 1.0, clips=False) == end
-    lego_s = ldm_deadline(t0, now, 10, 1.0, clips=True) - now
-    clip_s = lego_s / CLIP_STEP_DIVISOR + CLIP_FIXED_S
-    assert now + lego_s + clip_s == pytest.approx(end)
-    late = t0 + 590  # a slow box: the LDM still trains its minimum
-    assert ldm_deadline(t0, late, 10, 1.0, clips=True) == late + MIN_LDM_S
-    assert ldm_deadline(t0, late, 5, 0.5, clips=False) == late + MIN_LDM_S * 0.5

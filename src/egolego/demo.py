@@ -35,22 +35,6 @@ LDM_STEPS_10MIN = {"bf16": 2000, "fp16": 1800, "no": 1800}
 DEMO_TOWER_SCENES = 8000
 EVAL_RESERVE_S = 30  # what the end of the demo needs on 2 cores: eval of the model and the references, the report
 MIN_LDM_S = 90  # the LDM trains at least this long, however slow the box (an untrained model shows nothing)
-# The clip stage extends `lego` for a third of the steps it reached (1 / CLIP_STEP_DIVISOR), at about its speed
-# (656 steps in 132 s after 1,970 in 388 s: RESULTS.md, bench_demo.py 2026-12-06), plus a fixed part: timeline pairs
-# and eval-timeline on 8 actions (~7 s measured) and the model's start-up
-CLIP_STEP_DIVISOR = 3
-CLIP_FIXED_S = 20
-
-
-def ldm_deadline(t0: float, now: float, minutes: float, scale: float, clips: bool) -> float:
-    """When ``lego``'s training must stop (``time.monotonic()``) for the demo to end within ``minutes`` of ``t0``:
-    what is left after the evaluation's reserve, shared with the clip stage's extension when there is one (it trains
-    a third of the steps ``lego`` reached, so ``lego`` gets three quarters of the time left; without this
-    the clip stage ran the demo to 12 minutes), and never less than ``MIN_LDM_S`` (scaled) from ``now``."""
-    end = t0 + minutes * 60 - EVAL_RESERVE_S
-    if clips:
-        end = now + (end - CLIP_FIXED_S - now) * CLIP_STEP_DIVISOR / (CLIP_STEP_DIVISOR + 1)
-    return max(end, now + MIN_LDM_S * scale)
 
 
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,
@@ -79,7 +63,9 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     p = prepare(cfg, out, scale)
     per_10min = ldm_steps_10min or LDM_STEPS_10MIN[precision.resolve(cfg.ldm.mixed_precision)]
     ldm_steps = max(20, int(round(per_10min * scale)))
-    deadline = ldm_deadline(t0, time.monotonic(), minutes, scale, clips) if follow_clock else None
+    deadline = None
+    if follow_clock:
+        deadline = max(t0 + minutes * 60 - EVAL_RESERVE_S, time.monotonic() + MIN_LDM_S * scale)
     models = {"lego": train_ldm(cfg, p, "lego", ldm_steps, out / "ldm_lego", deadline=deadline)}
     ldm_steps = trained_steps(out / "ldm_lego", ldm_steps)
     if baseline:  # the same steps as lego reached, whatever the clock says now
@@ -113,8 +99,7 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
         from .eval.report import timeline_section
         from .stages import timeline_stage
 
-        tl, tl_dir = timeline_stage(cfg, p, models["lego"], max(10, ldm_steps // CLIP_STEP_DIVISOR), out,
-                                    min(8, test_pairs, n_test))
+        tl, tl_dir = timeline_stage(cfg, p, models["lego"], max(10, ldm_steps // 3), out, min(8, test_pairs, n_test))
         sections.append(("The action as a clip (progress 1/4 … 1)", timeline_section(tl, tl_dir / "clips.png")))
     runs = [load_run(d) for d in evals.values()]
     marks = rule_marks(data)
