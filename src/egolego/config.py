@@ -128,6 +128,9 @@ class LdmConfig:
     # a clip's frames before the last (generate --frames, eval-timeline): 1 = each from pure noise, in one batch with the
     # last; < 1 = the last frame first, then the others from it noised to this level (they keep its hand and object)
     clip_start: float = 1.0
+    # s_p: a progress model's frames guided away from the action not begun, + s_p (ε(X, C, p) − ε(X, C, 0)), one more
+    # branch per step (0 = off); on the guided steps only (guidance_interval)
+    progress_guidance: float = 0.0
     # the learnt change mask (ldm/change_mask.py): after training, a small net learns from the model's own frames of
     # its training pairs where the true frame differs from the input; sampling composites the frame over the input by
     # it. change_mask_pairs: training pairs it learns from (0 = all); _steps / _width: its training and size; the

@@ -159,6 +159,13 @@ def test_generate_frames_writes_a_clip_and_a_single_frame_model_says_why_not(pro
     code = main(["generate", "--model", str(progress_model), "--image", src, "--action", row["label"],
                  "--frames", "2", "--clip-start", "0", "--out", str(tmp_path / "zero.png")])
     assert code != 0 and "--clip-start" in capsys.readouterr().err
+    guided = tmp_path / "guided.png"  # guided away from the action not begun (the formula: the test below)
+    assert main(["generate", "--model", str(progress_model), "--image", src, "--action", row["label"], "--description",
+                 row["description"], "--frames", "2", "--progress-guidance", "2", "--out", str(guided)]) == 0
+    assert Image.open(guided).size == (3 * w + 2 * 2, h)
+    code = main(["generate", "--model", str(progress_model), "--image", src, "--action", row["label"],
+                 "--frames", "2", "--progress-guidance", "-1", "--out", str(tmp_path / "neg.png")])
+    assert code != 0 and "--progress-guidance" in capsys.readouterr().err
 
 
 def test_clip_files():
@@ -422,3 +429,52 @@ def test_eval_timeline_draws_each_action_as_its_clip(young_progress_model, timel
     assert drawn[0].tobytes() != free[0].resize(drawn[0].size).tobytes()  # not the frames drawn from pure noise
     record = json.loads((tmp_path / "progress" / "drawn_with.json").read_text())
     assert record["sampling"]["clip_start"] == 0.5  # drawn another way next time: drawn again
+
+
+def test_progress_guidance_pushes_away_from_the_action_not_begun(young_progress_model, single_model, timeline8):
+    """s_p > 0 adds a 4th branch, (X, C) at progress 0, and guides by s_p (ε(X, C, p) − ε(X, C, 0)) on top of the
+    two guidance scales; s_p = 0 leaves the three branches as they were, and a single-frame model ignores it."""
+    from egolego.errors import InputError
+    from egolego.ldm.pipeline import combine_guidance
+
+    row = action_rows(read_manifest(timeline8))[0]
+    src = Image.open(resolve(timeline8, row["input_path"])).convert("RGB").resize((64, 64))
+
+    def one_step(model, p=0.5, **kw):
+        gen = FrameGenerator(model, scheduler="flow_euler", steps=1, keep_input=0.0, guidance_interval=(0, 1),
+                             condition_guidance=3.0, image_guidance=1.5, **kw)
+        pipe, seen = gen.pipe, {}
+        forward, step = pipe.unet.forward, pipe.scheduler.__class__.step
+
+        def unet(*a, **k):
+            out = forward(*a, **k)
+            seen["unet"] = (k.get("class_labels"), out[0])  # (nB, c, h, w): the branches' predictions
+            return out
+
+        pipe.unet.forward = unet
+
+        def spy(sched, out, t, z, **k):
+            seen["step"] = (out, z)
+            return step(sched, out, t, z, **k)
+
+        pipe.scheduler.__class__.step = spy
+        try:
+            frame = pipe(src, row["description"], action_progress=p, output_type="np",
+                         generator=torch.Generator().manual_seed(1), **gen.sampling.pipe_kwargs()).images[0]
+        finally:
+            pipe.scheduler.__class__.step = step
+        return frame, seen, pipe.scheduler.sigmas[0]
+
+    plain, seen0, _ = one_step(young_progress_model)
+    assert seen0["unet"][1].shape[0] == 3  # guidance off: the three branches of before
+    pushed, seen, sigma = one_step(young_progress_model, progress_guidance=2.0)
+    labels, raw = seen["unet"]
+    assert raw.shape[0] == 4 and labels.tolist() == [500.0, 500.0, 500.0, 0.0]  # the 4th branch: progress 0
+    x0 = combine_guidance(raw[:3], 3.0, 1.5) + 2.0 * (raw[:1] - raw[3:])  # the guided x_0, by the formula
+    out, z = seen["step"]
+    torch.testing.assert_close(out, (z - x0) / sigma)  # what the sampler stepped with (x_0 -> velocity)
+    assert not (plain == pushed).all()
+    with pytest.raises(InputError, match=">= 0"):
+        FrameGenerator(young_progress_model, progress_guidance=-1.0)
+    frame, seen1, _ = one_step(single_model, p=1.0, progress_guidance=2.0)  # no progress input: nothing to guide by
+    assert seen1["unet"][1].shape[0] == 3 and seen1["unet"][0] is None

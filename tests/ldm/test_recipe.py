@@ -43,7 +43,8 @@ def test_residual_flow_model_at_init_returns_the_input(flow_model, pairs8):
     assert gen.pipe.scheduler.config.stochastic_sampling  # re-noised at every step, still exactly the input
     assert gen.pipe.config.sampling == {"steps": 4, "scheduler": "flow_euler_a", "condition_guidance": 3.0,
                                         "image_guidance": 1.0, "guidance_rescale": 0.0, "guidance_interval": [0.6, 1.0],
-                                        "keep_input": 0.06, "clip_start": 1.0, "change_mask": False}
+                                        "keep_input": 0.06, "clip_start": 1.0, "progress_guidance": 0.0,
+                                        "change_mask": False}
     row = read_manifest(pairs8)[0]
     src = Image.open(resolve(pairs8, row["input_path"])).convert("RGB")
     out, _ = gen(src, row["label"], row["description"], seed=3)

@@ -46,6 +46,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "guidance_rescale": (0, 1),
     "keep_input": (0, 1),
     "clip_start": (1e-3, 1),
+    "progress_guidance": (0, 100),
     "scenes": (1, 1_000_000),
     "rows": (1, 100_000),
 }
@@ -122,6 +123,7 @@ CONFIG_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "guidance_rescale": (0, 1),
     "keep_input": (0, 1),
     "clip_start": (1e-3, 1),
+    "progress_guidance": (0, 100),
     "guidance_interval": (0, 1),  # each of the two noise levels
 }
 _INTEGER_KEYS = {k for k, (lo, _) in CONFIG_BOUNDS.items() if lo == 1} | {"seed", "train_pairs", "synthetic_records",

@@ -126,6 +126,8 @@ def timeline_parser(sub) -> None:
                    "frame's scores averaged over them (default %(default)s)")
     t.add_argument("--clip-start", type=float, help="the progress model's frames before p = 1: 1 = each from pure "
                    "noise; S < 1 = from the action's last frame noised to level S (default: the model's ldm.clip_start)")
+    t.add_argument("--progress-guidance", type=float, help="the progress model's s_p: guide each frame away from the "
+                   "action not begun by s_p; 0 = off (default: the model's ldm.progress_guidance)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_eval_timeline)
 
@@ -145,7 +147,8 @@ def cmd_eval_timeline(a: argparse.Namespace) -> int:
     args = TimelineArgs(model=Path(a.model), pairs=Path(a.pairs), out=writable_dir(Path(a.out), "--out"),
                         single=Path(a.single) if a.single else None, store=Path(a.store) if a.store else None,
                         egosynth=Path(a.egosynth) if a.egosynth else None, split=a.split, actions=a.actions,
-                        bins=a.bins, seed=a.seed, draws=a.draws, batch_size=a.batch_size, clip_start=a.clip_start)
+                        bins=a.bins, seed=a.seed, draws=a.draws, batch_size=a.batch_size, clip_start=a.clip_start,
+                        progress_guidance=a.progress_guidance)
     try:
         r = evaluate_timeline(args, progress=not a.quiet)
     except (FileNotFoundError, ValueError) as e:

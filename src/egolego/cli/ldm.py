@@ -103,6 +103,8 @@ def generate_parser(sub) -> None:
     g.add_argument("--clip-start", type=float, help="with --frames: 1 = every frame from pure noise; S < 1 = the last "
                    "frame first, the others from it noised to level S, keeping its hand and object (default: the "
                    "model's ldm.clip_start, 1 in both presets)")
+    g.add_argument("--progress-guidance", type=float, help="with --frames: s_p, guide each frame away from the action "
+                   "not begun (progress 0) by s_p; 0 = off (default: the model's ldm.progress_guidance)")
     g.set_defaults(func=cmd_generate)
 
 
@@ -180,7 +182,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from ..ldm.clip_file import CLIP_SUFFIXES, write_clip
     from ..ldm.generate import generate_clip, generate_one
 
-    sampling = {**sampling_args(a), "clip_start": a.clip_start}
+    sampling = {**sampling_args(a), "clip_start": a.clip_start, "progress_guidance": a.progress_guidance}
     if not 1 <= a.frames <= 64:
         raise CliError(f"--frames: give 1 to 64 frames, got {a.frames}")
     if not 0 < a.fps <= 60:

@@ -60,6 +60,7 @@ class TimelineArgs:
     batch_size: int = 16
     bootstrap: int = 1000
     clip_start: float | None = None  # the progress model's clip sampling (default: the model's ldm.clip_start)
+    progress_guidance: float | None = None  # the progress model's s_p (default: the model's ldm.progress_guidance)
 
 
 def _timeline_rows(a: TimelineArgs) -> dict[str, list[dict]]:
@@ -193,7 +194,7 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
         raise MissingInput("model", f"{a.model} is not a LEGO model folder (no model_index.json)")
     by_action = _timeline_rows(a)
     rows = [r for rs in by_action.values() for r in rs]
-    gen = FrameGenerator(a.model, clip_start=a.clip_start)
+    gen = FrameGenerator(a.model, clip_start=a.clip_start, progress_guidance=a.progress_guidance)
     if not gen.takes_progress:
         raise InputError("model", f"{a.model} was trained on single frames (ldm.progress: false); eval-timeline scores "
                          "a model trained on timeline pairs (give a single-frame model as --single)")

@@ -40,6 +40,7 @@ class Sampling:
     keep_input: float = 0.0  # τ of LegoPipeline's keep_unchanged (0 = off)
     change_mask: bool = False  # composite by the model's learnt change mask (ldm/change_mask.py)
     clip_start: float = 1.0  # a clip's earlier frames start from its last one noised to this level (1 = pure noise)
+    progress_guidance: float = 0.0  # s_p: guide a progress model's frames away from the action not begun (0 = off)
 
     def override(self, **values) -> Sampling:
         values = {k: v for k, v in values.items() if v is not None}
@@ -52,7 +53,7 @@ class Sampling:
         return {"num_inference_steps": int(self.steps), "condition_guidance_scale": float(self.condition_guidance),
                 "image_guidance_scale": float(self.image_guidance), "guidance_rescale": float(self.guidance_rescale),
                 "guidance_interval": tuple(self.guidance_interval), "keep_input": float(self.keep_input),
-                "change_mask": bool(self.change_mask)}
+                "change_mask": bool(self.change_mask), "progress_guidance": float(self.progress_guidance)}
 
 
 def model_ldm_settings(model: str | Path) -> dict:
@@ -76,7 +77,8 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
     s = Sampling(int(saved["steps"]), saved["scheduler"], float(saved["condition_guidance"]),
                  float(saved["image_guidance"]), float(saved["guidance_rescale"]),
                  tuple(float(v) for v in saved["guidance_interval"]), float(saved["keep_input"]),
-                 bool(saved["change_mask"]), float(saved.get("clip_start", 1.0))).override(**overrides)
+                 bool(saved["change_mask"]), float(saved.get("clip_start", 1.0)),
+                 float(saved.get("progress_guidance", 0.0))).override(**overrides)
     if s.steps < 1:
         raise InputError("steps", f"must be at least 1, got {s.steps}")
     if not 0 <= s.guidance_rescale <= 1:
@@ -85,6 +87,8 @@ def sampling_for(model: str | Path, pipe: LegoPipeline | None = None, **override
         raise InputError("keep_input", f"must lie in [0, 1], got {s.keep_input}")
     if not 0 < s.clip_start <= 1:
         raise InputError("clip_start", f"must lie in (0, 1], got {s.clip_start}")
+    if s.progress_guidance < 0:
+        raise InputError("progress_guidance", f"must be >= 0, got {s.progress_guidance}")
     if s.change_mask and pipe is not None and pipe.change_mask is None:
         raise InputError("change_mask", f"{model} has no learnt change mask; train one with `egolego train-mask`")
     lo, hi = s.guidance_interval

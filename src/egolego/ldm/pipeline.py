@@ -66,7 +66,8 @@ def sampling_settings(ldm: LdmConfig) -> dict:
     return {"steps": int(ldm.steps), "scheduler": ldm.scheduler, "condition_guidance": float(ldm.condition_guidance),
             "image_guidance": float(ldm.image_guidance), "guidance_rescale": float(ldm.guidance_rescale),
             "guidance_interval": [float(v) for v in ldm.guidance_interval], "keep_input": float(ldm.keep_input),
-            "clip_start": float(ldm.clip_start), "change_mask": False}  # on once the learnt mask is trained and added (``add_change_mask``)
+            "clip_start": float(ldm.clip_start), "progress_guidance": float(ldm.progress_guidance),
+            "change_mask": False}  # on once the learnt mask is trained and added (``add_change_mask``)
 
 
 # What a pipeline samples with when neither its saved config nor the call says: the paper preset's (the official
@@ -209,7 +210,8 @@ class LegoPipeline(DiffusionPipeline):
                  guidance_interval: tuple[float, float] | None = None,
                  keep_input: float | None = None, action_progress: float | list[float] | None = None,
                  latents: torch.Tensor | None = None, change_mask: bool | None = None,
-                 init_image=None, strength: float = 1.0) -> LegoPipelineOutput:
+                 init_image=None, strength: float = 1.0,
+                 progress_guidance: float | None = None) -> LegoPipelineOutput:
         """Generate action frames. Sampling arguments left at None are the model's saved ones (``sampling``).
 
         ``guidance_rescale``: φ (``combine_guidance``); ``guidance_interval`` = (lo, hi): guide only the steps whose
@@ -238,6 +240,9 @@ class LegoPipeline(DiffusionPipeline):
         guidance_interval = tuple(saved["guidance_interval"] if guidance_interval is None else guidance_interval)
         keep_input = float(saved["keep_input"] if keep_input is None else keep_input)
         change_mask = bool(saved["change_mask"] if change_mask is None else change_mask)
+        s_p = float(saved.get("progress_guidance", 0.0) if progress_guidance is None else progress_guidance)
+        if s_p < 0:
+            raise ValueError(f"progress_guidance must be >= 0, got {s_p}")
         if change_mask and self.change_mask is None:
             raise ValueError("this model has no learnt change mask (its `change_mask` component): train one with "
                              "`egolego train-mask`, or sample without it")
@@ -247,13 +252,15 @@ class LegoPipeline(DiffusionPipeline):
         if len(images) != b:
             raise ValueError(f"{len(images)} images for {b} prompts")
         dev = self._execution_device
+        labels = progress_labels(self.unet, action_progress, b, dev)  # (B,) or None
+        by_progress = s_p > 0 and labels is not None  # a 4th branch: (X, C) at progress 0, the action not begun
         cond, uncond, masks = self.encode_condition(prompts, h_img, h_txt, h_len, mode)
-        context = torch.cat([cond, uncond, uncond])  # (3B, L, D)
-        mask = None if masks is None else torch.cat([masks[0], masks[1], masks[1]])  # (3B, L)
+        context = torch.cat([cond, uncond, uncond] + [cond] * by_progress)  # (nB, L, D), n = 3 or 4
+        mask = None if masks is None else torch.cat([masks[0], masks[1], masks[1]] + [masks[0]] * by_progress)
 
         pixels = self.image_processor.preprocess(images).to(dev, self.vae.dtype)  # (B, 3, H, W) in [-1, 1]
         x_lat = self.vae.encode(pixels).latent_dist.mode()  # (B, c, h, w), unscaled
-        image_lat = torch.cat([x_lat, x_lat, torch.zeros_like(x_lat)])  # (3B, c, h, w)
+        image_lat = torch.cat([x_lat, x_lat, torch.zeros_like(x_lat)] + [x_lat] * by_progress)  # (nB, c, h, w)
 
         if not 0 < strength <= 1:
             raise ValueError(f"strength must lie in (0, 1], got {strength}")
@@ -274,12 +281,13 @@ class LegoPipeline(DiffusionPipeline):
             latents = self._start(init, latents, timesteps[0])
         else:
             latents = latents * getattr(self.scheduler, "init_noise_sigma", 1.0)
-        labels = progress_labels(self.unet, action_progress, b, dev)  # (B,) or None
-        labels = None if labels is None else torch.cat([labels] * 3)  # (3B,): every branch at the same progress
+        if labels is not None:  # (nB,): the three guidance branches at the frame's progress, the 4th at 0
+            labels = torch.cat([labels] * 3 + [torch.zeros_like(labels)] * by_progress)
+        n = 4 if by_progress else 3
         base = image_lat * sf if self.config.residual else None  # residual head: x_0 = E(X) + UNet output
         step_kwargs = {"generator": generator} if "generator" in self.scheduler.step.__code__.co_varnames else {}
         for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
-            z = torch.cat([latents] * 3)  # (3B, c, h, w)
+            z = torch.cat([latents] * n)  # (nB, c, h, w)
             if not self.is_flow:
                 z = self.scheduler.scale_model_input(z, t)
             out = self.unet(torch.cat([z, image_lat], dim=1), t, encoder_hidden_states=context,
@@ -287,9 +295,10 @@ class LegoPipeline(DiffusionPipeline):
             if base is not None:
                 out = out + base
             if guidance_interval[0] <= self._noise_level(i, t) <= guidance_interval[1]:
-                out = combine_guidance(out, condition_guidance_scale, image_guidance_scale, guidance_rescale)
+                guided = combine_guidance(out[:3 * b], condition_guidance_scale, image_guidance_scale, guidance_rescale)
+                out = guided + s_p * (out[:b] - out[3 * b:]) if by_progress else guided  # (B, c, h, w)
             else:
-                out = out.chunk(3)[0]  # (X, C): s_c = s_x = 1
+                out = out[:b]  # (X, C): s_c = s_x = 1, s_p = 0
             if self.is_flow and self.config.prediction == "sample":  # x_0 -> velocity n - x_0 = (z_t - x_0) / t
                 out = (latents - out) / self.scheduler.sigmas[i]
             latents = self.scheduler.step(out, t, latents, **step_kwargs, return_dict=False)[0]
