@@ -4,6 +4,7 @@ import json
 import math
 
 import av
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -379,12 +380,13 @@ def test_a_clip_can_start_its_earlier_frames_from_its_last(young_progress_model,
                            clip_start=0.5)
     finally:
         gen.pipe.unet.forward = unet_forward
-    assert held[1].tobytes() == free[1].tobytes()  # the action done: drawn first, as before
+    # the action done: drawn first, as before (alone, a batch of 1, whose rounding may move a pixel by one level)
+    assert np.abs(np.asarray(held[1], np.int16) - np.asarray(free[1], np.int16)).max() <= 1
     assert calls == [1000.0, 750.0, 500.0, 250.0, 500.0, 250.0]  # the part-way frame runs the steps σ <= 0.5 only
     side = 64 // gen.pipe.vae_scale_factor
     noise = torch.randn((1, gen.pipe.unet.config.out_channels, side, side), generator=torch.Generator().manual_seed(3))
-    x0 = gen.pipe.vae.encode(gen.pipe.image_processor.preprocess(free[1])).latent_dist.mode()
-    x0 = x0 * gen.pipe.vae.config.scaling_factor  # (1, c, h, w): the finished frame's latent
+    x0 = gen.pipe.vae.encode(gen.pipe.image_processor.preprocess(held[1])).latent_dist.mode()
+    x0 = x0 * gen.pipe.vae.config.scaling_factor  # (1, c, h, w): the latent of the clip's finished frame
     seen = []
     step = gen.pipe.scheduler.__class__.step
 

@@ -199,3 +199,36 @@ def test_flow_euler_a_draws_fresh_noise_at_every_step(tokenizer):
     assert np.abs(frame("flow_euler_a", 1, 1) - frame("flow_euler", 1, 2)).max() <= 1  # rounding to 8 bits only
     with pytest.raises(ValueError, match="flow_euler or flow_euler_a"):
         pipe.use_scheduler("ddim")
+
+
+def test_unguided_steps_run_the_conditioned_branch_alone(tokenizer, monkeypatch):
+    """Outside ``guidance_interval`` a step uses (X, C) only, so only (X, C) runs: a UNet batch of B, not 3B (the tiny
+    preset guides 2 of its 4 steps). Its frame is the one drawn with every step guided at s_c = s_x = 1, where
+    guidance reduces to (X, C): the branch alone must see the frame and the description, not ∅."""
+    pipe = LegoPipeline(**make_components(tokenizer, mode="desc"))
+    pipe.use_scheduler("ddim")
+    batches = []
+    forward = UNet2DConditionModel.forward
+
+    def unet(self, sample, *args, **kw):
+        batches.append(sample.shape[0])
+        return forward(self, sample, *args, **kw)
+
+    monkeypatch.setattr(UNet2DConditionModel, "forward", unet)
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(2)]
+
+    def draw(interval, **kw):
+        gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+        return pipe(images, ["take cup", "open the drawer"], num_inference_steps=3, guidance_interval=interval,
+                     generator=gens, output_type="pt", progress=False, keep_input=0.0, **kw).images  # (2, 3, H, W)
+
+    alone = draw((2.0, 3.0))  # no step's noise level lies in [2, 3]: none guided
+    assert batches == [2, 2, 2]
+    batches.clear()
+    reduced = draw((0.0, 1.0), condition_guidance_scale=1.0, image_guidance_scale=1.0)
+    assert batches == [6, 6, 6]
+    torch.testing.assert_close(alone, reduced, rtol=0, atol=2e-5)
+    batches.clear()
+    draw((0.0, 0.5))  # DDIM's 3 steps sit at t/T ≈ 0.67, 0.33, 0.0: the first unguided
+    assert batches == [2, 6, 6]

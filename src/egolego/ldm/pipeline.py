@@ -287,18 +287,20 @@ class LegoPipeline(DiffusionPipeline):
         base = image_lat * sf if self.config.residual else None  # residual head: x_0 = E(X) + UNet output
         step_kwargs = {"generator": generator} if "generator" in self.scheduler.step.__code__.co_varnames else {}
         for i, t in enumerate(self.progress_bar(timesteps) if progress else timesteps):
-            z = torch.cat([latents] * n)  # (nB, c, h, w)
+            guide = guidance_interval[0] <= self._noise_level(i, t) <= guidance_interval[1]
+            k = n if guide else 1  # outside the interval only (X, C) is used: run that branch alone
+            z = torch.cat([latents] * k)  # (kB, c, h, w)
             if not self.is_flow:
                 z = self.scheduler.scale_model_input(z, t)
-            out = self.unet(torch.cat([z, image_lat], dim=1), t, encoder_hidden_states=context,
-                            encoder_attention_mask=mask, class_labels=labels, return_dict=False)[0]
+            out = self.unet(torch.cat([z, image_lat[:k * b]], dim=1), t, encoder_hidden_states=context[:k * b],
+                            encoder_attention_mask=None if mask is None else mask[:k * b],
+                            class_labels=None if labels is None else labels[:k * b], return_dict=False)[0]
             if base is not None:
-                out = out + base
-            if guidance_interval[0] <= self._noise_level(i, t) <= guidance_interval[1]:
+                out = out + base[:k * b]
+            if guide:
                 guided = combine_guidance(out[:3 * b], condition_guidance_scale, image_guidance_scale, guidance_rescale)
                 out = guided + s_p * (out[:b] - out[3 * b:]) if by_progress else guided  # (B, c, h, w)
-            else:
-                out = out[:b]  # (X, C): s_c = s_x = 1, s_p = 0
+            # else out is (X, C)'s prediction, (B, c, h, w): s_c = s_x = 1, s_p = 0
             if self.is_flow and self.config.prediction == "sample":  # x_0 -> velocity n - x_0 = (z_t - x_0) / t
                 out = (latents - out) / self.scheduler.sigmas[i]
             latents = self.scheduler.step(out, t, latents, **step_kwargs, return_dict=False)[0]
