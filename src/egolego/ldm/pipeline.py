@@ -216,7 +216,8 @@ class LegoPipeline(DiffusionPipeline):
 
         ``guidance_rescale``: φ (``combine_guidance``); ``guidance_interval`` = (lo, hi): guide only the steps whose
         noise level (σ of a flow model, t / T of a DDPM one; 1 = pure noise) lies in [lo, hi], and take the
-        conditioned prediction elsewhere (Kynkäänniemi et al. 2024, "Applying Guidance in a Limited Interval").
+        conditioned prediction elsewhere, running that branch alone (Kynkäänniemi et al. 2024, "Applying Guidance in
+        a Limited Interval").
         ``keep_input`` = τ > 0: where the decoded frame changes the input little, keep the input (``keep_unchanged``).
         ``change_mask``: composite the frame over the input by the learnt change mask (the ``change_mask``
         component; before ``keep_input``).
