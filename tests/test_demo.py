@@ -41,6 +41,20 @@ def test_demo_end_to_end_and_reuse(tmp_path, capsys):
     assert sum(r["id"].startswith("scene_") for r in merged) == 20 < len(merged)
     assert all((tmp_path / r["image"]).is_file() for r in merged)
     out = capsys.readouterr().out
+    assert out.count(f"[demo] warning: the clock stopped `lego` after {lego_steps} of its") == 2  # after training, at the end
+    assert "egolego demo --fixed-steps" in out and "--fixed-steps" in html
     assert f"report: {tmp_path / 'report.html'}" in out and out.count("[demo]      lego: psnr") + out.count("lego: psnr") >= 1
     run_demo(cfg, tmp_path, minutes=0.1, test_pairs=4, baseline=True, stills=400)
     assert capsys.readouterr().out.count("reused") >= 9
+
+
+def test_too_few_steps_says_why_and_what_to_run():
+    """The demo warns when its LDM trained too few steps to draw an action: cut by the clock (with the time all the
+    steps would take at this box's pace) or given too small a budget; enough steps, no warning."""
+    from egolego.demo import MIN_DRAWING_STEPS, too_few_steps
+
+    cut = too_few_steps(221, 1800, 155.0)  # the 2026-12-07 slow box: 1.43 steps/s
+    assert "after 221 of its 1800 steps" in cut and "--fixed-steps trains all 1800 (about 21 min" in cut.replace("`", "")
+    assert "min of LDM" not in too_few_steps(221, 1800, 0.0)  # a reused model: no pace to tell
+    assert "--minutes" in too_few_steps(900, 900, 200.0)  # the budget itself is short
+    assert too_few_steps(MIN_DRAWING_STEPS, 1800, 300.0) is None and too_few_steps(2000, 2000, 400.0) is None

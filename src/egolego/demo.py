@@ -35,6 +35,26 @@ LDM_STEPS_10MIN = {"bf16": 2000, "fp16": 1800, "no": 1800}
 DEMO_TOWER_SCENES = 8000
 EVAL_RESERVE_S = 30  # what the end of the demo needs on 2 cores: eval of the model and the references, the report
 MIN_LDM_S = 90  # the LDM trains at least this long, however slow the box (an untrained model shows nothing)
+# Below this many LDM steps the measured demos drew no action (947 steps: 0 of 48 test pairs; 1,533-2,000: 6-15 %;
+# on a box 3x slower the clock left 221: 0 %, SSIM below copying the input; RESULTS.md, bench_demo.py)
+MIN_DRAWING_STEPS = 1500
+
+
+def too_few_steps(reached: int, budget: int, seconds: float) -> str | None:
+    """A warning when the demo's ``lego`` trained too few steps to draw an action, saying why and what to run instead
+    (``seconds``: how long those steps took here, 0 when the model was reused); None when it trained enough."""
+    if reached >= MIN_DRAWING_STEPS:
+        return None
+    if reached < budget:  # the clock cut it
+        why = f"the clock stopped `lego` after {reached} of its {budget} steps"
+        fix = f"`egolego demo --fixed-steps` trains all {budget}"
+        if seconds > 0:
+            fix += f" (about {budget / (reached / seconds) / 60:.0f} min of LDM training on this box)"
+    else:
+        why = f"`lego`'s budget is {budget} steps"
+        fix = "a larger `--minutes` raises it (10 minutes give 1,800-2,000)"
+    return (f"[demo] warning: {why}, fewer than the {MIN_DRAWING_STEPS:,} below which the demo has drawn no action "
+            f"(its frames will show little of it); {fix}.")
 
 
 def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48, weights_dir: Path | None = None,
@@ -66,8 +86,13 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     deadline = None
     if follow_clock:
         deadline = max(t0 + minutes * 60 - EVAL_RESERVE_S, time.monotonic() + MIN_LDM_S * scale)
+    fresh = not (out / "ldm_lego").exists()  # trained here from step 0: its pace is this box's
+    t_ldm = time.monotonic()
     models = {"lego": train_ldm(cfg, p, "lego", ldm_steps, out / "ldm_lego", deadline=deadline)}
-    ldm_steps = trained_steps(out / "ldm_lego", ldm_steps)
+    budget, ldm_steps = ldm_steps, trained_steps(out / "ldm_lego", ldm_steps)
+    warning = too_few_steps(ldm_steps, budget, time.monotonic() - t_ldm if fresh else 0.0)
+    if warning:
+        print(warning, flush=True)
     if baseline:  # the same steps as lego reached, whatever the clock says now
         models["label"] = train_ldm(cfg, p, "label", ldm_steps, out / "ldm_label")
     if not (models["lego"] / "vllm").exists():  # `egolego generate` finds the VLLM next to the LDM
@@ -112,7 +137,8 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
                           f"model); the VLLM tuned on the curated records + {stills} rendered stills. LDM {ldm_steps} steps "
                           f"of batch {cfg.ldm.batch_size} ({cfg.ldm.objective}, {cfg.ldm.prediction}, autoencoder "
                           f"{cfg.ldm.autoencoder}); {cfg.ldm.steps} {cfg.ldm.scheduler} sampling steps. Toy scale: "
-                          "the tiny recipe differs from the paper's (README, where we differ).")
+                          "the tiny recipe differs from the paper's (README, where we differ)."
+                          + (f" {warning.removeprefix('[demo] ')}" if warning else ""))
     results = {r.info["name"]: {k: round(v["mean"], 4) for k, v in r.info["metrics"].items()}
                | {k: round(v, 4) for k, v in r.info["set_metrics"].items()} for r in runs}
     (out / "results.json").write_text(json.dumps(results, indent=1))
@@ -120,6 +146,8 @@ def run_demo(cfg: Config, out: Path, minutes: float = 10.0, test_pairs: int = 48
     print(f"[demo] figure: {fig}")
     for r in runs:
         print(f"[demo] {headline(r)}")
+    if warning:
+        print(warning)
     return {"results": results, "figure": str(fig), "report": str(report), "out": str(out), "stages": dict(TIMINGS)}
 
 
