@@ -52,7 +52,8 @@ def too_few_steps(reached: int, budget: int, seconds: float) -> str | None:
             fix += f" (about {budget / (reached / seconds) / 60:.0f} min of LDM training on this box)"
     else:
         why = f"`lego`'s budget is {budget} steps"
-        fix = "a larger `--minutes` raises it (10 minutes give 1,800-2,000)"
+        lo, hi = min(LDM_STEPS_10MIN.values()), max(LDM_STEPS_10MIN.values())
+        fix = f"a larger `--minutes` raises it (10 minutes give {lo:,}-{hi:,})"
     return (f"[demo] warning: {why}, fewer than the {MIN_DRAWING_STEPS:,} below which the demo has drawn no action "
             f"(its frames will show little of it); {fix}.")
 
