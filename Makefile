@@ -25,8 +25,11 @@ $(STAMP): $(BIN)/python pyproject.toml requirements-app.txt
 demo: $(STAMP)
 	$(BIN)/egolego demo
 
+# Two pytest-xdist workers, one torch thread each (tests/conftest.py), each test file whole on one worker (its
+# session fixtures built once): 1.3x faster than one process on 2 cores. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

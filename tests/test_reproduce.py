@@ -12,7 +12,7 @@ from egolego.reproduce import CONTROL_RUNS, CURVE_RUNS, JOBS_GAIN, RUNS, named_i
 def test_reproduce_tiny_end_to_end_and_resume(tmp_path, capsys):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("preset: tiny\nsynth:\n  actions: 30\n  workers: 1\nvllm:\n  epochs: 2\n  synthetic_records: 24\n  synthetic_epochs: 1\n  vision_pretrain: {scenes: 128, epochs: 2}\n"
-                        "ldm:\n  unet_channels: [32, 64, 64]\n")
+                        "ldm:\n  unet_channels: [32, 64, 64]\n  t2i_steps: 4\n")  # the baselines' DDIM steps: 20 in tiny
     out = tmp_path / "rep"
     args = ["reproduce", "--out", str(out), "--config", str(cfg_file), "--ldm-steps", "3", "--test-pairs", "4",
             "--jobs", "2", "--control", "--curve", "6,12", "--clips"]

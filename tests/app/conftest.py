@@ -1,16 +1,20 @@
 """Fixtures for the web app: tiny saved models (label; lego with a tiny VLLM), three eval runs, a browser."""
 
 import os
-import shutil
-import subprocess
 
 import pytest
 
 from egolego.ldm.pipeline import LegoPipeline
 
+from ..debian import ensure_installed
 from ..ldm.conftest import WORDS, make_components
 
 PAIRS_N = 4  # pairs evaluated by each run
+
+
+# the sampling the app's models save as their own (the paper's 100 steps elsewhere): what `generate` and the app use
+# when a test leaves the steps to the model; 6, not the 3 the tests ask for, so "the model's own" is told apart
+OWN_SAMPLING = {"steps": 6}
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +39,7 @@ def app_tokenizer(app_pairs, tmp_path_factory):
 @pytest.fixture(scope="session")
 def label_model(app_tokenizer, tmp_path_factory):
     d = tmp_path_factory.mktemp("label_model") / "model"
-    LegoPipeline(**make_components(app_tokenizer, mode="label")).save_pretrained(d)
+    LegoPipeline(**make_components(app_tokenizer, mode="label"), sampling=OWN_SAMPLING).save_pretrained(d)
     return d
 
 
@@ -47,7 +51,8 @@ def lego_model(app_tokenizer, tmp_path_factory):
 
     d = tmp_path_factory.mktemp("lego_model") / "model"
     s = TinyLlavaShapes()
-    LegoPipeline(**make_components(app_tokenizer, mode="lego", vllm_dim=s.text_dim, image_tokens=16)).save_pretrained(d)
+    LegoPipeline(**make_components(app_tokenizer, mode="lego", vllm_dim=s.text_dim, image_tokens=16),
+                 sampling=OWN_SAMPLING).save_pretrained(d)
     model, proc = build_tiny_llava(app_tokenizer, s)
     model.generation_config.max_new_tokens = 12
     model.save_pretrained(d / "vllm")
@@ -69,27 +74,11 @@ def app_runs(app_pairs, label_model, tmp_path_factory):
     return out
 
 
-def _apt_install(packages: list[str], why: str) -> None:
-    """The report test's mechanism (tests/eval/conftest.py): Debian's packages via apt-get, else fail saying why."""
-    if not shutil.which("apt-get"):
-        pytest.fail(f"{why} needs Debian's {' '.join(packages)} (apt-get install {' '.join(packages)})")
-    env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-        if r.returncode != 0:
-            pytest.fail(f"could not install {' '.join(packages)} for {why} ({' '.join(cmd)}): {r.stderr[-500:]}")
-
-
 @pytest.fixture(scope="session")
 def browser_binaries():
     """(chromium, chromedriver) from Debian; installed here when missing."""
-    exe, drv = shutil.which("chromium"), shutil.which("chromedriver")
-    if exe is None or drv is None:
-        _apt_install(["chromium", "chromium-driver"], "the web app's browser test")
-        exe, drv = shutil.which("chromium"), shutil.which("chromedriver")
-    if exe is None or drv is None:
-        pytest.fail("the web app's browser test needs Debian's chromium and chromium-driver, and could not install them")
-    return exe, drv
+    found = ensure_installed({"chromium": "chromium", "chromedriver": "chromium-driver"}, "the web app's browser test")
+    return found["chromium"], found["chromedriver"]
 
 
 @pytest.fixture

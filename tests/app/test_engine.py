@@ -102,8 +102,11 @@ def test_a_lego_clip_shares_the_vllm_embeddings_across_its_frames(lego_model, ap
     src = next(app_pairs.glob("**/*.jpg"))
     frames, text = generate_clip(model, src, "take cup", 3, seed=5)
     one, one_text = generate_one(model, src, "take cup", seed=5)
-    assert text == one_text and len(frames) == 3 and frames[-1].tobytes() == one.tobytes()
+    assert text == one_text and len(frames) == 3
+    # the clip's last frame is the single frame, drawn in a batch of 3 instead of 1: equal up to the batch's rounding,
+    # which with one torch thread (a `make test` worker) may move a pixel by one grey level
+    assert np.abs(np.asarray(frames[-1], np.int16) - np.asarray(one, np.int16)).max() <= 1
     assert frames[0].tobytes() != frames[-1].tobytes()  # p = 1/3 is drawn differently from p = 1
     shown, _ = Engine(model).generate(Image.open(src).convert("RGB"), "take cup", None, seed=5, frames=3)
     w, h = one.size
-    assert shown.crop((3 * (w + 2), 0, 4 * w + 6, h)).tobytes() == one.tobytes()
+    assert shown.crop((3 * (w + 2), 0, 4 * w + 6, h)).tobytes() == frames[-1].tobytes()  # the same batch of 3

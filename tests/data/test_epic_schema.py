@@ -35,12 +35,19 @@ def test_egosynth_csvs_pass(small_dataset):
 
 
 def test_both_frame_bases_and_empty_narration_occur(tmp_path):
-    from egolego.synth.dataset import SynthArgs, generate
-    generate(SynthArgs(out=tmp_path, actions=400, size=32, seed=5, formats=("epic",), workers=2), progress=False)
-    rows = [r for s in ("train", "validation") for r in csv.DictReader(open(tmp_path / "epic" / f"EPIC_100_{s}.csv"))]
+    """The quirks real EPIC files have occur in a 400-action plan, and the strict check passes the rows that carry
+    them. From the plan and the writer's rows, not rendered videos: the files of a rendered dataset are checked above."""
+    from egolego.synth.epic_writer import COLUMNS, _csv_text, action_row
+    from egolego.synth.timeline import plan_dataset
+
+    rows = [action_row(v, i, seg) for v in plan_dataset(400, 5) for i, seg in enumerate(v.segments)]
+    assert len(rows) == 400
     assert {len(r["video_id"].split("_")[1]) for r in rows} == {2, 3}  # 60- and 50-base videos
     assert any(r["narration_timestamp"] == "" for r in rows)
     assert any(r["all_nouns"].startswith("['") and "," in r["all_nouns"] for r in rows)
+    (tmp_path / "EPIC_100_train.csv").write_text(_csv_text(COLUMNS, sorted(rows, key=lambda r: r["narration_id"])))  # as write_epic
+    rep = check_csv(tmp_path / "EPIC_100_train.csv")
+    assert rep.ok and rep.rows == 400, rep.errors[:5]
 
 
 @pytest.mark.parametrize("column,value", [

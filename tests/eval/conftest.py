@@ -1,10 +1,10 @@
 """Fixtures for the evaluation tests: oracle pairs, random-weight metric files, a headless Chromium."""
 
-import shutil
-import subprocess
 
 import pytest
 import torch
+
+from ..debian import ensure_installed
 
 
 @pytest.fixture(scope="session")
@@ -67,14 +67,4 @@ def _tiny_blip(folder):
 @pytest.fixture(scope="session")
 def chromium():
     """Debian's headless Chromium; installed here when missing (root + apt), else the test fails with why."""
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None and shutil.which("apt-get"):
-        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
-            r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-            if r.returncode != 0:
-                pytest.fail(f"could not install chromium for the report test ({' '.join(cmd)}): {r.stderr[-500:]}")
-        exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("the report test needs Debian's `chromium` (apt-get install chromium) and could not install it")
-    return exe
+    return ensure_installed({"chromium": "chromium"}, "the report test")["chromium"]
