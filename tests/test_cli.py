@@ -69,3 +69,23 @@ def test_tune_refuses_a_missing_vision_tower(tmp_path):
     r = run("vllm", "tune", "--data", str(tmp_path), "--images", str(tmp_path), "--out", str(tmp_path / "o"),
             "--vision-tower", str(tmp_path / "nope"))
     assert r.returncode == 2 and "--vision-tower" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_commands_check_their_paths_before_importing_torch(tmp_path):
+    """`vllm tune`, `vllm enrich` and `generate` with a wrong path answer before their model code (torch,
+    transformers, diffusers: ~10 s on a slow box) is imported."""
+    code = f"""import sys
+from egolego.cli import main
+t = main(["vllm", "tune", "--data", "{tmp_path}", "--images", "{tmp_path}", "--out", "{tmp_path / 'o'}",
+          "--vision-tower", "{tmp_path / 'nope'}"])
+e = main(["vllm", "enrich", "--model", "{tmp_path / 'nope'}", "--pairs", "{tmp_path}", "--out", "{tmp_path / 'e'}"])
+g = main(["generate", "--model", "{tmp_path / 'nope'}", "--image", "x.png", "--action", "a", "--out", "{tmp_path / 'g.png'}"])
+i = main(["generate", "--model", "{tmp_path / 'm'}", "--image", "{tmp_path / 'no.png'}", "--action", "a",
+          "--out", "{tmp_path / 'g.png'}"])
+print(t, e, g, i, "torch" in sys.modules)"""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model_index.json").write_text("{}")  # a model folder, as far as the first check can tell
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["2", "2", "2", "2", "False"], (r.stdout, r.stderr[-2000:])
+    for said in ("--vision-tower", "not a tuned VLLM folder", "--model: ", "not a LEGO model folder", "--image: "):
+        assert said in r.stderr, said

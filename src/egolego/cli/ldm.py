@@ -180,7 +180,7 @@ def cmd_train_mask(a: argparse.Namespace) -> int:
 
 def cmd_generate(a: argparse.Namespace) -> int:
     from ..ldm.clip_file import CLIP_SUFFIXES, write_clip
-    from ..ldm.generate import generate_clip, generate_one
+    from ..ldm.model_folder import lego_model_folder
 
     sampling = {**sampling_args(a), "clip_start": a.clip_start, "progress_guidance": a.progress_guidance}
     if not 1 <= a.frames <= 64:
@@ -188,6 +188,13 @@ def cmd_generate(a: argparse.Namespace) -> int:
     if not 0 < a.fps <= 60:
         raise CliError(f"--fps: must be in (0, 60], got {a.fps}")
     out = out_file(a.out, "--out", CLIP_SUFFIXES if a.frames > 1 else (".png", ".jpg", ".jpeg", ".webp"))
+    try:  # before the model code's imports (seconds on a slow box): a wrong path is answered at once
+        lego_model_folder(a.model)
+    except FileNotFoundError as e:
+        raise fail(e) from None
+    existing(a.image, "--image", "file")
+    from ..ldm.generate import generate_clip, generate_one
+
     try:
         if a.frames == 1:
             frame, prompt = generate_one(a.model, a.image, a.action, a.description, seed=a.seed, device=a.device,

@@ -98,8 +98,6 @@ def cmd_vllm_data(a: argparse.Namespace) -> int:
 
 
 def cmd_vllm_tune(a: argparse.Namespace) -> int:
-    from ..vllm.tune import VllmTuner
-
     cfg = load_cfg(a)
     v = cfg.vllm
     positive(a.epochs, "--epochs")
@@ -113,6 +111,8 @@ def cmd_vllm_tune(a: argparse.Namespace) -> int:
               "will not follow the image (run `egolego vllm pretrain-vision` first)", file=sys.stderr)
     existing(a.data, "--data", "file")
     out = writable_dir(Path(a.out), "--out")
+    from ..vllm.tune import VllmTuner  # after the arguments' checks: its imports take seconds, a wrong path should not
+
     data, images = a.data, a.images
     try:
         if v.synthetic_records:  # the config's rendered stills, as `demo` and `reproduce` add them
@@ -156,8 +156,6 @@ def cmd_vllm_pretrain_vision(a: argparse.Namespace) -> int:
 
 
 def cmd_vllm_enrich(a: argparse.Namespace) -> int:
-    from ..vllm.enrich import enrich
-
     positive(a.batch_size, "--batch-size")
     positive(a.num_shards, "--num-shards")
     positive(a.max_new_tokens, "--max-new-tokens")
@@ -170,6 +168,8 @@ def cmd_vllm_enrich(a: argparse.Namespace) -> int:
     if not 0 <= index < shards:
         raise CliError(f"--shard-index must be in [0, {shards}), got {index}")
     writable_dir(Path(a.out), "--out")
+    from ..vllm.enrich import enrich  # after the arguments' checks, as `vllm tune`
+
     try:
         s = enrich(a.model, a.pairs, a.out, a.batch_size, shards, index, max_new_tokens=a.max_new_tokens,
                    sample=a.sample, seed=a.seed, dtype=a.dtype, settings=settings)

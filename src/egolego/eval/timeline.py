@@ -34,8 +34,9 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path, write_json
 from ..data.manifest import action_key, progress_of, read_manifest, resolve
-from ..errors import InputError, MissingInput
+from ..errors import InputError
 from ..ldm.frame_set import drawn_with, frame_file, keep_frames_drawn_with, missing_rows, save_frame
+from ..ldm.model_folder import lego_model_folder
 from ..names import pair_seed
 from .draws import draw_dir, merge_columns
 from .pixels import psnr, ssim, to_unit
@@ -190,8 +191,7 @@ def evaluate_timeline(a: TimelineArgs, progress: bool = True) -> dict:
     from ..synth.judge import judge
     from ..synth.pairs import egosynth_root, frame_pose, truth_by_pair_id
 
-    if not (Path(a.model) / "model_index.json").is_file():
-        raise MissingInput("model", f"{a.model} is not a LEGO model folder (no model_index.json)")
+    lego_model_folder(a.model)
     by_action = _timeline_rows(a)
     rows = [r for rs in by_action.values() for r in rs]
     gen = FrameGenerator(a.model, clip_start=a.clip_start, progress_guidance=a.progress_guidance)

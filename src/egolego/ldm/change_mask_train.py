@@ -22,10 +22,11 @@ from tqdm import tqdm
 from ..atomic import write_json
 from ..config import LdmConfig as L
 from ..data.manifest import action_rows, read_manifest, resolve
-from ..errors import InputError, MissingInput
+from ..errors import InputError
 from .change_mask import fit_change_mask
 from .data import load_image
 from .frame_set import draw_frames, frame_file, missing_rows
+from .model_folder import lego_model_folder
 
 COMPONENT = ["egolego.ldm.change_mask", "ChangeMaskNet"]
 
@@ -71,8 +72,7 @@ def train_change_mask(model: str | Path, pairs: str | Path, store: str | Path | 
     """Learn ``model``'s change mask from its frames of the training split of ``pairs`` (see the module docstring);
     returns the report (held-out quality, pairs, steps)."""
     model, pairs = Path(model), Path(pairs)
-    if not (model / "model_index.json").is_file():
-        raise MissingInput("model", f"{model} is not a LEGO model folder (no model_index.json)")
+    lego_model_folder(model)
     rows = [r for r in action_rows(read_manifest(pairs)) if r["split"] == "train"]
     rows = rows[:limit] if limit else rows
     if len(rows) < 4:

@@ -22,6 +22,7 @@ from PIL import Image
 from ..errors import InputError, MissingInput
 from ..safe_load import first_line
 from .components import takes_progress
+from .model_folder import lego_model_folder
 from .modes import check_covered, mode_text, needs_embeddings, text_key
 from .pipeline import PAPER_SAMPLING, LegoPipeline
 from .vllm_link import missing_vllm_hint, recorded_vllm, refuse_other_vllm, vllm_folder
@@ -110,10 +111,7 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 def load_pipeline(model: str | Path) -> LegoPipeline:
-    d = Path(model)
-    if not (d / "model_index.json").is_file():
-        raise MissingInput("model", f"{d} is not a LEGO model folder (no model_index.json); "
-                           "it is written by `egolego train` as <out>/model")
+    d = lego_model_folder(model)
     from ..hf_quiet import quiet_loading
 
     try:
