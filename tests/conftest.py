@@ -38,12 +38,26 @@ def _log_streams_follow_stderr():
 REAL_EPIC = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "epic-kitchens-100-annotations"
 
 
+def built_once(tmp_path_factory, name: str, args: dict) -> Path:
+    """An EgoSynth dataset built once per test run, also when `make test` runs pytest-xdist workers: their temporary
+    folders share the run's folder, so the first worker to ask builds it there under a lock and the others wait for
+    it and reuse it, instead of rendering it again beside it (the judge's 220 actions take a minute on a slow box)."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder: pytest-N/popen-gwK
+    out = root / name
+    with open(root / f"{name}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        if not (out / "egosynth.json").is_file():  # written last: a dataset cut short resumes
+            generate(SynthArgs(out=out, **args), progress=False)
+    return out
+
+
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """40 actions, both formats, seed 3."""
-    out = tmp_path_factory.mktemp("egosynth_small")
-    generate(SynthArgs(out=out, actions=40, size=64, seed=3, workers=1), progress=False)
-    return out
+    return built_once(tmp_path_factory, "egosynth_small", dict(actions=40, size=64, seed=3, workers=1))
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +68,7 @@ def small_truth(small_dataset) -> list[dict]:
 @pytest.fixture(scope="session")
 def judge_dataset(tmp_path_factory) -> Path:
     """220 actions in the EPIC format (the judge's sanity figures need >= 200)."""
-    out = tmp_path_factory.mktemp("egosynth_judge")
-    generate(SynthArgs(out=out, actions=220, size=64, seed=11, formats=("epic",), workers=2), progress=False)
-    return out
+    return built_once(tmp_path_factory, "egosynth_judge", dict(actions=220, size=64, seed=11, formats=("epic",), workers=2))
 
 
 @pytest.fixture(autouse=True)
