@@ -58,10 +58,6 @@ def report_parser(sub) -> None:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from ..eval.report import headline
-    from ..eval.run import EvalArgs, evaluate
-    from ..eval.tables import load_run
-
     positive(a.batch_size, "--batch-size")
     positive(a.draws, "--draws")
     if a.limit is not None:
@@ -71,6 +67,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
                     ("--egosynth", a.egosynth), ("--feature-vae", a.feature_vae)):
         if p is not None and not Path(p).exists():
             raise CliError(f"{flag}: {p} does not exist")
+    from ..eval.report import headline  # after the paths' checks: the model code's imports take seconds
+    from ..eval.run import EvalArgs, evaluate
+    from ..eval.tables import load_run
+
     args = EvalArgs(model=a.model, pairs=Path(a.pairs), out=writable_dir(Path(a.out), "--out"), split=a.split,
                     metrics=metrics, weights_dir=Path(a.weights_dir) if a.weights_dir else None,
                     batch_size=a.batch_size, seed=a.seed, draws=a.draws, limit=a.limit, store=Path(a.store) if a.store else None,
