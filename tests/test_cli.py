@@ -72,7 +72,7 @@ def test_tune_refuses_a_missing_vision_tower(tmp_path):
 
 
 def test_commands_check_their_paths_before_importing_torch(tmp_path):
-    """`vllm tune`, `vllm enrich`, `generate` and `eval` with a wrong path answer before their model code (torch,
+    """`vllm tune`, `vllm enrich`, `generate`, `eval` and `eval-timeline` with a wrong path answer before their model code (torch,
     transformers, diffusers: ~10 s on a slow box) is imported."""
     code = f"""import sys
 from egolego.cli import main
@@ -83,11 +83,12 @@ g = main(["generate", "--model", "{tmp_path / 'nope'}", "--image", "x.png", "--a
 i = main(["generate", "--model", "{tmp_path / 'm'}", "--image", "{tmp_path / 'no.png'}", "--action", "a",
           "--out", "{tmp_path / 'g.png'}"])
 v = main(["eval", "--model", "input", "--pairs", "{tmp_path / 'nope'}", "--out", "{tmp_path / 'v'}"])
-print(t, e, g, i, v, "torch" in sys.modules)"""
+w = main(["eval-timeline", "--model", "{tmp_path / 'm'}", "--pairs", "{tmp_path / 'nope'}", "--out", "{tmp_path / 'w'}"])
+print(t, e, g, i, v, w, "torch" in sys.modules)"""
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model_index.json").write_text("{}")  # a model folder, as far as the first check can tell
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.stdout.split() == ["2", "2", "2", "2", "2", "False"], (r.stdout, r.stderr[-2000:])
+    assert r.stdout.split() == ["2"] * 6 + ["False"], (r.stdout, r.stderr[-2000:])
     for said in ("--vision-tower", "not a tuned VLLM folder", "--model: ", "not a LEGO model folder", "--image: ",
                  "--pairs: "):
         assert said in r.stderr, said

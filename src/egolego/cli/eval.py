@@ -133,8 +133,6 @@ def timeline_parser(sub) -> None:
 
 
 def cmd_eval_timeline(a: argparse.Namespace) -> int:
-    from ..eval.timeline import TimelineArgs, along_the_action, evaluate_timeline, table
-
     positive(a.batch_size, "--batch-size")
     positive(a.draws, "--draws")
     positive(a.bins, "--bins")
@@ -144,6 +142,8 @@ def cmd_eval_timeline(a: argparse.Namespace) -> int:
                     ("--egosynth", a.egosynth)):
         if p is not None and not Path(p).exists():
             raise CliError(f"{flag}: {p} does not exist")
+    from ..eval.timeline import TimelineArgs, along_the_action, evaluate_timeline, table  # after the checks, as `eval`
+
     args = TimelineArgs(model=Path(a.model), pairs=Path(a.pairs), out=writable_dir(Path(a.out), "--out"),
                         single=Path(a.single) if a.single else None, store=Path(a.store) if a.store else None,
                         egosynth=Path(a.egosynth) if a.egosynth else None, split=a.split, actions=a.actions,
