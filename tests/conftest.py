@@ -5,7 +5,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `make test` runs the suite in pytest-xdist workers (one per core): each gets its share of the cores, as
+    # `make test` runs the suite in pytest-xdist workers (two by default): each gets its share of the cores, as
     # `reproduce --jobs` does, because our 64-px models use a second thread poorly (benchmarks/RESULTS.md, bench_jobs).
     # Set before torch is imported so that its pools and the processes a test starts inherit it.
     _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
