@@ -8,7 +8,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs the suite in pytest-xdist workers (two by default): each gets its share of the cores, as
     # `reproduce --jobs` does, because our 64-px models use a second thread poorly (benchmarks/RESULTS.md, bench_jobs).
     # Set before torch is imported so that its pools and the processes a test starts inherit it.
-    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)  # usable ones
+    _share = max(1, _cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     os.environ.setdefault("OMP_NUM_THREADS", str(_share))
     os.environ.setdefault("MKL_NUM_THREADS", str(_share))
 
