@@ -49,8 +49,8 @@ def sample_scene_and_action(rng: np.random.Generator, n_objects: tuple[int, int]
     target's kind in another colour, drawn at random: the label alone ("take cup") is ambiguous, and for most verbs
     nothing in the before-frame tells which one is meant. Not for all: a verb whose precondition the world draws on the
     target alone (``world.initial_states``: the drawer to close is open, the plate to wipe stained, the bowl to stir
-    full, the stove to turn off on) shows it (RESULTS.md, 2026-12-08 control world, test seed 2). ``synth.knowledge``'s sampler calls this with ``twin_chance`` 0 for the
-    actions its rules do not decide.
+    full) shows it (RESULTS.md, 2026-12-08 control world, test seed 2). ``synth.knowledge``'s sampler calls this with
+    ``twin_chance`` 0 for the actions its rules do not decide.
     """
     verb = VERBS[str(rng.choice(sorted(VERBS)))]
     target_kind = str(rng.choice(verb.targets))
