@@ -1,7 +1,7 @@
 """The README's commands against the CLI's parser: every flag a command shown in the README's code blocks uses must be
 one that sub-command accepts, and a number written as the default in a usage line (``[--flag VALUE]``) must be the
-parser's default, or the tiny preset's value of the config key its help names as the default. The README's CLI reference had drifted (a flag renamed, defaults of an older preset); this
-keeps it honest without running any command."""
+parser's default, or the tiny preset's value of the config key its help names as the default. The README's CLI
+reference had drifted (flags missing, defaults of an older preset); this keeps it honest without running any command."""
 
 import argparse
 import re
@@ -44,17 +44,19 @@ def commands(text: str) -> list[tuple[int, str]]:
     return found
 
 
+def subcommands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next((a.choices for a in p._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+
 def sub_parser(root: argparse.ArgumentParser, words: list[str]) -> tuple[argparse.ArgumentParser, str]:
-    """The parser of `egolego w1 [w2]`: the second word is used when the first is a group (vllm, data, import ...)."""
+    """The parser of `egolego w1 [w2]` and its name: the second word is used when the first is a group (vllm, data,
+    import ...); the name is empty when the words do not reach a command (`egolego vllm tunes`)."""
     p, name = root, []
     for w in words:
-        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-        if not subs or w not in subs[0].choices:
+        if w not in subcommands(p):
             break
-        p, name = subs[0].choices[w], name + [w]
-    if any(isinstance(a, argparse._SubParsersAction) for a in p._actions):
-        return p, ""  # a group without its command: `egolego vllm tunes`
-    return p, " ".join(name)
+        p, name = subcommands(p)[w], name + [w]
+    return p, "" if subcommands(p) else " ".join(name)
 
 
 def flags_of(cmd: str) -> list[str]:
@@ -96,9 +98,9 @@ def check(text: str) -> list[str]:
 
 
 def test_the_readme_uses_only_flags_the_cli_has():
-    found = commands(README.read_text())
-    assert len(found) > 40  # the CLI reference and the walk-throughs were read
-    assert check(README.read_text()) == []
+    text = README.read_text()
+    assert len(commands(text)) > 40  # the CLI reference and the walk-throughs were read
+    assert check(text) == []
 
 
 @pytest.mark.parametrize("usage, message", [

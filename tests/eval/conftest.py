@@ -1,6 +1,5 @@
 """Fixtures for the evaluation tests: oracle pairs, random-weight metric files, a headless Chromium."""
 
-
 import pytest
 import torch
 

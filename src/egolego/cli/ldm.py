@@ -188,10 +188,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
     if not 0 < a.fps <= 60:
         raise CliError(f"--fps: must be in (0, 60], got {a.fps}")
     out = out_file(a.out, "--out", CLIP_SUFFIXES if a.frames > 1 else (".png", ".jpg", ".jpeg", ".webp"))
-    try:  # before the model code's imports (seconds on a slow box): a wrong path is answered at once
-        lego_model_folder(a.model)
-    except FileNotFoundError as e:
-        raise fail(e) from None
+    lego_model_folder(a.model)  # before the model code's imports (seconds on a slow box): a wrong path answered at once
     existing(a.image, "--image", "file")
     from ..ldm.generate import generate_clip, generate_one
 
